@@ -1,0 +1,260 @@
+//! `bench`: compares wq with tokio's multi-thread runtime, side by side.
+//!
+//! Every figure is a ratio taken within one run: for each workload both
+//! runtimes (same worker count) are built once, warmed up, and sampled in
+//! alternating pairs; the report gives each runtime's median time and the
+//! median of the per-pair wq/tokio ratios (below 1.0, wq is faster).
+
+mod harness;
+mod machine;
+mod report;
+mod rt;
+mod stats;
+mod workloads;
+
+use std::fs;
+use std::io::{self, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::thread;
+use std::time::Duration;
+
+use harness::Config;
+use machine::Machine;
+use report::{Report, RunInfo, WorkloadReport};
+use workloads::Workload;
+
+const USAGE: &str = "\
+Usage: bench [OPTIONS]
+
+Compares wq with tokio's multi-thread runtime on the same workloads.
+
+Options:
+  --workers N        worker threads of each runtime (default: available CPUs)
+  --samples K        measured pairs per scheduler workload (default: 16)
+  --seed-samples K   measured pairs per seed round trip workload (default: 10)
+  --filter NAME      run only workloads whose name contains NAME (repeatable)
+  --quick            few short samples, for a smoke test
+  --write            also write BENCHMARKS.md and docs/bench-ratios.svg
+  --list             list the workloads and exit
+  -h, --help         show this help
+
+Always writes benches/results/latest.json and benches/results/ratios.svg.";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+struct Options {
+    workers: Option<usize>,
+    samples: Option<usize>,
+    seed_samples: Option<usize>,
+    filters: Vec<String>,
+    quick: bool,
+    write: bool,
+    list: bool,
+    help: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = Self::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| {
+                args.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match arg.as_str() {
+                "--workers" => options.workers = Some(positive(&value(arg)?, arg)?),
+                "--samples" => options.samples = Some(positive(&value(arg)?, arg)?),
+                "--seed-samples" => options.seed_samples = Some(positive(&value(arg)?, arg)?),
+                "--filter" => options.filters.push(value(arg)?),
+                "--quick" => options.quick = true,
+                "--write" => options.write = true,
+                "--list" => options.list = true,
+                "-h" | "--help" => options.help = true,
+                other => return Err(format!("unknown argument `{other}`")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn config(&self) -> Config {
+        let workers = self.workers.unwrap_or_else(|| {
+            thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let (samples, seed_samples, warmup, sample_time) = if self.quick {
+            (4, 2, Duration::from_millis(50), Duration::from_millis(20))
+        } else {
+            (16, 10, Duration::from_secs(1), Duration::from_millis(200))
+        };
+        Config {
+            workers,
+            samples: self.samples.unwrap_or(samples),
+            seed_samples: self.seed_samples.unwrap_or(seed_samples),
+            warmup,
+            sample_time,
+        }
+    }
+
+    fn selects(&self, workload: Workload) -> bool {
+        let name = workload.name();
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+fn positive(text: &str, option: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{option} needs a positive integer, got `{text}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match Options::parse(&args) {
+        Ok(options) => options,
+        Err(err) => {
+            eprintln!("bench: {err}\n\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if options.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let selected: Vec<Workload> = Workload::all()
+        .into_iter()
+        .filter(|&w| options.selects(w))
+        .collect();
+    if options.list {
+        for w in Workload::all() {
+            println!("{:<24} {}", w.name(), w.unit());
+        }
+        return ExitCode::SUCCESS;
+    }
+    if selected.is_empty() {
+        eprintln!("bench: no workload matches the filter (see --list)");
+        return ExitCode::FAILURE;
+    }
+
+    match run(&options, &selected, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bench: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Result<()> {
+    let config = options.config();
+    let machine = Machine::detect();
+    if !machine.optimized {
+        eprintln!("bench: warning: unoptimized build; run with --release for real figures");
+    }
+    eprintln!(
+        "bench: {} workload(s), {} workers, {} pairs ({} for seed round trips)",
+        selected.len(),
+        config.workers,
+        config.samples,
+        config.seed_samples
+    );
+
+    // Progress goes to stderr, redrawn in place on a terminal.
+    let live = io::stderr().is_terminal();
+    let clear = if live { "\r\x1b[2K" } else { "" };
+    let mut workloads = Vec::with_capacity(selected.len());
+    for &workload in selected {
+        let name = workload.name();
+        let comparison = harness::compare(workload, &config, |step| {
+            if live {
+                eprint!("{clear}{name}: {step}");
+                let _ = io::stderr().flush();
+            }
+        })?;
+        let summary = WorkloadReport::new(&comparison);
+        eprintln!(
+            "{clear}{name}: wq/tokio {} ({}-{})",
+            report::fmt_ratio(summary.ratio_median),
+            report::fmt_ratio(summary.ratio_p25),
+            report::fmt_ratio(summary.ratio_p75)
+        );
+        workloads.push(summary);
+    }
+
+    let report = Report {
+        machine,
+        run: RunInfo::new(&config, args),
+        workloads,
+    };
+    println!("\n{}", report::text(&report));
+
+    let bench_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = bench_dir.parent().unwrap_or(bench_dir);
+    let results = bench_dir.join("results");
+    let svg = report::svg(&report);
+    let json = serde_json::to_string_pretty(&report).map_err(io::Error::other)?;
+    write(&results.join("latest.json"), &json)?;
+    write(&results.join("ratios.svg"), &svg)?;
+    if options.write {
+        let plot = "docs/bench-ratios.svg";
+        write(&root.join(plot), &svg)?;
+        write(
+            &root.join("BENCHMARKS.md"),
+            &report::markdown(&report, plot),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path`, creating parent directories, and says so.
+fn write(path: &PathBuf, contents: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::write(path, contents)?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Options::parse(&args)
+    }
+
+    #[test]
+    fn parses_options() {
+        let options = parse(&["--workers", "3", "--filter", "spawn", "--quick"]).unwrap();
+        let config = options.config();
+        assert_eq!(config.workers, 3);
+        assert_eq!(config.samples, 4);
+        assert!(options.selects(Workload::SpawnManyLocal));
+        assert!(!options.selects(Workload::PingPong));
+    }
+
+    #[test]
+    fn explicit_samples_override_quick() {
+        let options = parse(&["--quick", "--samples", "7"]).unwrap();
+        assert_eq!(options.config().samples, 7);
+    }
+
+    #[test]
+    fn rejects_bad_arguments() {
+        assert!(parse(&["--workers", "0"]).is_err());
+        assert!(parse(&["--samples"]).is_err());
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn workload_names_are_unique() {
+        let mut names: Vec<String> = Workload::all().into_iter().map(Workload::name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Workload::all().len());
+    }
+}

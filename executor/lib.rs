@@ -1,0 +1,67 @@
+//! wq: an async runtime whose scheduler is the Linux kernel's
+//! concurrency-managed workqueue (cmwq), brought to user space.
+//!
+//! Futures are spawned as tasks into a concurrency-managed pool of worker
+//! threads. The pool keeps exactly enough workers running: when a worker
+//! blocks (inside [`blocking`]), it stops counting and one idle worker is
+//! woken in its place, so the CPUs never idle while work waits; when the
+//! blocker returns, surplus workers go idle.
+//!
+//! ```
+//! #[wq::main]
+//! async fn main() {
+//!     let task = wq::spawn(async {
+//!         // Blocking code is fine: the pool runs another worker meanwhile.
+//!         wq::blocking(|| std::thread::sleep(std::time::Duration::from_millis(10)));
+//!         "done"
+//!     });
+//!     assert_eq!(task.await.unwrap(), "done");
+//! }
+//! ```
+//!
+//! The pool's protocol is described in `executor/pool/README.md`.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod loom;
+mod metrics;
+mod pool;
+mod runtime;
+pub mod task;
+
+pub use metrics::RuntimeMetrics;
+pub use runtime::{
+    spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_WORKERS,
+};
+pub use wq_macros::{main, test};
+
+/// Runs the blocking closure `f` on the current thread, telling the pool that
+/// this worker is blocked while it runs (the user-space twin of the kernel's
+/// `wq_worker_sleeping`).
+///
+/// On a worker thread, the worker leaves the running count, its queued tasks
+/// are handed to the pool, and if work is waiting an idle worker is woken at
+/// once to take its place; when `f` returns the worker runs again, and the
+/// pool sends surplus workers idle. Nested calls count once. On the
+/// `block_on` thread or outside any runtime it simply calls `f`.
+///
+/// ```
+/// # let rt = wq::Builder::new().workers(1).build().unwrap();
+/// # rt.block_on(async {
+/// let slow = wq::spawn(async {
+///     wq::blocking(|| std::thread::sleep(std::time::Duration::from_millis(50)))
+/// });
+/// // With one worker, this still runs while `slow` sleeps.
+/// let fast = wq::spawn(async { 1 });
+/// assert_eq!(fast.await.unwrap(), 1);
+/// slow.await.unwrap();
+/// # });
+/// ```
+pub fn blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    let _guard = pool::BlockingGuard::enter();
+    f()
+}

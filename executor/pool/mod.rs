@@ -1,0 +1,258 @@
+//! The concurrency-managed worker pool (cmwq in user space).
+//!
+//! A pool runs `Runnable`s on worker threads it creates and culls itself,
+//! keeping `target` workers running: a worker that blocks (inside
+//! `wq::blocking`) leaves the running count and one idle worker is woken in
+//! its place; when it returns, surplus workers go idle after their current
+//! task. The protocol, its counters and its orderings are described in
+//! `README.md` beside this file.
+//!
+//! The pool knows nothing of runtimes, workqueues or tasks beyond
+//! `async_task::Runnable`.
+
+mod idle;
+mod manager;
+mod park;
+mod worker;
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use crossbeam_deque::Injector;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use idle::{Idle, Kick};
+pub(crate) use park::Parker;
+pub(crate) use worker::BlockingGuard;
+use worker::WorkerRef;
+
+/// A hook run on worker threads.
+pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
+
+/// How a pool is shaped. Validated by the runtime builder.
+#[derive(Clone)]
+pub(crate) struct PoolConfig {
+    /// Concurrency target: how many workers run at once.
+    pub(crate) workers: usize,
+    /// Cap on threads, blocked and idle ones included.
+    pub(crate) max_workers: usize,
+    /// How long an idle worker waits before it may be culled.
+    pub(crate) idle_timeout: Duration,
+    pub(crate) thread_name: Arc<dyn Fn() -> String + Send + Sync + 'static>,
+    pub(crate) thread_stack_size: Option<usize>,
+    pub(crate) on_thread_start: Option<Hook>,
+    pub(crate) on_thread_stop: Option<Hook>,
+}
+
+/// A handle to a pool. Cloning shares the pool.
+#[derive(Clone)]
+pub(crate) struct Pool {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    config: PoolConfig,
+    idle: Idle<WorkerRef>,
+    /// Tasks scheduled from outside the pool's workers, and tasks handed over
+    /// by workers that block.
+    injector: Injector<Runnable>,
+    /// Every live worker, for stealing and for waking at shutdown.
+    workers: RwLock<Vec<WorkerRef>>,
+    /// Set once by `shutdown`; then nothing is queued any more.
+    closed: AtomicBool,
+    /// Threads not yet exited, for shutdown to wait on.
+    alive: Mutex<usize>,
+    exited: Condvar,
+    /// Rough random seed source for steal victims.
+    seed: std::sync::atomic::AtomicU64,
+}
+
+/// Figures read from a pool (a snapshot; each counter is read on its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolStats {
+    pub(crate) workers: usize,
+    pub(crate) idle: usize,
+    pub(crate) running: usize,
+    pub(crate) searching: usize,
+}
+
+impl Pool {
+    /// Creates the pool, without threads yet: see `start`.
+    pub(crate) fn new(config: PoolConfig) -> Pool {
+        let shared = Arc::new(Shared {
+            idle: Idle::new(config.workers),
+            config,
+            injector: Injector::new(),
+            workers: RwLock::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            alive: Mutex::new(0),
+            exited: Condvar::new(),
+            seed: std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+        });
+        Pool { shared }
+    }
+
+    /// Creates the first `config.workers` threads (they start idle). Fails
+    /// only if not even one thread could be created; then the pool is closed.
+    pub(crate) fn start(&self) -> io::Result<()> {
+        let shared = &self.shared;
+        let initial = shared.config.workers.min(shared.config.max_workers);
+        for created in 0..initial {
+            if !shared.idle.reserve_worker(shared.config.max_workers) {
+                break;
+            }
+            if let Err(err) = manager::spawn_worker(shared) {
+                shared.idle.release_worker();
+                if created == 0 {
+                    self.close();
+                    return Err(err);
+                }
+                // The pool runs with the workers it has; more are created on
+                // demand later.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a runnable: on the current worker's own queue if called from
+    /// one of this pool's workers, otherwise on the injector. A task that
+    /// woke itself while running (`yielded`: it yielded) waits on its worker's
+    /// yield list until the worker has nothing else to do, so that it goes
+    /// behind the injector's tasks too; no other worker is woken for it.
+    /// After shutdown the runnable is dropped (which cancels its task).
+    pub(crate) fn schedule(&self, runnable: Runnable, yielded: bool) {
+        match worker::push_local(&self.shared, runnable, yielded) {
+            Ok(worker::Pushed::Yielded) => {}
+            Ok(worker::Pushed::Queued) => self.shared.notify_work(),
+            Err(runnable) => {
+                self.shared.injector.push(runnable);
+                self.shared.notify_work();
+            }
+        }
+    }
+
+    /// Closes the pool: from now on nothing is queued (a runnable scheduled
+    /// after this is dropped, which cancels its task), queued runnables are
+    /// dropped, and every worker is woken to exit after its current task.
+    /// Idempotent.
+    pub(crate) fn close(&self) {
+        let shared = &self.shared;
+        shared.closed.store(true, SeqCst);
+        // Pairs with the fence in `notify_work`: either a concurrent
+        // scheduler sees `closed`, or our drain sees its runnable.
+        fence(SeqCst);
+        for worker in shared.workers.read().iter() {
+            worker.parker.unpark();
+        }
+        shared.drain_injector();
+    }
+
+    /// Waits (up to `timeout`, or forever) for every worker thread to exit,
+    /// after `close`. Returns whether all did.
+    pub(crate) fn wait_for_exit(&self, timeout: Option<Duration>) -> bool {
+        let shared = &self.shared;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut alive = shared.alive.lock();
+        while *alive > 0 {
+            match deadline {
+                None => shared.exited.wait(&mut alive),
+                Some(deadline) => {
+                    if shared.exited.wait_until(&mut alive, deadline).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        let all_exited = *alive == 0;
+        drop(alive);
+        shared.drain_injector();
+        all_exited
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.load(SeqCst)
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
+        PoolStats {
+            workers: self.shared.idle.nr_workers(),
+            idle: self.shared.idle.nr_idle(),
+            running: self.shared.idle.nr_running(),
+            searching: self.shared.idle.nr_searching(),
+        }
+    }
+
+    /// How many runnables wait on the injector.
+    pub(crate) fn injector_depth(&self) -> usize {
+        self.shared.injector.len()
+    }
+}
+
+impl Shared {
+    /// After queueing work: wake one idle worker if the pool needs one.
+    ///
+    /// The SeqCst fence orders the push before the loads of the counters; it
+    /// pairs with the fence a worker issues after entering the idle list (or
+    /// leaving `nr_running`) and before it re-checks the queues. Either we see
+    /// its counter change and wake someone, or it sees our work.
+    fn notify_work(&self) {
+        fence(SeqCst);
+        if self.closed.load(SeqCst) {
+            // Shutdown may have drained before our push landed: drain again.
+            self.drain_injector();
+            return;
+        }
+        if self.idle.need_more_worker() {
+            self.wake_one();
+        }
+    }
+
+    /// `kick_pool`: wake the most recently idled worker if more must run.
+    /// Picked under the idle lock, woken after it is released.
+    fn wake_one(&self) {
+        match self.idle.kick() {
+            Kick::Wake(worker) => worker.parker.unpark(),
+            // A spare is being created, or the pool is at `max_workers`: the
+            // manager's new worker re-checks the queues when it goes idle.
+            Kick::NoIdle | Kick::NotNeeded => {}
+        }
+    }
+
+    /// Whether any queue holds work: the injector or any worker's deque.
+    fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.workers.read().iter().any(|w| !w.stealer.is_empty())
+    }
+
+    fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                crossbeam_deque::Steal::Success(runnable) => drop(runnable),
+                crossbeam_deque::Steal::Retry => continue,
+                crossbeam_deque::Steal::Empty => break,
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    fn next_seed(&self) -> u64 {
+        self.seed
+            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.shared.idle.target())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,401 @@
+//! A worker thread: its loop, its local queue, and the blocking hooks.
+//!
+//! A worker is always in exactly one place (see README.md): running (in
+//! `nr_running`, maybe searching), blocked (inside `wq::blocking`, out of
+//! `nr_running`), or idle (on the idle list, parked).
+
+use std::cell::{Cell, RefCell};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::atomic::{fence, Ordering::SeqCst};
+use std::sync::Arc;
+
+use async_task::Runnable;
+use crossbeam_deque::{Steal, Stealer, Worker};
+
+use super::manager;
+use super::park::Parker;
+use super::Shared;
+
+/// How often (in tasks) a worker takes from the injector before its own
+/// queue, so that work from outside is not starved by a busy local queue.
+const INJECTOR_INTERVAL: u32 = 61;
+
+/// The part of a worker other threads touch.
+pub(crate) struct WorkerShared {
+    pub(super) stealer: Stealer<Runnable>,
+    pub(super) parker: Parker,
+}
+
+/// A reference to a worker, compared by identity.
+#[derive(Clone)]
+pub(crate) struct WorkerRef(Arc<WorkerShared>);
+
+impl WorkerRef {
+    pub(super) fn new(shared: WorkerShared) -> WorkerRef {
+        WorkerRef(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for WorkerRef {
+    type Target = WorkerShared;
+
+    fn deref(&self) -> &WorkerShared {
+        &self.0
+    }
+}
+
+impl PartialEq for WorkerRef {
+    fn eq(&self, other: &WorkerRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl std::fmt::Debug for WorkerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerRef({:p})", Arc::as_ptr(&self.0))
+    }
+}
+
+/// The part of a worker only its own thread touches.
+struct Local {
+    shared: Arc<Shared>,
+    me: WorkerRef,
+    deque: Worker<Runnable>,
+    /// Tasks that yielded; run when nothing else is queued for this worker.
+    yielded: RefCell<Vec<Runnable>>,
+    /// Counted in `nr_searching`.
+    searching: Cell<bool>,
+    /// Inside `wq::blocking` (out of `nr_running`).
+    blocked: Cell<bool>,
+    tick: Cell<u32>,
+    rng: Cell<u64>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+}
+
+/// The worker thread's body.
+pub(super) fn main(shared: Arc<Shared>, deque: Worker<Runnable>, me: WorkerRef) {
+    // Whatever happens below (a hook may panic), the pool learns that this
+    // thread is gone.
+    let mut exit = ExitGuard {
+        shared: shared.clone(),
+        me: me.clone(),
+        culled: false,
+    };
+    let seed = shared.next_seed() | 1;
+    let local = Rc::new(Local {
+        shared: shared.clone(),
+        me,
+        deque,
+        yielded: RefCell::new(Vec::new()),
+        searching: Cell::new(false),
+        blocked: Cell::new(false),
+        tick: Cell::new(0),
+        rng: Cell::new(seed),
+    });
+    CURRENT.with(|c| *c.borrow_mut() = Some(local.clone()));
+    if let Some(hook) = &shared.config.on_thread_start {
+        hook();
+    }
+
+    exit.culled = local.run();
+
+    // Leaving: whatever is still queued here is dropped (shutdown) or, if
+    // culled, there is nothing (an idle worker's queues are empty).
+    while let Some(runnable) = local.deque.pop() {
+        drop(runnable);
+    }
+    drop(local.yielded.take());
+    if let Some(hook) = &shared.config.on_thread_stop {
+        hook();
+    }
+    CURRENT.with(|c| c.borrow_mut().take());
+}
+
+/// Unregisters the worker as its thread ends, normally or by a panic.
+struct ExitGuard {
+    shared: Arc<Shared>,
+    me: WorkerRef,
+    culled: bool,
+}
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        if !self.culled {
+            // A culled worker was already taken off the books by `try_cull`.
+            shared.idle.remove(&self.me);
+        }
+        shared.workers.write().retain(|w| w != &self.me);
+        let mut alive = shared.alive.lock();
+        *alive -= 1;
+        shared.exited.notify_all();
+    }
+}
+
+impl Local {
+    /// Runs until shutdown (returns false) or until culled (returns true).
+    fn run(&self) -> bool {
+        let idle = &self.shared.idle;
+        // A new worker starts idle, not counted as running.
+        if let Some(culled) = self.idle_and_park(true) {
+            return culled;
+        }
+        loop {
+            if self.shared.is_closed() {
+                return false;
+            }
+            match self.next_task() {
+                Some(runnable) => {
+                    if self.searching.replace(false) && idle.transition_from_searching() {
+                        // The last searcher found work: if more is queued,
+                        // wake another worker to keep spreading it.
+                        if self.has_visible_work() {
+                            self.shared.wake_one();
+                        }
+                    }
+                    // A task's panic is caught inside it; this guards against
+                    // a panicking waker or schedule hook.
+                    let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                    if idle.try_retire() {
+                        // Surplus (blockers came back): go idle. Our queue
+                        // goes to the injector for the running workers.
+                        self.hand_over_local_queue();
+                        if let Some(culled) = self.idle_and_park(true) {
+                            return culled;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(culled) = self.idle_and_park(false) {
+                        return culled;
+                    }
+                }
+            }
+        }
+    }
+
+    fn next_task(&self) -> Option<Runnable> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % INJECTOR_INTERVAL == 0 {
+            if let Some(runnable) = steal_one(&self.shared.injector) {
+                return Some(runnable);
+            }
+        }
+        if let Some(runnable) = self.deque.pop() {
+            return Some(runnable);
+        }
+        if let Some(runnable) = self.steal_from_injector() {
+            return Some(runnable);
+        }
+        if let Some(runnable) = self.take_yielded() {
+            return Some(runnable);
+        }
+        if !self.searching.get() {
+            if !self.shared.idle.transition_to_searching() {
+                return None;
+            }
+            self.searching.set(true);
+        }
+        self.steal_from_workers()
+            .or_else(|| self.steal_from_injector())
+    }
+
+    fn steal_from_injector(&self) -> Option<Runnable> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(runnable) => return Some(runnable),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn steal_from_workers(&self) -> Option<Runnable> {
+        let workers = self.shared.workers.read();
+        let n = workers.len();
+        if n <= 1 {
+            return None;
+        }
+        let start = self.next_random() as usize % n;
+        for i in 0..n {
+            let victim = &workers[(start + i) % n];
+            if *victim == self.me {
+                continue;
+            }
+            loop {
+                match victim.stealer.steal_batch_and_pop(&self.deque) {
+                    Steal::Success(runnable) => return Some(runnable),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves the tasks that yielded to the local queue (where others may
+    /// steal them) and pops the first.
+    fn take_yielded(&self) -> Option<Runnable> {
+        let mut yielded = self.yielded.borrow_mut();
+        if yielded.is_empty() {
+            return None;
+        }
+        for runnable in yielded.drain(..) {
+            self.deque.push(runnable);
+        }
+        drop(yielded);
+        if self.deque.len() > 1 {
+            // Others may help with the rest.
+            self.shared.notify_work();
+        }
+        self.deque.pop()
+    }
+
+    /// Work this worker can see cheaply: its own queue or the injector.
+    fn has_visible_work(&self) -> bool {
+        !self.deque.is_empty() || !self.shared.injector.is_empty()
+    }
+
+    /// Enters the idle list and parks until woken. `left_running` says the
+    /// worker already left `nr_running` (retired, or new). Returns
+    /// `Some(culled)` if the worker must exit, `None` once it was woken to run
+    /// (then it is counted running and searching, by its waker).
+    fn idle_and_park(&self, left_running: bool) -> Option<bool> {
+        let shared = &self.shared;
+        let was_searching = self.searching.replace(false);
+        shared
+            .idle
+            .enter_idle(self.me.clone(), was_searching, left_running);
+        // Pairs with the fence in `notify_work` (README, "no lost wakeup"):
+        // we are counted idle before we look at the queues.
+        fence(SeqCst);
+        if shared.is_closed() {
+            return Some(false);
+        }
+        if shared.has_work() {
+            // Work arrived while we were giving up: kick (possibly ourselves,
+            // the most recently idled).
+            shared.wake_one();
+        }
+        loop {
+            let notified = self.me.parker.park_timeout(shared.config.idle_timeout);
+            if shared.is_closed() {
+                return Some(false);
+            }
+            if notified {
+                self.searching.set(true);
+                // `may_start_working`: make sure a spare is idle before we
+                // start, so that our blocking never has to create a thread.
+                manager::maybe_create_worker(shared);
+                return None;
+            }
+            if shared.idle.try_cull(&self.me) {
+                return Some(true);
+            }
+        }
+    }
+
+    /// Moves everything queued on this worker to the injector, so that no
+    /// task waits behind a worker that blocks or goes idle.
+    fn hand_over_local_queue(&self) {
+        for runnable in self.yielded.borrow_mut().drain(..) {
+            self.shared.injector.push(runnable);
+        }
+        while let Some(runnable) = self.deque.pop() {
+            self.shared.injector.push(runnable);
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng.set(x);
+        x
+    }
+}
+
+fn steal_one(injector: &crossbeam_deque::Injector<Runnable>) -> Option<Runnable> {
+    loop {
+        match injector.steal() {
+            Steal::Success(runnable) => return Some(runnable),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+/// Where `push_local` put a runnable.
+pub(super) enum Pushed {
+    /// On the worker's queue: other workers may need a kick.
+    Queued,
+    /// On the worker's yield list: the worker itself runs it.
+    Yielded,
+}
+
+/// Pushes onto the current worker's queue (or yield list) if the current
+/// thread is a running worker of `shared`'s pool; otherwise gives the
+/// runnable back.
+pub(super) fn push_local(
+    shared: &Arc<Shared>,
+    runnable: Runnable,
+    yielded: bool,
+) -> Result<Pushed, Runnable> {
+    CURRENT.with(|current| match &*current.borrow() {
+        Some(local) if Arc::ptr_eq(&local.shared, shared) && !local.blocked.get() => {
+            if yielded {
+                local.yielded.borrow_mut().push(runnable);
+                Ok(Pushed::Yielded)
+            } else {
+                local.deque.push(runnable);
+                Ok(Pushed::Queued)
+            }
+        }
+        _ => Err(runnable),
+    })
+}
+
+/// While alive, the current worker counts as blocked (`wq_worker_sleeping`);
+/// dropping it makes the worker run again (`wq_worker_running`).
+#[must_use = "the worker counts as blocked only while the guard lives"]
+pub(crate) struct BlockingGuard {
+    local: Rc<Local>,
+}
+
+impl BlockingGuard {
+    /// Marks the current thread's worker as blocked, if the current thread is
+    /// a pool worker not already blocked. Its queued tasks go to the injector
+    /// and, if that leaves the pool short of running workers while work is
+    /// queued, one idle worker is woken.
+    pub(crate) fn enter() -> Option<BlockingGuard> {
+        let local = CURRENT.with(|current| current.borrow().clone())?;
+        if local.blocked.replace(true) {
+            // Nested: only the outermost call is a transition.
+            return None;
+        }
+        let shared = &local.shared;
+        local.hand_over_local_queue();
+        shared.idle.worker_sleeping();
+        // Pairs with the fence in `notify_work`: either a concurrent
+        // scheduler sees our decrement, or we see its work.
+        fence(SeqCst);
+        if !shared.is_closed() && shared.has_work() {
+            shared.wake_one();
+        }
+        Some(BlockingGuard { local })
+    }
+}
+
+impl Drop for BlockingGuard {
+    fn drop(&mut self) {
+        self.local.shared.idle.worker_running();
+        self.local.blocked.set(false);
+    }
+}

@@ -1,0 +1,185 @@
+//! `Handle`: a cloneable reference to a runtime.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::task::{harness, JoinHandle};
+
+use super::context::{self, SetCurrentGuard};
+use super::{block_on, Inner};
+
+/// A cloneable, `Send + Sync` reference to a runtime, for spawning onto it
+/// from anywhere. A handle does not keep the runtime running: once the
+/// [`Runtime`](crate::Runtime) is dropped, spawns through a handle yield
+/// cancelled tasks.
+///
+/// ```
+/// let rt = wq::Runtime::new().unwrap();
+/// let handle = rt.handle().clone();
+/// let result = std::thread::spawn(move || handle.block_on(async { 7 }))
+///     .join()
+///     .unwrap();
+/// assert_eq!(result, 7);
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// Returned by [`Handle::try_current`] outside a runtime context.
+#[derive(Debug)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no wq runtime is current on this thread")
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
+
+/// Makes a runtime current on this thread until dropped; see
+/// [`Handle::enter`].
+#[must_use = "the runtime is current only while the guard lives"]
+pub struct EnterGuard<'a> {
+    _guard: SetCurrentGuard,
+    _handle: PhantomData<&'a Handle>,
+}
+
+impl fmt::Debug for EnterGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EnterGuard")
+    }
+}
+
+impl Handle {
+    /// The handle of the runtime current on this thread.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime context (a task, `block_on`, or an
+    /// [`enter`](Handle::enter) guard).
+    ///
+    /// ```
+    /// let rt = wq::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     let handle = wq::Handle::current();
+    ///     assert_eq!(handle.spawn(async { 5 }).await.unwrap(), 5);
+    /// });
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(handle) => handle,
+            Err(_) => panic!(
+                "there is no wq runtime current on this thread: `Handle::current` must be \
+                 called from a task, inside `block_on`, or while an `enter` guard is held"
+            ),
+        }
+    }
+
+    /// The handle of the current runtime, or an error outside one.
+    ///
+    /// ```
+    /// assert!(wq::Handle::try_current().is_err());
+    /// ```
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        context::with_current(|handle| handle.cloned()).ok_or(TryCurrentError(()))
+    }
+
+    /// Spawns `future` onto the runtime and returns its [`JoinHandle`]. The
+    /// task starts running at once on a worker; awaiting the handle is
+    /// optional. After the runtime has shut down the task is not run and the
+    /// handle resolves to a cancelled [`JoinError`](crate::task::JoinError).
+    ///
+    /// ```
+    /// let rt = wq::Runtime::new().unwrap();
+    /// let handle = rt.handle().spawn(async { "done" });
+    /// assert_eq!(rt.block_on(handle).unwrap(), "done");
+    /// ```
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        let (runnable, handle) =
+            harness::spawn(future, &self.inner.tasks, move |runnable, yielded| {
+                pool.schedule(runnable, yielded)
+            });
+        if let Some(runnable) = runnable {
+            runnable.schedule();
+        }
+        handle
+    }
+
+    /// Runs the blocking closure `f` on a worker of the runtime, inside
+    /// [`wq::blocking`](crate::blocking): the worker leaves the concurrency
+    /// count while `f` runs and another takes its place. A closure that has
+    /// started is not interrupted by abort or shutdown.
+    ///
+    /// ```
+    /// let rt = wq::Runtime::new().unwrap();
+    /// let handle = rt.handle().spawn_blocking(|| std::fs::metadata(".").is_ok());
+    /// assert!(rt.block_on(handle).unwrap());
+    /// ```
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.spawn(async move { crate::blocking(f) })
+    }
+
+    /// Runs `future` to completion on the current thread, with this runtime
+    /// current; spawned tasks run on its workers.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from a thread that already drives a runtime (a
+    /// worker, or inside `block_on`).
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _driving = context::enter_driving(self.clone());
+        block_on::block_on(future)
+    }
+
+    /// Makes this runtime current on this thread until the guard is dropped,
+    /// so that [`wq::spawn`](crate::spawn) and [`Handle::current`] work from
+    /// synchronous code.
+    ///
+    /// ```
+    /// let rt = wq::Runtime::new().unwrap();
+    /// let _guard = rt.handle().enter();
+    /// let task = wq::spawn(async { 3 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 3);
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _guard: context::set_current(self.clone()),
+            _handle: PhantomData,
+        }
+    }
+
+    /// Figures about the runtime, read now.
+    ///
+    /// ```
+    /// let rt = wq::Builder::new().workers(2).build().unwrap();
+    /// let metrics = rt.handle().metrics();
+    /// assert!(metrics.num_workers() >= 1);
+    /// assert!(metrics.num_workers() <= 512);
+    /// ```
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        crate::RuntimeMetrics::new(self.inner.clone())
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("pool", &self.inner.pool)
+            .finish()
+    }
+}

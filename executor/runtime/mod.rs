@@ -1,0 +1,262 @@
+//! The runtime: a pool, the registry of its tasks, and the thread context
+//! that lets `wq::spawn` find them.
+//!
+//! Shutdown (on drop, or `shutdown_timeout`) goes in this order:
+//! 1. The pool closes: a runnable scheduled from now on is dropped instead of
+//!    queued (which cancels its task), queued runnables are dropped, workers
+//!    are woken and exit after their current poll.
+//! 2. The task registry closes: spawning now yields a cancelled handle. Every
+//!    task still alive is woken; being scheduled on a closed pool drops it.
+//!    So each task's future is dropped exactly once, whether it was queued,
+//!    idle, or is running now (then it is dropped when its poll ends).
+//! 3. The pool waits for its threads to exit (blocking closures run to their
+//!    end), forever on drop, up to the timeout with `shutdown_timeout`.
+
+mod block_on;
+mod builder;
+mod context;
+mod handle;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::pool::{Pool, PoolConfig};
+use crate::task::registry::Registry;
+use crate::task::JoinHandle;
+
+pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
+pub(crate) use context::is_driving;
+pub use handle::{EnterGuard, Handle, TryCurrentError};
+
+/// What a runtime's handles share.
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) tasks: Arc<Registry>,
+}
+
+/// A wq runtime: a concurrency-managed pool of worker threads running
+/// spawned tasks.
+///
+/// Dropping the runtime shuts it down: tasks are dropped at their next
+/// scheduling point, blocking closures run to their end, and the drop waits
+/// for the worker threads to exit.
+///
+/// ```
+/// let rt = wq::Runtime::new().unwrap();
+/// let sum = rt.block_on(async {
+///     let a = wq::spawn(async { 1 });
+///     let b = wq::spawn(async { 2 });
+///     a.await.unwrap() + b.await.unwrap()
+/// });
+/// assert_eq!(sum, 3);
+/// ```
+pub struct Runtime {
+    handle: Handle,
+}
+
+impl Runtime {
+    /// A runtime with the default settings (see [`Builder::new`]).
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    pub(crate) fn from_config(mut config: PoolConfig) -> io::Result<Runtime> {
+        let tasks = Arc::new(Registry::new(config.workers));
+        // Workers need the runtime's handle in their context, but the pool
+        // must not own a strong reference to the runtime that owns it.
+        let slot: Arc<std::sync::OnceLock<Weak<Inner>>> = Arc::default();
+        let user_start = config.on_thread_start.take();
+        let user_stop = config.on_thread_stop.take();
+        let start_slot = slot.clone();
+        config.on_thread_start = Some(Arc::new(move || {
+            if let Some(inner) = start_slot.get().and_then(Weak::upgrade) {
+                context::enter_worker(Handle { inner });
+            }
+            if let Some(hook) = &user_start {
+                hook();
+            }
+        }));
+        config.on_thread_stop = Some(Arc::new(move || {
+            if let Some(hook) = &user_stop {
+                hook();
+            }
+            context::exit_worker();
+        }));
+        let pool = Pool::new(config);
+        let inner = Arc::new(Inner { pool, tasks });
+        let _ = slot.set(Arc::downgrade(&inner));
+        // Threads start only now, so each finds the handle in the slot.
+        inner.pool.start()?;
+        Ok(Runtime {
+            handle: Handle { inner },
+        })
+    }
+
+    /// Runs `future` to completion on the current thread; see
+    /// [`Handle::block_on`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from a thread that already drives a runtime.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
+    /// Spawns `future` onto the runtime; see [`Handle::spawn`].
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a blocking closure on the runtime; see [`Handle::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// The runtime's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Makes the runtime current on this thread; see [`Handle::enter`].
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// Shuts the runtime down, waiting at most `timeout` for its threads
+    /// (for example a worker still inside a long blocking closure) to exit;
+    /// threads still running then are left to finish on their own.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let rt = wq::Runtime::new().unwrap();
+    /// rt.spawn_blocking(|| std::thread::sleep(Duration::from_secs(2)));
+    /// let start = Instant::now();
+    /// rt.shutdown_timeout(Duration::from_millis(100));
+    /// assert!(start.elapsed() < Duration::from_secs(2));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from a thread that drives a runtime.
+    #[track_caller]
+    pub fn shutdown_timeout(self, timeout: Duration) {
+        self.shutdown(Some(timeout));
+    }
+
+    #[track_caller]
+    fn shutdown(&self, timeout: Option<Duration>) {
+        let inner = &self.handle.inner;
+        if inner.pool.is_closed() {
+            return;
+        }
+        let mut timeout = timeout;
+        if is_driving() {
+            if std::thread::panicking() {
+                // Unwinding through a task or `block_on`: close without
+                // waiting rather than turn the panic into an abort.
+                timeout = Some(Duration::ZERO);
+            } else {
+                panic!(
+                    "Cannot drop a runtime in a context where blocking is not allowed. \
+                 This happens when a runtime is dropped (or shut down) from within an \
+                 asynchronous context, such as a task or `block_on`."
+                );
+            }
+        }
+        // Task destructors run below may spawn or look up the runtime.
+        let _current = context::set_current(self.handle.clone());
+        inner.pool.close();
+        for waker in inner.tasks.close() {
+            waker.wake();
+        }
+        inner.pool.wait_for_exit(timeout);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// Spawns `future` onto the current runtime.
+///
+/// # Panics
+///
+/// Panics outside a runtime context: call it from a task, inside
+/// `block_on`, or while an `enter` guard is held; or use
+/// [`Handle::spawn`]/[`Runtime::spawn`].
+///
+/// ```
+/// let rt = wq::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let handle = wq::spawn(async { "hello" });
+///     assert_eq!(handle.await.unwrap(), "hello");
+/// });
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    context::with_current(|handle| match handle {
+        Some(handle) => handle.spawn(future),
+        None => panic!("{}", outside("spawn")),
+    })
+}
+
+/// Runs the blocking closure `f` on a worker of the current runtime; see
+/// [`Handle::spawn_blocking`].
+///
+/// # Panics
+///
+/// Panics outside a runtime context, like [`spawn`].
+///
+/// ```
+/// let rt = wq::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let len = wq::task::spawn_blocking(|| std::fs::read_dir(".").unwrap().count());
+///     assert!(len.await.unwrap() > 0);
+/// });
+/// ```
+#[track_caller]
+pub fn spawn_blocking<F, R>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    context::with_current(|handle| match handle {
+        Some(handle) => handle.spawn_blocking(f),
+        None => panic!("{}", outside("spawn_blocking")),
+    })
+}
+
+fn outside(function: &str) -> String {
+    format!(
+        "`wq::{function}` called outside of a wq runtime: call it from a task, inside \
+         `Runtime::block_on`, or while a `Runtime::enter` guard is held; or use \
+         `Handle::{function}`"
+    )
+}

@@ -1,0 +1,157 @@
+//! The task cell: a user future wrapped so that it can be aborted, its panics
+//! caught, and its registration dropped with it.
+//!
+//! The allocation, the state machine, the waker and the join slot are
+//! async-task's; this file adds what a runtime needs on top: `Header` (id and
+//! abort flag, shared with the handles) and `TaskFuture` (the wrapper polled
+//! by the pool).
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_task::{Runnable, ScheduleInfo, WithInfo};
+use pin_project_lite::pin_project;
+
+use super::registry::{Key, Registry};
+use super::{Id, JoinError, JoinHandle};
+
+/// What the handles and the wrapper share.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) id: Id,
+    /// Set by `abort`. Release on set, Acquire on read: the task sees the
+    /// flag no later than the wakeup that follows it.
+    aborted: AtomicBool,
+    /// Set when the task's future has been dropped (it completed, panicked or
+    /// was cancelled). Release on set, Acquire on read.
+    finished: AtomicBool,
+}
+
+impl Header {
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
+pin_project! {
+    /// The future the pool runs. Its output is the JoinHandle's result.
+    struct TaskFuture<F> {
+        #[pin]
+        future: Option<F>,
+        header: Arc<Header>,
+        registry: Arc<Registry>,
+        key: Key,
+    }
+
+    impl<F> PinnedDrop for TaskFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            // A panic in the user future's Drop must not unwind into the
+            // runtime (which may be dropping it during shutdown).
+            let _ = catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+            this.header.finished.store(true, Ordering::Release);
+            this.registry.remove(*this.key);
+        }
+    }
+}
+
+impl<F: Future> Future for TaskFuture<F> {
+    type Output = Result<F::Output, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let id = this.header.id;
+        if this.header.is_aborted() {
+            drop_future(this.future);
+            return Poll::Ready(Err(JoinError::cancelled(id)));
+        }
+        let future = this
+            .future
+            .as_mut()
+            .as_pin_mut()
+            .expect("task polled after completion");
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => {
+                drop_future(this.future);
+                Poll::Ready(Ok(output))
+            }
+            Err(payload) => {
+                drop_future(this.future);
+                Poll::Ready(Err(JoinError::panic(id, payload)))
+            }
+        }
+    }
+}
+
+/// Drops the user future now (not when the task cell is freed), so its
+/// destructor runs on completion or abort like tokio's. A panicking
+/// destructor is contained.
+fn drop_future<F>(future: Pin<&mut Option<F>>) {
+    let mut future = future;
+    let _ = catch_unwind(AssertUnwindSafe(|| future.set(None)));
+}
+
+/// Creates a task for `future`, registered in `registry`, whose wakes call
+/// `schedule(runnable, woken_while_running)`; the flag is set when the task
+/// woke itself during its own poll (a yield). Returns the runnable to be
+/// scheduled for the first poll, or `None` (and a handle that resolves to a
+/// cancellation) if the registry is closed.
+pub(crate) fn spawn<F, S>(
+    future: F,
+    registry: &Arc<Registry>,
+    schedule: S,
+) -> (Option<Runnable>, JoinHandle<F::Output>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+    S: Fn(Runnable, bool) + Send + Sync + 'static,
+{
+    let id = Id::next();
+    let header = Arc::new(Header {
+        id,
+        aborted: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
+    });
+    // If the registry is closed `future` is handed back and dropped here,
+    // outside the shard lock.
+    let mut future = Some(future);
+    let spawned = registry.insert(id, |key| {
+        let wrapped = TaskFuture {
+            future: future.take(),
+            header: header.clone(),
+            registry: registry.clone(),
+            key,
+        };
+        let schedule = WithInfo(move |runnable, info: ScheduleInfo| {
+            schedule(runnable, info.woken_while_running)
+        });
+        let (runnable, task) = async_task::spawn(wrapped, schedule);
+        let waker = runnable.waker();
+        ((runnable, task), waker)
+    });
+    match spawned {
+        Some((runnable, task)) => {
+            let waker = runnable.waker();
+            let handle = JoinHandle::new(task.fallible(), header, waker);
+            (Some(runnable), handle)
+        }
+        None => {
+            drop(future);
+            header.finished.store(true, Ordering::Release);
+            (None, JoinHandle::rejected(header))
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The registry of live tasks.
+//!
+//! Every task is registered from spawn until its future is dropped. Shutdown
+//! closes the registry (no task can register after that) and wakes every
+//! registered task: a task woken after shutdown is dropped by its schedule
+//! function instead of being queued. That is how a task that waits forever
+//! (its waker stored nowhere, or only inside itself) is still dropped exactly
+//! once when the runtime goes away.
+//!
+//! The registry is sharded by task id so that spawns on different workers
+//! rarely contend on one lock.
+
+use std::task::Waker;
+
+use parking_lot::Mutex;
+use slab::Slab;
+
+use super::Id;
+
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Shard>]>,
+    mask: usize,
+}
+
+struct Shard {
+    tasks: Slab<Waker>,
+    /// Set once, at shutdown, under every shard's lock in turn.
+    closed: bool,
+}
+
+/// Where a task is registered; kept by the task to unregister itself.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Key {
+    shard: usize,
+    slot: usize,
+}
+
+impl Registry {
+    pub(crate) fn new(parallelism: usize) -> Registry {
+        let n = (parallelism * 4).next_power_of_two();
+        let shards = (0..n)
+            .map(|_| {
+                Mutex::new(Shard {
+                    tasks: Slab::new(),
+                    closed: false,
+                })
+            })
+            .collect();
+        Registry {
+            shards,
+            mask: n - 1,
+        }
+    }
+
+    /// Registers a task under `id`. `make` builds the task given its key and
+    /// returns it with its waker; it runs under the shard's lock, so that the
+    /// check for `closed` and the insertion are one step. Returns `None`
+    /// (without calling `make`) once the registry is closed.
+    pub(crate) fn insert<R>(&self, id: Id, make: impl FnOnce(Key) -> (R, Waker)) -> Option<R> {
+        let shard_index = id.as_u64() as usize & self.mask;
+        let mut shard = self.shards[shard_index].lock();
+        if shard.closed {
+            return None;
+        }
+        let entry = shard.tasks.vacant_entry();
+        let key = Key {
+            shard: shard_index,
+            slot: entry.key(),
+        };
+        let (task, waker) = make(key);
+        entry.insert(waker);
+        Some(task)
+    }
+
+    /// Unregisters a task. Called exactly once per registered task, when its
+    /// future is dropped; a no-op after `close` took the entry.
+    pub(crate) fn remove(&self, key: Key) {
+        let waker = self.shards[key.shard].lock().tasks.try_remove(key.slot);
+        // Drop the waker outside the lock: it may be the last reference to
+        // the task's allocation.
+        drop(waker);
+    }
+
+    /// Closes the registry and returns the wakers of every task still alive.
+    /// Slots are never reused after this, since nothing can register.
+    pub(crate) fn close(&self) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            shard.closed = true;
+            wakers.extend(shard.tasks.drain());
+        }
+        wakers
+    }
+
+    /// How many tasks are alive (spawned, future not yet dropped).
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().tasks.len()).sum()
+    }
+}

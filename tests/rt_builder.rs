@@ -1,0 +1,72 @@
+//! Builder validation: bad values are errors naming the field, never panics.
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+fn error_of(builder: wq::Builder) -> String {
+    let err = builder.build().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    err.to_string()
+}
+
+#[test]
+fn zero_workers_is_an_error() {
+    let msg = error_of(wq::Builder::new().workers(0));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `workers`: must be at least 1, got 0"
+    );
+}
+
+#[test]
+fn max_workers_below_workers_is_an_error() {
+    let msg = error_of(wq::Builder::new().workers(4).max_workers(2));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `max_workers`: must be at least `workers` (4), got 2"
+    );
+}
+
+#[test]
+fn empty_thread_name_is_an_error() {
+    let msg = error_of(wq::Builder::new().thread_name(""));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `thread_name`: must not be empty"
+    );
+}
+
+#[test]
+fn zero_idle_timeout_is_an_error() {
+    let msg = error_of(wq::Builder::new().idle_timeout(Duration::ZERO));
+    assert!(msg.contains("`idle_timeout`"), "{msg}");
+}
+
+#[test]
+fn zero_stack_size_is_an_error() {
+    let msg = error_of(wq::Builder::new().thread_stack_size(0));
+    assert!(msg.contains("`thread_stack_size`"), "{msg}");
+}
+
+#[test]
+fn valid_settings_build_a_working_runtime() {
+    let rt = wq::Builder::new()
+        .workers(3)
+        .max_workers(3)
+        .idle_timeout(Duration::from_secs(1))
+        .thread_stack_size(256 * 1024)
+        .build()
+        .unwrap();
+    assert_eq!(rt.handle().metrics().num_workers(), 3);
+    assert_eq!(rt.block_on(rt.spawn(async { 2 + 2 })).unwrap(), 4);
+}
+
+#[test]
+fn default_runtime_builds() {
+    let rt = wq::Runtime::new().unwrap();
+    let parallelism = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(
+        rt.handle().metrics().num_workers(),
+        parallelism.min(wq::DEFAULT_MAX_WORKERS)
+    );
+}

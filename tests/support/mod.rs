@@ -1,0 +1,90 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Counts how many times futures were polled and dropped.
+#[derive(Clone, Default)]
+pub struct Counters {
+    pub polls: Arc<AtomicUsize>,
+    pub drops: Arc<AtomicUsize>,
+    pub completions: Arc<AtomicUsize>,
+}
+
+impl Counters {
+    pub fn polls(&self) -> usize {
+        self.polls.load(SeqCst)
+    }
+    pub fn drops(&self) -> usize {
+        self.drops.load(SeqCst)
+    }
+    pub fn completions(&self) -> usize {
+        self.completions.load(SeqCst)
+    }
+
+    /// Wraps `future` so that its polls, completion and drop are counted.
+    pub fn track<F: Future>(&self, future: F) -> Tracked<F> {
+        Tracked {
+            future: Box::pin(future),
+            counters: self.clone(),
+        }
+    }
+}
+
+pub struct Tracked<F> {
+    future: Pin<Box<F>>,
+    counters: Counters,
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.counters.polls.fetch_add(1, SeqCst);
+        let out = self.future.as_mut().poll(cx);
+        if out.is_ready() {
+            self.counters.completions.fetch_add(1, SeqCst);
+        }
+        out
+    }
+}
+
+impl<F> Drop for Tracked<F> {
+    fn drop(&mut self) {
+        self.counters.drops.fetch_add(1, SeqCst);
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux only;
+/// `None` elsewhere).
+pub fn threads_named(prefix: &str) -> Option<usize> {
+    let dir = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            if comm.trim_end().starts_with(prefix) {
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
