@@ -3,7 +3,7 @@
 // These tests build whole runtimes, which loom's model checker cannot drive.
 #![cfg(not(loom))]
 
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -13,26 +13,47 @@ async fn spawned_task_result_is_returned() {
     assert_eq!(answer, 42);
 }
 
+/// A meeting point for two threads, like `std::sync::Barrier`, except that
+/// it gives up after a timeout so that a runtime that cannot run both sides
+/// at once fails the test instead of hanging it.
+#[derive(Default)]
+struct Rendezvous {
+    arrived: Mutex<usize>,
+    all_here: Condvar,
+}
+
+impl Rendezvous {
+    /// Waits until `parties` threads have arrived; false on timeout.
+    fn wait(&self, parties: usize, timeout: Duration) -> bool {
+        let mut arrived = self.arrived.lock().unwrap();
+        *arrived += 1;
+        if *arrived == parties {
+            self.all_here.notify_all();
+            return true;
+        }
+        let (_arrived, result) = self
+            .all_here
+            .wait_timeout_while(arrived, timeout, |arrived| *arrived < parties)
+            .unwrap();
+        !result.timed_out()
+    }
+}
+
 #[wq::test(workers = 2)]
 async fn two_workers_run_two_blocked_tasks_at_once() {
-    // Each task waits at the barrier until the other one arrives, so both can
-    // only finish if they run on two threads at the same time.
-    let barrier = Arc::new(Barrier::new(2));
+    // Each task waits until the other one arrives, so both can only get
+    // through if they run on two threads at the same time.
+    let rendezvous = Arc::new(Rendezvous::default());
     let tasks: Vec<_> = (0..2)
-        .map(|i| {
-            let barrier = Arc::clone(&barrier);
-            wq::spawn(async move {
-                wq::blocking(|| barrier.wait());
-                i
-            })
+        .map(|_| {
+            let rendezvous = Arc::clone(&rendezvous);
+            wq::spawn(async move { wq::blocking(|| rendezvous.wait(2, Duration::from_secs(30))) })
         })
         .collect();
 
-    let mut finished = Vec::new();
     for task in tasks {
-        finished.push(task.await.unwrap());
+        assert!(task.await.unwrap(), "the other task never ran alongside");
     }
-    assert_eq!(finished, [0, 1]);
 }
 
 #[wq::test]

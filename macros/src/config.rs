@@ -8,7 +8,7 @@
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, Lit, LitInt, LitStr, Meta, Token};
+use syn::{Expr, Lit, LitInt, Meta, Token};
 
 use crate::errors::Errors;
 
@@ -122,16 +122,14 @@ fn strip_groups(mut expr: &Expr) -> &Expr {
 }
 
 fn parse_workers(value: &Expr) -> syn::Result<LitInt> {
-    let lit = match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Int(lit), ..
-        }) => lit,
-        _ => {
-            return Err(syn::Error::new_spanned(
-                value,
-                "`workers` expects an integer literal, e.g. `workers = 4`",
-            ))
-        }
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`workers` expects an integer literal, e.g. `workers = 4`",
+        ));
     };
     let workers = lit.base10_parse::<usize>().map_err(|err| {
         syn::Error::new(
@@ -147,16 +145,14 @@ fn parse_workers(value: &Expr) -> syn::Result<LitInt> {
 }
 
 fn parse_crate(value: &Expr) -> syn::Result<syn::Path> {
-    let lit: &LitStr = match value {
-        Expr::Lit(syn::ExprLit {
-            lit: Lit::Str(lit), ..
-        }) => lit,
-        _ => {
-            return Err(syn::Error::new_spanned(
-                value,
-                "`crate` expects a string literal holding a path, e.g. `crate = \"::wq\"`",
-            ))
-        }
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Str(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`crate` expects a string literal holding a path, e.g. `crate = \"::wq\"`",
+        ));
     };
     lit.parse_with(syn::Path::parse_mod_style).map_err(|err| {
         syn::Error::new(
@@ -176,13 +172,14 @@ fn unknown_key_message(name: &str) -> String {
     if UNSUPPORTED.contains(&name) {
         return format!("`{name}` is not supported yet by this version of wq; {EXPECTED}");
     }
-    let mut message = format!("unknown attribute `{name}`; {EXPECTED}");
+    let message = format!("unknown attribute `{name}`; {EXPECTED}");
     if name == "worker_threads" {
-        message.push_str("; did you mean `workers`? (wq's name for tokio's `worker_threads`)");
+        format!("{message}; did you mean `workers`? (wq's name for tokio's `worker_threads`)")
     } else if let Some(suggestion) = closest_known(name) {
-        message.push_str(&format!("; did you mean `{suggestion}`?"));
+        format!("{message}; did you mean `{suggestion}`?")
+    } else {
+        message
     }
-    message
 }
 
 /// The known option within an edit distance of 2 of `name`, if any.

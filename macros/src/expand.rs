@@ -185,7 +185,7 @@ impl AsyncFn {
         let mut sig = self.sig.clone();
         sig.asyncness = None;
         let run = self.run_body(config);
-        self.emit(add_test_attribute, &sig, quote!(#run))
+        self.emit(add_test_attribute, &sig, &run)
     }
 
     /// For `async fn main(args...)`: a `main` without the arguments, whose
@@ -199,7 +199,7 @@ impl AsyncFn {
         self.emit(
             false,
             &sig,
-            quote! {
+            &quote! {
                 let _ = |#inputs| async move #body;
                 ::core::unreachable!()
             },
@@ -255,7 +255,7 @@ impl AsyncFn {
     }
 
     /// The user's attributes, visibility and `sig` around `body`.
-    fn emit(&self, add_test_attribute: bool, sig: &Signature, body: TokenStream) -> TokenStream {
+    fn emit(&self, add_test_attribute: bool, sig: &Signature, body: &TokenStream) -> TokenStream {
         let outer_attrs = &self.outer_attrs;
         // Inner attributes (`#![allow(...)]`) cannot stay inside an `async`
         // block, so they become outer attributes of the function, where they
@@ -286,10 +286,10 @@ mod tests {
     /// The expansion as a string, without whitespace, so that it can be
     /// compared independently of how tokens such as `>>` were split.
     fn expand_to_string(kind: Kind, args: TokenStream, item: TokenStream) -> String {
-        squeeze(expand(kind, args, item))
+        squeeze(&expand(kind, args, item))
     }
 
-    fn squeeze(tokens: TokenStream) -> String {
+    fn squeeze(tokens: &TokenStream) -> String {
         tokens.to_string().replace(char::is_whitespace, "")
     }
 
@@ -321,7 +321,7 @@ mod tests {
                     })
             }
         };
-        assert_eq!(output, squeeze(expected));
+        assert_eq!(output, squeeze(&expected));
     }
 
     #[test]
@@ -344,7 +344,7 @@ mod tests {
                     .block_on(async move {})
             }
         };
-        assert_eq!(output, squeeze(expected));
+        assert_eq!(output, squeeze(&expected));
     }
 
     #[test]
@@ -384,7 +384,7 @@ mod tests {
             #[::core::prelude::v1::test]
             fn check() {}
         );
-        assert!(output.starts_with(&squeeze(expected)));
+        assert!(output.starts_with(&squeeze(&expected)));
     }
 
     #[test]

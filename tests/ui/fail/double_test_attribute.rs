@@ -1,0 +1,5 @@
+#[wq::test]
+#[test]
+async fn twice() {}
+
+fn main() {}

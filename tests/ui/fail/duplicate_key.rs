@@ -1,0 +1,5 @@
+#[wq::main(workers = 2, workers = 4)]
+async fn main() {}
+
+#[wq::test(crate = "wq", crate = "::wq")]
+async fn twice() {}

@@ -1,0 +1,4 @@
+#[wq::main]
+struct Main;
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[wq::main]
+fn main() {}
+
+#[wq::test]
+fn not_async_test() {}

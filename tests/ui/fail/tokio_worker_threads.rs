@@ -1,0 +1,2 @@
+#[wq::main(worker_threads = 4)]
+async fn main() {}

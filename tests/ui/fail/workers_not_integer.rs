@@ -1,0 +1,5 @@
+#[wq::main(workers = "two")]
+async fn main() {}
+
+#[wq::test(workers = 2.5)]
+async fn fractional() {}

@@ -1,0 +1,2 @@
+#[wq::main(workers = 0)]
+async fn main() {}
