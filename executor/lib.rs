@@ -28,6 +28,7 @@ mod metrics;
 mod pool;
 mod runtime;
 pub mod task;
+pub mod time;
 
 pub use metrics::RuntimeMetrics;
 pub use runtime::{

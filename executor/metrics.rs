@@ -48,6 +48,16 @@ impl RuntimeMetrics {
         self.inner.tasks.len()
     }
 
+    /// Timers registered and neither fired nor cancelled.
+    pub fn num_pending_timers(&self) -> usize {
+        self.inner.time.pending()
+    }
+
+    /// Timers fired since the runtime started.
+    pub fn timers_fired(&self) -> u64 {
+        self.inner.time.fired_total()
+    }
+
     /// Tasks waiting in the pool's shared queue.
     pub fn global_queue_depth(&self) -> usize {
         self.inner.pool.injector_depth()

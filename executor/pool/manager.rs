@@ -8,6 +8,7 @@
 //! (`worker.rs`), using the kernel's rule in `Idle::try_cull`.
 
 use std::io;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread;
 
@@ -35,6 +36,7 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     let me = WorkerRef::new(WorkerShared {
         stealer: deque.stealer(),
         parker: Parker::new(),
+        kicked: AtomicBool::new(false),
     });
     shared.workers.write().push(me.clone());
     *shared.alive.lock() += 1;

@@ -25,6 +25,7 @@ use async_task::Runnable;
 use crossbeam_deque::Injector;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::time::driver::Driver;
 use idle::{Idle, Kick};
 pub(crate) use park::Parker;
 pub(crate) use worker::BlockingGuard;
@@ -46,6 +47,8 @@ pub(crate) struct PoolConfig {
     pub(crate) thread_stack_size: Option<usize>,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_stop: Option<Hook>,
+    /// The timers the workers drive.
+    pub(crate) timers: Arc<Driver>,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -67,6 +70,9 @@ pub(crate) struct Shared {
     /// Threads not yet exited, for shutdown to wait on.
     alive: Mutex<usize>,
     exited: Condvar,
+    /// The idle worker that sleeps on the timers, to nudge when an earlier
+    /// timer is registered.
+    timer_worker: Mutex<Option<WorkerRef>>,
     /// Rough random seed source for steal victims.
     seed: std::sync::atomic::AtomicU64,
 }
@@ -91,8 +97,17 @@ impl Pool {
             closed: AtomicBool::new(false),
             alive: Mutex::new(0),
             exited: Condvar::new(),
+            timer_worker: Mutex::new(None),
             seed: std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15),
         });
+        let weak = Arc::downgrade(&shared);
+        shared.config.timers.set_nudge(Box::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                if let Some(worker) = &*shared.timer_worker.lock() {
+                    worker.parker.unpark();
+                }
+            }
+        }));
         Pool { shared }
     }
 
@@ -216,7 +231,13 @@ impl Shared {
     /// Picked under the idle lock, woken after it is released.
     fn wake_one(&self) {
         match self.idle.kick() {
-            Kick::Wake(worker) => worker.parker.unpark(),
+            Kick::Wake(worker) => {
+                // Tells the worker it was kicked, not nudged for its timers.
+                worker
+                    .kicked
+                    .store(true, std::sync::atomic::Ordering::Release);
+                worker.parker.unpark();
+            }
             // A spare is being created, or the pool is at `max_workers`: the
             // manager's new worker re-checks the queues when it goes idle.
             Kick::NoIdle | Kick::NotNeeded => {}
@@ -240,6 +261,10 @@ impl Shared {
 
     fn is_closed(&self) -> bool {
         self.closed.load(SeqCst)
+    }
+
+    fn timers(&self) -> &Driver {
+        &self.config.timers
     }
 
     fn next_seed(&self) -> u64 {

@@ -7,7 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::atomic::{fence, Ordering::SeqCst};
+use std::sync::atomic::{fence, AtomicBool, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::Arc;
 
 use async_task::Runnable;
@@ -25,6 +25,9 @@ const INJECTOR_INTERVAL: u32 = 61;
 pub(crate) struct WorkerShared {
     pub(super) stealer: Stealer<Runnable>,
     pub(super) parker: Parker,
+    /// Set by the kicker before it unparks the worker: the wakeup means
+    /// "run", not "look at the timers". Release/Acquire.
+    pub(super) kicked: AtomicBool,
 }
 
 /// A reference to a worker, compared by identity.
@@ -68,6 +71,8 @@ struct Local {
     searching: Cell<bool>,
     /// Inside `wq::blocking` (out of `nr_running`).
     blocked: Cell<bool>,
+    /// On the idle list (then wakes it causes go to the injector).
+    idle: Cell<bool>,
     tick: Cell<u32>,
     rng: Cell<u64>,
 }
@@ -93,6 +98,7 @@ pub(super) fn main(shared: Arc<Shared>, deque: Worker<Runnable>, me: WorkerRef) 
         yielded: RefCell::new(Vec::new()),
         searching: Cell::new(false),
         blocked: Cell::new(false),
+        idle: Cell::new(false),
         tick: Cell::new(0),
         rng: Cell::new(seed),
     });
@@ -170,6 +176,11 @@ impl Local {
                     }
                 }
                 None => {
+                    // Fire due timers before giving up: what they wake
+                    // lands on this worker's queue.
+                    if self.shared.timers().process() > 0 {
+                        continue;
+                    }
                     if let Some(culled) = self.idle_and_park(false) {
                         return culled;
                     }
@@ -182,6 +193,7 @@ impl Local {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % INJECTOR_INTERVAL == 0 {
+            self.shared.timers().process();
             if let Some(runnable) = steal_one(&self.shared.injector) {
                 return Some(runnable);
             }
@@ -263,11 +275,18 @@ impl Local {
 
     /// Enters the idle list and parks until woken. `left_running` says the
     /// worker already left `nr_running` (retired, or new). Returns
-    /// `Some(culled)` if the worker must exit, `None` once it was woken to run
-    /// (then it is counted running and searching, by its waker).
+    /// `Some(culled)` if the worker must exit, `None` once it was kicked to
+    /// run (then it is counted running and searching, by its kicker).
+    ///
+    /// While idle, the worker may hold the timer role: then it sleeps until
+    /// the next deadline instead of `idle_timeout`, fires the due timers
+    /// (their tasks go to the injector with the usual kick), and, with a
+    /// paused clock and nothing else to do, advances the clock.
     fn idle_and_park(&self, left_running: bool) -> Option<bool> {
         let shared = &self.shared;
+        let timers = shared.timers();
         let was_searching = self.searching.replace(false);
+        self.idle.set(true);
         shared
             .idle
             .enter_idle(self.me.clone(), was_searching, left_running);
@@ -281,23 +300,72 @@ impl Local {
             // Work arrived while we were giving up: kick (possibly ourselves,
             // the most recently idled).
             shared.wake_one();
+        } else if timers.clock().is_paused() {
+            // Maybe the runtime just went quiet: let the timer worker see
+            // whether the paused clock may advance.
+            timers.nudge();
         }
-        loop {
-            let notified = self.me.parker.park_timeout(shared.config.idle_timeout);
+        let mut timer_worker = false;
+        let outcome = loop {
+            if !timer_worker && timers.try_become_timer_worker() {
+                timer_worker = true;
+                *shared.timer_worker.lock() = Some(self.me.clone());
+            }
+            if timer_worker && self.may_auto_advance() && timers.auto_advance() > 0 {
+                continue;
+            }
+            let limit = shared.config.idle_timeout;
+            let timeout = match timer_worker {
+                true if !timers.clock().is_paused() => timers.park_timeout(limit).unwrap_or(limit),
+                true => {
+                    // Paused time does not pass while we sleep: wait for a
+                    // nudge (new timer, end of an inhibitor) or a kick.
+                    timers.park_timeout(limit);
+                    limit
+                }
+                false => limit,
+            };
+            let notified = self.me.parker.park_timeout(timeout);
+            if timer_worker {
+                timers.unparked();
+            }
             if shared.is_closed() {
-                return Some(false);
+                break Some(false);
             }
-            if notified {
-                self.searching.set(true);
-                // `may_start_working`: make sure a spare is idle before we
-                // start, so that our blocking never has to create a thread.
-                manager::maybe_create_worker(shared);
-                return None;
+            if notified && self.me.kicked.swap(false, Acquire) {
+                break None;
             }
-            if shared.idle.try_cull(&self.me) {
-                return Some(true);
+            if timer_worker {
+                timers.process();
             }
+            if !notified && shared.idle.try_cull(&self.me) {
+                break Some(true);
+            }
+        };
+        if timer_worker {
+            *shared.timer_worker.lock() = None;
+            timers.release_timer_worker();
         }
+        self.idle.set(false);
+        if outcome.is_none() {
+            self.searching.set(true);
+            // `may_start_working`: make sure a spare is idle before we
+            // start, so that our blocking never has to create a thread.
+            manager::maybe_create_worker(shared);
+        }
+        outcome
+    }
+
+    /// Auto-advance of a paused clock needs a runtime with nothing to do: no
+    /// worker running, no queued task, no inhibitor (`block_on` polling,
+    /// blocking closure running). Only the timer worker advances, so fired
+    /// timers' tasks are queued before it looks again.
+    fn may_auto_advance(&self) -> bool {
+        let shared = &self.shared;
+        shared.timers().clock().is_paused()
+            && shared.idle.nr_running() == 0
+            && !shared.timers().clock().auto_advance_inhibited()
+            && !shared.has_work()
     }
 
     /// Moves everything queued on this worker to the injector, so that no
@@ -349,7 +417,9 @@ pub(super) fn push_local(
     yielded: bool,
 ) -> Result<Pushed, Runnable> {
     CURRENT.with(|current| match &*current.borrow() {
-        Some(local) if Arc::ptr_eq(&local.shared, shared) && !local.blocked.get() => {
+        Some(local)
+            if Arc::ptr_eq(&local.shared, shared) && !local.blocked.get() && !local.idle.get() =>
+        {
             if yielded {
                 local.yielded.borrow_mut().push(runnable);
                 Ok(Pushed::Yielded)
@@ -386,7 +456,10 @@ impl BlockingGuard {
         // Pairs with the fence in `notify_work`: either a concurrent
         // scheduler sees our decrement, or we see its work.
         fence(SeqCst);
-        if !shared.is_closed() && shared.has_work() {
+        let timers = shared.timers();
+        timers.inhibit_add();
+        // Work, or timers with nobody idle to drive them: a worker must run.
+        if !shared.is_closed() && (shared.has_work() || timers.needs_timer_worker()) {
             shared.wake_one();
         }
         Some(BlockingGuard { local })
@@ -395,7 +468,9 @@ impl BlockingGuard {
 
 impl Drop for BlockingGuard {
     fn drop(&mut self) {
-        self.local.shared.idle.worker_running();
+        let shared = &self.local.shared;
+        shared.idle.worker_running();
         self.local.blocked.set(false);
+        shared.timers().inhibit_sub();
     }
 }

@@ -2,37 +2,80 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::pool::Parker;
+use crate::time::driver::Driver;
 
+/// Wakes the `block_on` thread. A wake also counts the thread as busy for
+/// the paused clock (it will poll soon), so that auto-advance cannot jump
+/// time between the wake and the poll.
 struct ThreadWaker {
     parker: Parker,
+    /// A wake happened since the thread last looked; it holds one inhibit.
+    woken: AtomicBool,
+    timers: Arc<Driver>,
+}
+
+impl ThreadWaker {
+    fn wake_inner(&self) {
+        if !self.woken.swap(true, SeqCst) {
+            self.timers.inhibit_add();
+        }
+        self.parker.unpark();
+    }
+
+    /// Takes over the inhibit of a wake, if there was one.
+    fn take_wake(&self) -> bool {
+        self.woken.swap(false, SeqCst)
+    }
 }
 
 impl Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
-        self.parker.unpark();
+        self.wake_inner();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.parker.unpark();
+        self.wake_inner();
     }
 }
 
 /// Polls `future` on this thread, parking between polls until it is woken.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+/// While polling, the thread inhibits auto-advance of a paused clock.
+pub(crate) fn block_on<F: Future>(future: F, timers: &Arc<Driver>) -> F::Output {
     let thread_waker = Arc::new(ThreadWaker {
         parker: Parker::new(),
+        woken: AtomicBool::new(false),
+        timers: timers.clone(),
     });
     let waker = Waker::from(thread_waker.clone());
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
+    // This thread is busy: it holds one inhibit while it polls.
+    timers.inhibit_add();
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            if thread_waker.take_wake() {
+                timers.inhibit_sub();
+            }
+            timers.inhibit_sub();
             return output;
         }
+        if thread_waker.take_wake() {
+            // Woken during the poll: poll again, dropping the wake's inhibit
+            // (we hold our own).
+            timers.inhibit_sub();
+            continue;
+        }
+        timers.inhibit_sub();
         thread_waker.parker.park();
+        // Unparked by a wake: its inhibit becomes ours. (The parker's token
+        // is only ever left by `wake_inner`, after it set `woken`.)
+        if !thread_waker.take_wake() {
+            timers.inhibit_add();
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::pool::{Hook, PoolConfig};
+use crate::time::driver::Driver;
 
 use super::Runtime;
 
@@ -44,6 +45,7 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
+    start_paused: bool,
 }
 
 #[derive(Clone)]
@@ -65,6 +67,7 @@ impl Builder {
             thread_stack_size: None,
             on_thread_start: None,
             on_thread_stop: None,
+            start_paused: false,
         }
     }
 
@@ -146,6 +149,26 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime with its clock paused (for tests): time moves only
+    /// with [`wq::time::advance`](crate::time::advance) or by auto-advance
+    /// to the next timer when the runtime has nothing else to do. See
+    /// [`wq::time::pause`](crate::time::pause).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = wq::Builder::new().start_paused(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let start = wq::time::Instant::now();
+    ///     wq::time::sleep(Duration::from_secs(3600)).await;
+    ///     assert_eq!(start.elapsed(), Duration::from_secs(3600));
+    /// });
+    /// ```
+    pub fn start_paused(mut self, paused: bool) -> Builder {
+        self.start_paused = paused;
+        self
+    }
+
     /// Validates the settings and starts the runtime.
     ///
     /// # Errors
@@ -197,6 +220,7 @@ impl Builder {
             thread_stack_size: self.thread_stack_size,
             on_thread_start: self.on_thread_start,
             on_thread_stop: self.on_thread_stop,
+            timers: Arc::new(Driver::new(workers, self.start_paused)),
         };
         Runtime::from_config(config)
     }

@@ -143,7 +143,7 @@ impl Handle {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _driving = context::enter_driving(self.clone());
-        block_on::block_on(future)
+        block_on::block_on(future, &self.inner.time)
     }
 
     /// Makes this runtime current on this thread until the guard is dropped,

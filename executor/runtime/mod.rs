@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::pool::{Pool, PoolConfig};
 use crate::task::registry::Registry;
 use crate::task::JoinHandle;
+use crate::time::driver::Driver;
 
 pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
 pub(crate) use context::is_driving;
@@ -35,6 +36,12 @@ pub use handle::{EnterGuard, Handle, TryCurrentError};
 pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
+    pub(crate) time: Arc<Driver>,
+}
+
+/// The timer driver of the current runtime, if any.
+pub(crate) fn current_time_driver() -> Option<Arc<Driver>> {
+    context::with_current(|handle| handle.map(|handle| handle.inner.time.clone()))
 }
 
 /// A wq runtime: a concurrency-managed pool of worker threads running
@@ -85,8 +92,9 @@ impl Runtime {
             }
             context::exit_worker();
         }));
+        let time = config.timers.clone();
         let pool = Pool::new(config);
-        let inner = Arc::new(Inner { pool, tasks });
+        let inner = Arc::new(Inner { pool, tasks, time });
         let _ = slot.set(Arc::downgrade(&inner));
         // Threads start only now, so each finds the handle in the slot.
         inner.pool.start()?;

@@ -14,19 +14,21 @@ use crate::errors::Errors;
 
 /// The option names this version understands, in the order they are listed
 /// in error messages.
-const KNOWN: [&str; 2] = ["workers", "crate"];
+const KNOWN: [&str; 3] = ["workers", "start_paused", "crate"];
 
 /// The list of known options as it appears in error messages.
-const EXPECTED: &str = "expected one of `workers`, `crate`";
+const EXPECTED: &str = "expected one of `workers`, `start_paused`, `crate`";
 
 /// Options of the tokio attributes that have no counterpart here yet.
-const UNSUPPORTED: [&str; 3] = ["flavor", "start_paused", "unhandled_panic"];
+const UNSUPPORTED: [&str; 2] = ["flavor", "unhandled_panic"];
 
 /// The options given to one attribute.
 pub(crate) struct Config {
     /// `workers = N`: the number of worker threads, validated to be at least 1.
     /// `None` leaves the runtime's own default in place.
     pub(crate) workers: Option<LitInt>,
+    /// `start_paused = true`: the runtime's clock starts paused.
+    pub(crate) start_paused: Option<syn::LitBool>,
     /// `crate = "path"`: where the runtime is found; `::wq` unless given.
     pub(crate) crate_path: syn::Path,
 }
@@ -35,6 +37,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             workers: None,
+            start_paused: None,
             crate_path: syn::parse_quote!(::wq),
         }
     }
@@ -54,6 +57,7 @@ pub(crate) fn parse(args: TokenStream) -> (Config, Option<syn::Error>) {
     let mut errors = Errors::default();
     let mut workers_seen = false;
     let mut crate_seen = false;
+    let mut start_paused_seen = false;
 
     for meta in metas {
         let key = meta.path();
@@ -66,6 +70,17 @@ pub(crate) fn parse(args: TokenStream) -> (Config, Option<syn::Error>) {
                 }
                 match value_of(&meta, "workers", "`workers = 4`").and_then(parse_workers) {
                     Ok(lit) => config.workers = Some(lit),
+                    Err(err) => errors.push(err),
+                }
+            }
+            "start_paused" => {
+                if std::mem::replace(&mut start_paused_seen, true) {
+                    errors.push(duplicate(key, "start_paused"));
+                    continue;
+                }
+                match value_of(&meta, "start_paused", "`start_paused = true`").and_then(parse_bool)
+                {
+                    Ok(lit) => config.start_paused = Some(lit),
                     Err(err) => errors.push(err),
                 }
             }
@@ -142,6 +157,19 @@ fn parse_workers(value: &Expr) -> syn::Result<LitInt> {
     }
     // Re-emitted without any suffix the user wrote (`2u8`), so it is always a `usize`.
     Ok(LitInt::new(&workers.to_string(), lit.span()))
+}
+
+fn parse_bool(value: &Expr) -> syn::Result<syn::LitBool> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) => Ok(lit.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`start_paused` expects `true` or `false`, e.g. `start_paused = true`",
+        )),
+    }
 }
 
 fn parse_crate(value: &Expr) -> syn::Result<syn::Path> {
@@ -287,26 +315,26 @@ mod tests {
     fn unknown_keys_get_suggestions() {
         assert_eq!(
             errors_of(quote!(wokers = 2)),
-            ["unknown attribute `wokers`; expected one of `workers`, `crate`; did you mean `workers`?"]
+            ["unknown attribute `wokers`; expected one of `workers`, `start_paused`, `crate`; did you mean `workers`?"]
         );
         assert_eq!(
             errors_of(quote!(crat = "wq")),
-            ["unknown attribute `crat`; expected one of `workers`, `crate`; did you mean `crate`?"]
+            ["unknown attribute `crat`; expected one of `workers`, `start_paused`, `crate`; did you mean `crate`?"]
         );
         assert_eq!(
             errors_of(quote!(worker_threads = 2)),
             [
-                "unknown attribute `worker_threads`; expected one of `workers`, `crate`; \
+                "unknown attribute `worker_threads`; expected one of `workers`, `start_paused`, `crate`; \
               did you mean `workers`? (wq's name for tokio's `worker_threads`)"
             ]
         );
         assert_eq!(
             errors_of(quote!(threads = 2)),
-            ["unknown attribute `threads`; expected one of `workers`, `crate`"]
+            ["unknown attribute `threads`; expected one of `workers`, `start_paused`, `crate`"]
         );
         assert_eq!(
             errors_of(quote!(a::b = 2)),
-            ["unknown attribute `a::b`; expected one of `workers`, `crate`"]
+            ["unknown attribute `a::b`; expected one of `workers`, `start_paused`, `crate`"]
         );
     }
 
@@ -314,16 +342,31 @@ mod tests {
     fn tokio_only_options_are_named_as_unsupported() {
         for (args, name) in [
             (quote!(flavor = "current_thread"), "flavor"),
-            (quote!(start_paused = true), "start_paused"),
+            (
+                quote!(unhandled_panic = "shutdown_runtime"),
+                "unhandled_panic",
+            ),
         ] {
             assert_eq!(
                 errors_of(args),
                 [format!(
                     "`{name}` is not supported yet by this version of wq; \
-                     expected one of `workers`, `crate`"
+                     expected one of `workers`, `start_paused`, `crate`"
                 )]
             );
         }
+    }
+
+    #[test]
+    fn start_paused_takes_a_bool() {
+        assert_eq!(
+            errors_of(quote!(start_paused = 1)),
+            ["`start_paused` expects `true` or `false`, e.g. `start_paused = true`"]
+        );
+        assert_eq!(
+            errors_of(quote!(start_paused = true, start_paused = false)),
+            ["`start_paused` is set more than once"]
+        );
     }
 
     #[test]

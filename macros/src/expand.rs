@@ -223,10 +223,15 @@ impl AsyncFn {
         let (start, end) = self.last_statement_span();
         let crate_path = respan(config.crate_path.to_token_stream(), start);
         let workers = config.workers.as_ref().map(|n| quote!(.workers(#n)));
+        let start_paused = config
+            .start_paused
+            .as_ref()
+            .map(|b| quote!(.start_paused(#b)));
         let body = self.body();
         quote_spanned! {end=>
             #crate_path::Builder::new()
                 #workers
+                #start_paused
                 .build()
                 .expect("failed to build the wq runtime")
                 .block_on(async move #body)

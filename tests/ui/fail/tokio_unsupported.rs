@@ -1,5 +1,5 @@
 #[wq::main(flavor = "current_thread")]
 async fn main() {}
 
-#[wq::test(start_paused = true)]
+#[wq::test(unhandled_panic = "shutdown_runtime")]
 async fn paused() {}

@@ -1,0 +1,115 @@
+//! The runtime's clock: real time, or a paused clock for tests.
+//!
+//! While paused, time moves only through `advance` or auto-advance: when the
+//! runtime has nothing to do (no worker running or blocked, no `block_on`
+//! thread busy, no queued task), the worker that drives the timers jumps the
+//! clock to the next timer's deadline instead of sleeping.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+/// A clock shared by a runtime's timers.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    /// Fast path: not paused means real time.
+    paused: AtomicBool,
+    /// The frozen instant while paused.
+    frozen: Mutex<std::time::Instant>,
+    /// Threads that must see time stand still (a `block_on` future being
+    /// polled, a blocking closure running). Auto-advance waits for zero.
+    inhibit: AtomicUsize,
+}
+
+impl Clock {
+    pub(crate) fn new(start_paused: bool) -> Clock {
+        Clock {
+            paused: AtomicBool::new(start_paused),
+            frozen: Mutex::new(std::time::Instant::now()),
+            inhibit: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn now(&self) -> std::time::Instant {
+        // Acquire pairs with the Release in `pause`: a reader that sees the
+        // flag also sees the frozen instant set before it.
+        if self.paused.load(Ordering::Acquire) {
+            *self.frozen.lock()
+        } else {
+            std::time::Instant::now()
+        }
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Freezes the clock at the current instant.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the clock is already paused.
+    #[track_caller]
+    pub(crate) fn pause(&self) {
+        let mut frozen = self.frozen.lock();
+        assert!(
+            !self.paused.load(Ordering::Acquire),
+            "time is already frozen: `wq::time::pause` called twice"
+        );
+        *frozen = std::time::Instant::now();
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Lets time run again from the real current instant.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the clock is not paused.
+    #[track_caller]
+    pub(crate) fn resume(&self) {
+        let _frozen = self.frozen.lock();
+        assert!(
+            self.paused.load(Ordering::Acquire),
+            "time is not frozen: `wq::time::resume` called without `pause`"
+        );
+        self.paused.store(false, Ordering::Release);
+    }
+
+    /// Moves the paused clock forward by `by`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the clock is not paused.
+    #[track_caller]
+    pub(crate) fn advance(&self, by: Duration) {
+        let mut frozen = self.frozen.lock();
+        assert!(
+            self.paused.load(Ordering::Acquire),
+            "time is not frozen: `wq::time::advance` needs `wq::time::pause` first"
+        );
+        *frozen += by;
+    }
+
+    /// Moves the paused clock forward to `to`, if that is later.
+    pub(crate) fn advance_to(&self, to: std::time::Instant) {
+        let mut frozen = self.frozen.lock();
+        if self.paused.load(Ordering::Acquire) && to > *frozen {
+            *frozen = to;
+        }
+    }
+
+    /// One more thread must see time stand still.
+    pub(crate) fn inhibit_add(&self) {
+        self.inhibit.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One thread fewer; returns whether none is left.
+    pub(crate) fn inhibit_sub(&self) -> bool {
+        self.inhibit.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    pub(crate) fn auto_advance_inhibited(&self) -> bool {
+        self.inhibit.load(Ordering::SeqCst) != 0
+    }
+}

@@ -1,0 +1,301 @@
+//! The timer driver: sharded timer wheels, and the bookkeeping that lets an
+//! idle worker sleep exactly until the next deadline.
+//!
+//! There is no timer thread. Workers process expired timers as part of their
+//! loop (see `pool/README.md`, "Timers"): a running worker every few dozen
+//! tasks and before it goes idle; and one idle worker at a time, the *timer
+//! worker*, parks with a timeout equal to the next deadline. A timer
+//! registered earlier than the deadline the timer worker sleeps until nudges
+//! it awake, so it can shorten its sleep.
+//!
+//! Timers are sharded (one wheel per worker slot, chosen per thread) so that
+//! registration rarely contends on one lock.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::OnceLock;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::clock::Clock;
+use super::wheel::{Key, Wheel};
+
+/// "No timer": the largest wheel time.
+const NONE: u64 = u64::MAX;
+
+/// `parked_until` when no worker sleeps on the timers.
+const NOT_PARKED: u64 = 0;
+
+/// Where a timer is registered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimerHandle {
+    shard: usize,
+    key: Key,
+}
+
+pub(crate) struct Driver {
+    clock: Clock,
+    /// Wheel time 0.
+    origin: Instant,
+    shards: Box<[Mutex<Wheel<Waker>>]>,
+    /// A lower bound of the earliest deadline over all shards (wheel ms;
+    /// `NONE` if there is none). Lowered by registrations, recomputed under
+    /// `next_lock` by `process`.
+    next: AtomicU64,
+    next_lock: Mutex<()>,
+    /// The deadline (wheel ms) the timer worker sleeps until: `NONE` if it
+    /// sleeps with no timer pending, `NOT_PARKED` if it does not sleep.
+    parked_until: AtomicU64,
+    /// Held by the idle worker that drives the timers.
+    timer_worker: AtomicBool,
+    /// Wakes the timer worker (installed by the pool).
+    nudge: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Timers fired (for metrics).
+    fired: AtomicU64,
+}
+
+thread_local! {
+    /// The shard this thread registers its timers in.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+impl Driver {
+    pub(crate) fn new(shards: usize, start_paused: bool) -> Driver {
+        let clock = Clock::new(start_paused);
+        let origin = clock.now();
+        Driver {
+            clock,
+            origin,
+            shards: (0..shards.max(1))
+                .map(|_| Mutex::new(Wheel::new()))
+                .collect(),
+            next: AtomicU64::new(NONE),
+            next_lock: Mutex::new(()),
+            parked_until: AtomicU64::new(NOT_PARKED),
+            timer_worker: AtomicBool::new(false),
+            nudge: OnceLock::new(),
+            fired: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Installs the function that wakes the timer worker.
+    pub(crate) fn set_nudge(&self, nudge: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.nudge.set(nudge);
+    }
+
+    /// Wheel time of `deadline`, rounded up so that a timer never fires
+    /// before its deadline.
+    fn deadline_ms(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.origin);
+        let ms = since.as_nanos().div_ceil(1_000_000);
+        u64::try_from(ms).unwrap_or(NONE - 1)
+    }
+
+    /// Wheel time now, rounded down.
+    fn now_ms(&self) -> u64 {
+        let since = self.clock.now().saturating_duration_since(self.origin);
+        u64::try_from(since.as_millis()).unwrap_or(NONE - 1)
+    }
+
+    fn instant_of(&self, ms: u64) -> Instant {
+        self.origin + Duration::from_millis(ms)
+    }
+
+    fn shard(&self) -> usize {
+        SHARD.with(|shard| {
+            let mut index = shard.get();
+            if index == usize::MAX {
+                static NEXT: AtomicUsize = AtomicUsize::new(0);
+                index = NEXT.fetch_add(1, SeqCst);
+                shard.set(index);
+            }
+            index % self.shards.len()
+        })
+    }
+
+    /// Registers a timer that wakes `waker` at `deadline`.
+    pub(crate) fn register(&self, deadline: Instant, waker: Waker) -> TimerHandle {
+        let ms = self.deadline_ms(deadline);
+        let shard = self.shard();
+        let key = self.shards[shard].lock().insert(ms, waker);
+        if ms < self.next.load(SeqCst) {
+            let _next = self.next_lock.lock();
+            if ms < self.next.load(SeqCst) {
+                self.next.store(ms, SeqCst);
+            }
+        }
+        // Pairs with the timer worker's store of `parked_until` followed by
+        // its load of `next` (both SeqCst): either it sees our deadline when
+        // it computes its sleep, or we see its sleep and nudge it.
+        if ms < self.parked_until.load(SeqCst) {
+            self.nudge();
+        }
+        TimerHandle { shard, key }
+    }
+
+    /// Replaces the waker of a registered timer. Returns false if the timer
+    /// has fired (or was cancelled) meanwhile.
+    pub(crate) fn update_waker(&self, handle: TimerHandle, waker: &Waker) -> bool {
+        let mut wheel = self.shards[handle.shard].lock();
+        match wheel.get_mut(handle.key) {
+            Some(stored) => {
+                if !stored.will_wake(waker) {
+                    stored.clone_from(waker);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels a timer, freeing its entry. A no-op if it fired already.
+    pub(crate) fn cancel(&self, handle: TimerHandle) {
+        let waker = self.shards[handle.shard].lock().remove(handle.key);
+        // Dropped outside the lock.
+        drop(waker);
+    }
+
+    /// Fires every timer whose deadline has passed. Returns how many fired.
+    /// Cheap when nothing is due: one atomic load and a clock read.
+    pub(crate) fn process(&self) -> usize {
+        let now = self.now_ms();
+        if self.next.load(SeqCst) > now {
+            return 0;
+        }
+        let mut expired = Vec::new();
+        {
+            let _next = self.next_lock.lock();
+            let mut next = NONE;
+            for shard in self.shards.iter() {
+                let mut wheel = shard.lock();
+                wheel.poll(now, &mut expired);
+                if let Some(at) = wheel.next_expiration() {
+                    next = next.min(at);
+                }
+            }
+            self.next.store(next, SeqCst);
+        }
+        let n = expired.len();
+        self.fired.fetch_add(n as u64, SeqCst);
+        for waker in expired {
+            waker.wake();
+        }
+        n
+    }
+
+    /// The instant of the earliest pending timer (a lower bound), if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        match self.next.load(SeqCst) {
+            NONE => None,
+            ms => Some(self.instant_of(ms)),
+        }
+    }
+
+    /// How long the timer worker may sleep: until the next deadline, at most
+    /// `limit`. Records the deadline so that an earlier registration nudges
+    /// it. `None` means "no timer": sleep up to `limit`.
+    pub(crate) fn park_timeout(&self, limit: Duration) -> Option<Duration> {
+        let mut next = self.next.load(SeqCst);
+        loop {
+            self.parked_until.store(next, SeqCst);
+            // Re-read after publishing (see `register`): a registration that
+            // lowered `next` before our store is seen here; one after it sees
+            // our `parked_until` and nudges us.
+            let again = self.next.load(SeqCst);
+            if again == next {
+                break;
+            }
+            next = again;
+        }
+        if next == NONE {
+            return None;
+        }
+        let now = self.clock.now();
+        let wait = self.instant_of(next).saturating_duration_since(now);
+        Some(wait.min(limit))
+    }
+
+    /// The timer worker stopped sleeping on the timers.
+    pub(crate) fn unparked(&self) {
+        self.parked_until.store(NOT_PARKED, SeqCst);
+    }
+
+    /// Takes the timer worker role; false if another worker holds it.
+    pub(crate) fn try_become_timer_worker(&self) -> bool {
+        !self.timer_worker.swap(true, SeqCst)
+    }
+
+    pub(crate) fn release_timer_worker(&self) {
+        self.unparked();
+        self.timer_worker.store(false, SeqCst);
+    }
+
+    /// With the clock paused and the runtime idle: jump to the next deadline
+    /// and fire what is due. Returns how many timers fired.
+    pub(crate) fn auto_advance(&self) -> usize {
+        if !self.clock.is_paused() || self.clock.auto_advance_inhibited() {
+            return 0;
+        }
+        // `next` is a lower bound (a higher wheel level reports its slot's
+        // start): advancing to it may only cascade timers down, firing none.
+        // Each round makes it more precise; at most one round per level.
+        while let Some(at) = self.next_deadline() {
+            self.clock.advance_to(at);
+            let fired = self.process();
+            if fired > 0 {
+                return fired;
+            }
+        }
+        0
+    }
+
+    /// Whether timers are pending while no idle worker sleeps on them.
+    pub(crate) fn needs_timer_worker(&self) -> bool {
+        self.next.load(SeqCst) != NONE && !self.timer_worker.load(SeqCst)
+    }
+
+    /// Wakes the timer worker so that it re-examines its timers (and, with a
+    /// paused clock, whether it may auto-advance).
+    pub(crate) fn nudge(&self) {
+        if let Some(nudge) = self.nudge.get() {
+            nudge();
+        }
+    }
+
+    /// A thread starts doing something during which a paused clock must
+    /// not auto-advance (polling a `block_on` future, a blocking closure).
+    pub(crate) fn inhibit_add(&self) {
+        self.clock.inhibit_add();
+    }
+
+    /// The inhibiting work is over; the timer worker may auto-advance.
+    pub(crate) fn inhibit_sub(&self) {
+        if self.clock.inhibit_sub() && self.clock.is_paused() {
+            self.nudge();
+        }
+    }
+
+    /// Timers registered and not yet fired or cancelled.
+    pub(crate) fn pending(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub(crate) fn fired_total(&self) -> u64 {
+        self.fired.load(SeqCst)
+    }
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("clock", &self.clock)
+            .field("next", &self.next_deadline())
+            .finish_non_exhaustive()
+    }
+}

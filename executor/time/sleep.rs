@@ -1,0 +1,155 @@
+//! `Sleep`: a future that completes at a deadline.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+
+use super::driver::{Driver, TimerHandle};
+use super::Instant;
+
+/// Waits until `duration` has elapsed. Equivalent to
+/// `sleep_until(Instant::now() + duration)`.
+///
+/// The timer has millisecond resolution and never fires early.
+///
+/// # Panics
+///
+/// The returned future panics on creation outside a wq runtime context.
+///
+/// ```
+/// # #[wq::main] async fn main() {
+/// use std::time::Duration;
+/// let start = wq::time::Instant::now();
+/// wq::time::sleep(Duration::from_millis(10)).await;
+/// assert!(start.elapsed() >= Duration::from_millis(10));
+/// # }
+/// ```
+#[track_caller]
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep::new(Instant::now().saturating_add(duration))
+}
+
+/// Waits until `deadline`.
+///
+/// # Panics
+///
+/// Panics outside a wq runtime context.
+///
+/// ```
+/// # #[wq::main] async fn main() {
+/// use std::time::Duration;
+/// let deadline = wq::time::Instant::now() + Duration::from_millis(5);
+/// wq::time::sleep_until(deadline).await;
+/// assert!(wq::time::Instant::now() >= deadline);
+/// # }
+/// ```
+#[track_caller]
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep::new(deadline)
+}
+
+pin_project! {
+    /// The future returned by [`sleep`] and [`sleep_until`].
+    ///
+    /// Dropping it cancels the timer and frees its entry at once.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Sleep {
+        deadline: Instant,
+        driver: Arc<Driver>,
+        entry: Option<TimerHandle>,
+    }
+
+    impl PinnedDrop for Sleep {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(entry) = this.entry.take() {
+                this.driver.cancel(entry);
+            }
+        }
+    }
+}
+
+impl Sleep {
+    #[track_caller]
+    pub(crate) fn new(deadline: Instant) -> Sleep {
+        let driver = crate::runtime::current_time_driver().unwrap_or_else(|| {
+            panic!(
+                "there is no wq runtime current on this thread: timers must be created \
+                 from a task, inside `block_on`, or while an `enter` guard is held"
+            )
+        });
+        Sleep {
+            deadline,
+            driver,
+            entry: None,
+        }
+    }
+
+    /// The instant at which the sleep completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        self.driver.clock().now() >= self.deadline.into_std()
+    }
+
+    /// Moves the deadline to `deadline`, whether or not the sleep had
+    /// completed. The future must be polled again to register it.
+    ///
+    /// ```
+    /// # #[wq::main] async fn main() {
+    /// use std::time::Duration;
+    /// let mut sleep = std::pin::pin!(wq::time::sleep(Duration::from_secs(3600)));
+    /// sleep.as_mut().reset(wq::time::Instant::now() + Duration::from_millis(1));
+    /// sleep.await;
+    /// # }
+    /// ```
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.project();
+        if let Some(entry) = this.entry.take() {
+            this.driver.cancel(entry);
+        }
+        *this.deadline = deadline;
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if this.driver.clock().now() >= this.deadline.into_std() {
+            if let Some(entry) = this.entry.take() {
+                this.driver.cancel(entry);
+            }
+            return Poll::Ready(());
+        }
+        let registered = match *this.entry {
+            Some(entry) => this.driver.update_waker(entry, cx.waker()),
+            None => false,
+        };
+        if !registered {
+            *this.entry = Some(
+                this.driver
+                    .register(this.deadline.into_std(), cx.waker().clone()),
+            );
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("registered", &self.entry.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,147 @@
+//! Sleep, timeout and the timer wheel through the public API.
+
+mod support;
+
+use std::future::pending;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use support::Counters;
+use wq::time::{sleep, sleep_until, timeout, Instant};
+
+#[wq::test]
+async fn sleep_waits_at_least_its_duration() {
+    let start = std::time::Instant::now();
+    sleep(Duration::from_millis(20)).await;
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+#[wq::test]
+async fn sleep_until_a_past_deadline_is_ready_at_once() {
+    let past = Instant::now() - Duration::from_millis(1);
+    assert!(sleep_until(past).now_or_never().is_some());
+}
+
+/// 10,000 random deadlines fire in deadline order, each within the first
+/// millisecond tick at or after its deadline (paused clock: exact).
+#[wq::test(start_paused = true)]
+async fn ten_thousand_random_deadlines_fire_in_order() {
+    const N: u64 = 10_000;
+    let start = Instant::now();
+    let fired = Arc::new(Mutex::new(Vec::with_capacity(10_000)));
+    let mut handles = Vec::new();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for i in 0..N {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Up to ~70 minutes, to cross several wheel levels; sub-ms offsets.
+        let deadline = start + Duration::from_micros(x % 4_200_000_000);
+        let fired = fired.clone();
+        handles.push(wq::spawn(async move {
+            sleep_until(deadline).await;
+            let now = Instant::now();
+            fired.lock().unwrap().push((deadline, now, i));
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let fired = fired.lock().unwrap();
+    assert_eq!(fired.len(), 10_000);
+    for &(deadline, woke, i) in fired.iter() {
+        assert!(woke >= deadline, "timer {i} fired early");
+        assert!(
+            woke - deadline < Duration::from_millis(1),
+            "timer {i} fired late"
+        );
+    }
+    // Completion order follows deadline order (to the millisecond tick).
+    for pair in fired.windows(2) {
+        assert!(pair[0].1 <= pair[1].1);
+    }
+}
+
+#[wq::test]
+async fn timeout_returns_elapsed_and_drops_the_inner_future() {
+    let counters = Counters::default();
+    let result = timeout(Duration::from_millis(5), counters.track(pending::<()>())).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.to_string(), "deadline has elapsed");
+    assert_eq!(counters.drops(), 1);
+    assert_eq!(timeout(Duration::from_secs(10), async { 3 }).await, Ok(3));
+}
+
+#[wq::test]
+async fn cancelled_timers_leave_no_entries() {
+    let metrics = wq::Handle::current().metrics();
+    let base = metrics.num_pending_timers();
+    let mut sleeps: Vec<_> = (0..100_000u64)
+        .map(|i| Box::pin(sleep(Duration::from_secs(60 + i % 600))))
+        .collect();
+    for s in sleeps.iter_mut() {
+        assert!(s.as_mut().now_or_never().is_none());
+    }
+    assert_eq!(metrics.num_pending_timers(), base + 100_000);
+    drop(sleeps);
+    assert_eq!(metrics.num_pending_timers(), base);
+}
+
+#[wq::test(start_paused = true)]
+async fn an_hour_long_sleep_finishes_at_once_when_paused() {
+    let wall = std::time::Instant::now();
+    let start = Instant::now();
+    sleep(Duration::from_secs(3600)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(3600));
+    assert!(wall.elapsed() < Duration::from_secs(10));
+}
+
+#[wq::test(start_paused = true)]
+async fn advance_moves_the_clock_and_fires_due_timers() {
+    let start = Instant::now();
+    // The deadline is fixed when the sleep is created, here.
+    let ten = sleep(Duration::from_secs(10));
+    let sleeper = wq::spawn(async move {
+        ten.await;
+        Instant::now()
+    });
+    wq::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(start.elapsed(), Duration::from_secs(4));
+    assert!(!sleeper.is_finished());
+    let woke = sleeper.await.unwrap();
+    assert_eq!(woke - start, Duration::from_secs(10));
+}
+
+/// While a blocking closure runs, the paused clock does not jump.
+#[wq::test(start_paused = true)]
+async fn blocking_inhibits_auto_advance() {
+    let start = Instant::now();
+    let sleeper = wq::spawn(sleep(Duration::from_secs(3600)));
+    let during = wq::spawn(async move {
+        wq::blocking(|| std::thread::sleep(Duration::from_millis(100)));
+        Instant::now()
+    })
+    .await
+    .unwrap();
+    assert_eq!(during, start);
+    sleeper.await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_secs(3600));
+}
+
+#[wq::test]
+async fn reset_moves_the_deadline() {
+    let mut s = std::pin::pin!(sleep(Duration::from_secs(3600)));
+    assert!(s.as_mut().now_or_never().is_none());
+    let soon = Instant::now() + Duration::from_millis(2);
+    s.as_mut().reset(soon);
+    assert_eq!(s.deadline(), soon);
+    s.as_mut().await;
+    assert!(Instant::now() >= soon);
+}
+
+#[test]
+#[should_panic(expected = "there is no wq runtime current on this thread")]
+fn sleep_outside_a_runtime_panics() {
+    drop(sleep(Duration::from_millis(1)));
+}
