@@ -11,6 +11,8 @@
 //! `async_task::Runnable`.
 
 mod idle;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod manager;
 mod park;
 mod worker;

@@ -88,10 +88,9 @@ impl Parker {
                 return true;
             }
             if timed_out {
-                // Still PARKED (an unparker would have set NOTIFIED under
-                // the lock we hold): withdraw.
-                self.state.swap(EMPTY, Acquire);
-                return false;
+                // Withdraw. An unparker may have swapped in NOTIFIED just now
+                // (it does so before taking the lock): then the token is ours.
+                return self.state.swap(EMPTY, Acquire) == NOTIFIED;
             }
             // Spurious wakeup: sleep again.
         }

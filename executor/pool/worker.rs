@@ -157,9 +157,12 @@ impl Local {
             match self.next_task() {
                 Some(runnable) => {
                     if self.searching.replace(false) && idle.transition_from_searching() {
-                        // The last searcher found work: if more is queued,
-                        // wake another worker to keep spreading it.
-                        if self.has_visible_work() {
+                        // The last searcher found work: if more is queued
+                        // anywhere (a running worker may have pushed to its
+                        // own queue while we searched, and not kicked because
+                        // we were searching), wake another worker to keep
+                        // spreading it.
+                        if self.shared.has_work() {
                             self.shared.wake_one();
                         }
                     }
@@ -268,11 +271,6 @@ impl Local {
         self.deque.pop()
     }
 
-    /// Work this worker can see cheaply: its own queue or the injector.
-    fn has_visible_work(&self) -> bool {
-        !self.deque.is_empty() || !self.shared.injector.is_empty()
-    }
-
     /// Enters the idle list and parks until woken. `left_running` says the
     /// worker already left `nr_running` (retired, or new). Returns
     /// `Some(culled)` if the worker must exit, `None` once it was kicked to
@@ -332,7 +330,10 @@ impl Local {
             if shared.is_closed() {
                 break Some(false);
             }
-            if notified && self.me.kicked.swap(false, Acquire) {
+            // Checked whether or not the park reported a token: a kick that
+            // lands as a timed park expires still means "run". A token
+            // left behind then is consumed later as a harmless nudge.
+            if self.me.kicked.swap(false, Acquire) {
                 break None;
             }
             if timer_worker {

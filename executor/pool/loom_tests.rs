@@ -1,0 +1,784 @@
+//! Loom models of the pool's concurrency protocol (`README.md` beside this
+//! file), run on the real `Idle` and `Parker`.
+//!
+//! Run them with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom_
+//! ```
+//!
+//! The larger models bound preemptions (2 to 5, see `builder`);
+//! `LOOM_MAX_PREEMPTIONS` overrides the bound for all of them.
+//!
+//! The thread sequences below copy the ones `worker.rs` and `mod.rs` perform
+//! (`notify_work`, `idle_and_park`, `BlockingGuard::enter`, `try_retire`, the
+//! searcher chain). The queues are abstracted as one counter of pending
+//! runnables (the injector and every worker's deque together): `has_work` is
+//! "the counter is not zero", taking a runnable is a decrement. The searcher
+//! chain checks `has_work` over every queue, exactly what is modelled.
+//!
+//! A lost wakeup shows up as a loom deadlock (a worker parked forever while
+//! the thread waiting for its work blocks too).
+//!
+//! Not modelled: the timed park and culling (under loom a timed wait never
+//! times out, see `crate::loom`), and the manager step a woken worker takes
+//! before running (creating a spare thread).
+
+use std::time::Duration;
+
+use loom::sync::atomic::Ordering::{Acquire, Release, SeqCst};
+use loom::sync::atomic::{fence, AtomicBool, AtomicUsize};
+use loom::sync::{Arc, Condvar, Mutex};
+use loom::thread;
+
+use super::idle::{Idle, Kick};
+use super::park::Parker;
+
+/// What other threads touch of a worker (`WorkerShared`, without the queue).
+#[derive(Debug)]
+struct WorkerShared {
+    parker: Parker,
+    /// Set by a kicker before it unparks: the wakeup means "run" (a wakeup
+    /// for any other reason does not set it).
+    kicked: AtomicBool,
+}
+
+/// A worker handle for `Idle<W>`, compared by identity (as `WorkerRef` is).
+#[derive(Clone, Debug)]
+struct W(Arc<WorkerShared>);
+
+impl W {
+    fn new() -> W {
+        W(Arc::new(WorkerShared {
+            parker: Parker::new(),
+            kicked: AtomicBool::new(false),
+        }))
+    }
+}
+
+impl PartialEq for W {
+    fn eq(&self, other: &W) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The shared side of a pool: the bookkeeping under test and the abstracted
+/// queues.
+struct PoolModel {
+    idle: Idle<W>,
+    /// Pending runnables, all queues together.
+    queue: AtomicUsize,
+    /// Runnables taken by workers so far.
+    taken: AtomicUsize,
+    /// `Shared::closed`.
+    closed: AtomicBool,
+    /// Wakes issued with nothing taken yet (see `loom_kick_exactly_one`).
+    early_wakes: AtomicUsize,
+    /// Every `Kick::Wake`, from anyone.
+    wakes: AtomicUsize,
+    /// For the thread that waits until all work is taken.
+    done: Mutex<usize>,
+    done_cv: Condvar,
+}
+
+impl PoolModel {
+    fn new(target: usize) -> PoolModel {
+        PoolModel {
+            idle: Idle::new(target),
+            queue: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            early_wakes: AtomicUsize::new(0),
+            wakes: AtomicUsize::new(0),
+            done: Mutex::new(0),
+            done_cv: Condvar::new(),
+        }
+    }
+
+    /// `Shared::has_work`.
+    fn has_work(&self) -> bool {
+        self.queue.load(SeqCst) != 0
+    }
+
+    /// Pops one runnable from the queues, if any.
+    fn try_take(&self) -> bool {
+        let mut n = self.queue.load(SeqCst);
+        while n != 0 {
+            match self.queue.compare_exchange(n, n - 1, SeqCst, SeqCst) {
+                Ok(_) => {
+                    self.taken.fetch_add(1, SeqCst);
+                    return true;
+                }
+                Err(actual) => n = actual,
+            }
+        }
+        false
+    }
+
+    /// `Shared::wake_one`: kick, then unpark after the idle lock is released.
+    /// Returns whether a worker was woken.
+    fn wake_one(&self) -> bool {
+        match self.idle.kick() {
+            Kick::Wake(worker) => {
+                self.wakes.fetch_add(1, SeqCst);
+                if self.taken.load(SeqCst) == 0 {
+                    self.early_wakes.fetch_add(1, SeqCst);
+                }
+                assert!(
+                    self.idle.nr_running() <= self.idle.target(),
+                    "kick woke a worker beyond the target"
+                );
+                worker.0.kicked.store(true, Release);
+                worker.0.parker.unpark();
+                true
+            }
+            Kick::NotNeeded | Kick::NoIdle => false,
+        }
+    }
+
+    /// `Pool::schedule` from outside the pool, then `Shared::notify_work`.
+    fn push_and_notify(&self) {
+        self.queue.fetch_add(1, SeqCst);
+        fence(SeqCst);
+        if self.closed.load(SeqCst) {
+            return;
+        }
+        if self.idle.need_more_worker() {
+            self.wake_one();
+        }
+    }
+
+    /// A worker ran a runnable: tell whoever waits for all of them.
+    fn ran_one(&self) {
+        let mut done = self.done.lock().unwrap();
+        *done += 1;
+        self.done_cv.notify_all();
+    }
+
+    /// Blocks until `n` runnables have run.
+    fn wait_ran(&self, n: usize) {
+        let mut done = self.done.lock().unwrap();
+        while *done < n {
+            done = self.done_cv.wait(done).unwrap();
+        }
+    }
+
+    /// `Pool::close`: set `closed`, fence, unpark every worker.
+    fn close(&self, workers: &[W]) {
+        self.closed.store(true, SeqCst);
+        fence(SeqCst);
+        for worker in workers {
+            worker.0.parker.unpark();
+        }
+    }
+}
+
+/// What the idle path decided before parking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Idled {
+    /// The pool is closed: exit without parking.
+    Exit,
+    /// On the idle list, about to park.
+    Park,
+}
+
+/// The thread-local side of a worker (`Local`).
+struct Worker {
+    me: W,
+    searching: bool,
+}
+
+impl Worker {
+    /// `Local::next_task` over the abstracted queues: own queue and injector,
+    /// then (becoming a searcher if allowed) stealing.
+    fn next_task(&mut self, pool: &PoolModel) -> bool {
+        if pool.try_take() {
+            return true;
+        }
+        if !self.searching {
+            if !pool.idle.transition_to_searching() {
+                return false;
+            }
+            self.searching = true;
+        }
+        pool.try_take()
+    }
+
+    /// What `Local::run` does once `next_task` returned a runnable, before
+    /// running it: the searcher chain.
+    fn found_work(&mut self, pool: &PoolModel) {
+        let was_searching = std::mem::replace(&mut self.searching, false);
+        if was_searching && pool.idle.transition_from_searching() && pool.has_work() {
+            pool.wake_one();
+        }
+    }
+
+    /// `Local::idle_and_park` up to the park: join the idle list, fence,
+    /// re-check.
+    fn enter_idle(&mut self, pool: &PoolModel, left_running: bool) -> Idled {
+        let was_searching = std::mem::replace(&mut self.searching, false);
+        pool.idle
+            .enter_idle(self.me.clone(), was_searching, left_running);
+        fence(SeqCst);
+        if pool.closed.load(SeqCst) {
+            return Idled::Exit;
+        }
+        if pool.has_work() {
+            pool.wake_one();
+        }
+        Idled::Park
+    }
+
+    /// The park of `Local::idle_and_park`. Returns false if the worker must
+    /// exit (closed); otherwise it was woken by a kick, which counted it
+    /// running and searching.
+    fn park(&mut self, pool: &PoolModel) -> bool {
+        loop {
+            self.me.0.parker.park();
+            if pool.closed.load(SeqCst) {
+                return false;
+            }
+            if self.me.0.kicked.swap(false, Acquire) {
+                self.searching = true;
+                return true;
+            }
+        }
+    }
+
+    /// `Local::idle_and_park`, whole. Returns false if the worker must exit.
+    fn idle_and_park(&mut self, pool: &PoolModel, left_running: bool) -> bool {
+        match self.enter_idle(pool, left_running) {
+            Idled::Exit => false,
+            Idled::Park => self.park(pool),
+        }
+    }
+
+    /// `Local::run` for a worker that starts parked on the idle list (it is
+    /// already on it: the model's setup did `enter_idle`), until the pool is
+    /// closed.
+    fn run_from_idle(mut self, pool: &PoolModel) {
+        if !self.park(pool) {
+            return;
+        }
+        loop {
+            if pool.closed.load(SeqCst) {
+                return;
+            }
+            if self.next_task(pool) {
+                self.found_work(pool);
+                pool.ran_one();
+                if pool.idle.try_retire() && !self.idle_and_park(pool, true) {
+                    return;
+                }
+            } else if !self.idle_and_park(pool, false) {
+                return;
+            }
+        }
+    }
+}
+
+fn builder(preemption_bound: usize) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(preemption_bound);
+    }
+    builder
+}
+
+/// Puts `worker` on the idle list as a new worker does (not counted running),
+/// with an empty queue: its re-check finds nothing.
+fn start_idle(pool: &PoolModel, worker: &W) {
+    pool.idle.enter_idle(worker.clone(), false, true);
+}
+
+/// Brings a worker to "running" the only way the pool does: put it idle and
+/// kick it. It is then counted running and searching; the model does not
+/// unpark it (the wakeup is taken as consumed).
+fn start_running(pool: &PoolModel, worker: &W) {
+    start_idle(pool, worker);
+    match pool.idle.kick() {
+        Kick::Wake(w) => assert!(w == *worker, "kick woke another worker"),
+        other => panic!("setup kick did not wake the worker: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Parker: the token protocol.
+// ---------------------------------------------------------------------------
+
+/// An `unpark` from another thread, before or after `park`, makes `park`
+/// return; whatever the unparker wrote before it is visible afterwards.
+#[test]
+fn loom_parker_unpark_before_or_after_park() {
+    loom::model(|| {
+        let parker = Arc::new(Parker::new());
+        let data = Arc::new(loom::cell::UnsafeCell::new(0usize));
+        let t = {
+            let parker = parker.clone();
+            let data = data.clone();
+            thread::spawn(move || {
+                // SAFETY: the parked thread reads it only after `park`
+                // returns, which the Release/Acquire token orders after this
+                // write; loom reports a race otherwise.
+                data.with_mut(|p| unsafe { *p = 1 });
+                parker.unpark();
+            })
+        };
+        parker.park();
+        // SAFETY: see above.
+        let seen = data.with(|p| unsafe { *p });
+        assert_eq!(seen, 1);
+        t.join().unwrap();
+    });
+}
+
+/// Two unparks (concurrent with each other and with the park), one park: the
+/// park returns, and the parker never meets a state it does not expect (it
+/// would panic).
+#[test]
+fn loom_parker_two_unparks_one_park() {
+    loom::model(|| {
+        let parker = Arc::new(Parker::new());
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let parker = parker.clone();
+                thread::spawn(move || parker.unpark())
+            })
+            .collect();
+        parker.park();
+        for t in threads {
+            t.join().unwrap();
+        }
+    });
+}
+
+/// A parker is reused: two rounds of ping-pong between two parkers, so that
+/// a late `notify_one` of a previous round meets the next `park`.
+#[test]
+fn loom_parker_reuse_ping_pong() {
+    loom::model(|| {
+        let a = Arc::new(Parker::new());
+        let b = Arc::new(Parker::new());
+        let t = {
+            let (a, b) = (a.clone(), b.clone());
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    a.unpark();
+                    b.park();
+                }
+            })
+        };
+        for _ in 0..2 {
+            a.park();
+            b.unpark();
+        }
+        t.join().unwrap();
+    });
+}
+
+/// `park_timeout` (what idle workers use) returns true when unparked; under
+/// loom it never times out.
+#[test]
+fn loom_parker_park_timeout_notified() {
+    loom::model(|| {
+        let parker = Arc::new(Parker::new());
+        let t = {
+            let parker = parker.clone();
+            thread::spawn(move || parker.unpark())
+        };
+        assert!(parker.park_timeout(Duration::from_secs(300)));
+        t.join().unwrap();
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 2. No lost wakeup: a producer against a worker going idle.
+// ---------------------------------------------------------------------------
+
+/// Target 1, one worker counted running that finds no work and goes idle
+/// (`idle_and_park`) while a producer pushes one runnable (`notify_work`).
+/// The worker must end up taking it: either it sees it before idling, or it
+/// sees it after its fence and kicks (itself), or the producer sees it idle
+/// and kicks it. `initially_searching`: the worker was just woken (counted
+/// searching) or had run tasks before (it must become a searcher itself).
+fn producer_vs_idler(initially_searching: bool) {
+    builder(4).check(move || {
+        let pool = Arc::new(PoolModel::new(1));
+        let me = W::new();
+        start_running(&pool, &me);
+        if !initially_searching {
+            // It found and ran a runnable since its wakeup.
+            let _ = pool.idle.transition_from_searching();
+        }
+        assert_eq!(pool.idle.nr_running(), 1);
+
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+
+        let worker = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut worker = Worker {
+                    me,
+                    searching: initially_searching,
+                };
+                // Until it has taken the one runnable: parking forever here
+                // is the lost wakeup, which loom reports as a deadlock.
+                loop {
+                    if worker.next_task(&pool) {
+                        worker.found_work(&pool);
+                        break;
+                    }
+                    assert!(worker.idle_and_park(&pool, false), "not closed");
+                }
+            })
+        };
+
+        producer.join().unwrap();
+        worker.join().unwrap();
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        assert_eq!(pool.queue.load(SeqCst), 0);
+        // The worker runs (the runnable), off the idle list, not searching.
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 0);
+        assert_eq!(pool.idle.nr_searching(), 0);
+        // At most one wakeup for it: by the producer or by itself.
+        assert!(pool.wakes.load(SeqCst) <= 1);
+    });
+}
+
+#[test]
+fn loom_no_lost_wakeup_producer_vs_searching_idler() {
+    producer_vs_idler(true);
+}
+
+#[test]
+fn loom_no_lost_wakeup_producer_vs_idler() {
+    producer_vs_idler(false);
+}
+
+// ---------------------------------------------------------------------------
+// 3. Blocking hand-off.
+// ---------------------------------------------------------------------------
+
+/// Target 1. Worker A runs with one runnable queued on it; worker B is idle.
+/// A enters `blocking` (`BlockingGuard::enter`: hand the queue over, leave
+/// `nr_running`, fence, kick if work is queued): B must be woken and take the
+/// runnable. Meanwhile A returns (`worker_running`). Each then calls
+/// `try_retire` once after its step: exactly one of them retires, so that
+/// `target` workers run at the end.
+#[test]
+fn loom_blocking_hand_off() {
+    builder(5).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        let b = W::new();
+        start_running(&pool, &a);
+        // A has found work since its wakeup: one runnable is in its queue.
+        let _ = pool.idle.transition_from_searching();
+        pool.queue.fetch_add(1, SeqCst);
+        start_idle(&pool, &b);
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 1);
+
+        let retired = Arc::new(AtomicUsize::new(0));
+
+        // A retiring worker goes idle (`idle_and_park(true)`). The model stops
+        // it before the park: it must then still be on the idle list, with
+        // nobody having popped it (checked at the end through `nr_idle`).
+        let retire = |pool: &PoolModel, worker: &mut Worker, retired: &AtomicUsize| {
+            if pool.idle.try_retire() {
+                retired.fetch_add(1, SeqCst);
+                assert_eq!(worker.enter_idle(pool, true), Idled::Park);
+            }
+        };
+
+        let thread_a = {
+            let pool = pool.clone();
+            let retired = retired.clone();
+            thread::spawn(move || {
+                let mut worker = Worker {
+                    me: a,
+                    searching: false,
+                };
+                // BlockingGuard::enter (the hand-over moves the runnable
+                // between queues: the counter does not change).
+                pool.idle.worker_sleeping();
+                fence(SeqCst);
+                if !pool.closed.load(SeqCst) && pool.has_work() {
+                    pool.wake_one();
+                }
+                // ... the blocking closure runs, then the guard drops:
+                pool.idle.worker_running();
+                // The task that blocked finishes.
+                retire(&pool, &mut worker, &retired);
+            })
+        };
+
+        let thread_b = {
+            let pool = pool.clone();
+            let retired = retired.clone();
+            thread::spawn(move || {
+                let mut worker = Worker {
+                    me: b,
+                    searching: false,
+                };
+                assert!(worker.park(&pool), "not closed");
+                assert!(worker.next_task(&pool), "B woken but found no work");
+                worker.found_work(&pool);
+                // B runs the runnable.
+                retire(&pool, &mut worker, &retired);
+            })
+        };
+
+        thread_a.join().unwrap();
+        thread_b.join().unwrap();
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        assert_eq!(pool.wakes.load(SeqCst), 1, "exactly B was woken, once");
+        assert_eq!(retired.load(SeqCst), 1, "exactly one of A, B retires");
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 1);
+        assert_eq!(pool.idle.nr_searching(), 0);
+    });
+}
+
+/// Target 1. Worker A runs with nothing queued; worker B is idle. A enters
+/// `blocking` while a producer pushes one runnable (`notify_work`): the two
+/// fences pair, so either A sees the runnable and kicks, or the producer sees
+/// A out of `nr_running` and kicks. B is woken exactly once and takes it.
+#[test]
+fn loom_no_lost_wakeup_producer_vs_blocker() {
+    builder(4).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        let b = W::new();
+        start_running(&pool, &a);
+        let _ = pool.idle.transition_from_searching();
+        start_idle(&pool, &b);
+
+        let thread_a = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                // BlockingGuard::enter; A stays blocked.
+                pool.idle.worker_sleeping();
+                fence(SeqCst);
+                if !pool.closed.load(SeqCst) && pool.has_work() {
+                    pool.wake_one();
+                }
+            })
+        };
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+        let thread_b = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut worker = Worker {
+                    me: b,
+                    searching: false,
+                };
+                assert!(worker.park(&pool), "not closed");
+                assert!(worker.next_task(&pool), "B woken but found no work");
+                worker.found_work(&pool);
+            })
+        };
+
+        thread_a.join().unwrap();
+        producer.join().unwrap();
+        thread_b.join().unwrap();
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        assert_eq!(pool.wakes.load(SeqCst), 1);
+        // B runs; A is blocked (not counted); nobody idle.
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 0);
+        assert_eq!(pool.idle.nr_searching(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 4. try_retire race.
+// ---------------------------------------------------------------------------
+
+/// Target 1, three workers counted running (two came back from `blocking`
+/// while a third had been woken in their place). All three finish a task and
+/// call `try_retire` at once: exactly two retire, never below the target.
+#[test]
+fn loom_try_retire_race() {
+    builder(4).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let workers = [W::new(), W::new(), W::new()];
+        // W0 runs, blocks; W1 is woken in its place, blocks; W2 is woken in
+        // its place; W0 and W1 return.
+        for w in &workers {
+            start_running(&pool, w);
+            let _ = pool.idle.transition_from_searching();
+            if *w != workers[2] {
+                pool.idle.worker_sleeping();
+            }
+        }
+        pool.idle.worker_running();
+        pool.idle.worker_running();
+        assert_eq!(pool.idle.nr_running(), 3);
+        assert_eq!(pool.idle.nr_idle(), 0);
+
+        let threads: Vec<_> = workers
+            .into_iter()
+            .map(|me| {
+                let pool = pool.clone();
+                thread::spawn(move || {
+                    let mut worker = Worker {
+                        me,
+                        searching: false,
+                    };
+                    let retired = pool.idle.try_retire();
+                    if retired {
+                        // Nothing is queued: it would park for good.
+                        assert_eq!(worker.enter_idle(&pool, true), Idled::Park);
+                    }
+                    retired
+                })
+            })
+            .collect();
+        let retired = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&r| r)
+            .count();
+
+        assert_eq!(retired, 2);
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 2);
+        assert_eq!(pool.wakes.load(SeqCst), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 5. Kick exactly one.
+// ---------------------------------------------------------------------------
+
+/// Target 2, two idle workers, none running. Two producers each push one
+/// runnable and run `notify_work` at once. Only one worker may be woken while
+/// the first woken one has not found work yet (it is searching, which stops
+/// every other kick); the second worker may be woken afterwards (by the
+/// second producer or by the searcher chain). Both runnables are taken, the
+/// target is never exceeded, and at the end every worker is in exactly one
+/// place: on the idle list or counted running.
+#[test]
+fn loom_kick_exactly_one() {
+    builder(2).check(|| {
+        let pool = Arc::new(PoolModel::new(2));
+        let workers = [W::new(), W::new()];
+        for w in &workers {
+            start_idle(&pool, w);
+        }
+        assert_eq!(pool.idle.nr_running(), 0);
+        assert_eq!(pool.idle.nr_idle(), 2);
+
+        let worker_threads: Vec<_> = workers
+            .iter()
+            .map(|me| {
+                let pool = pool.clone();
+                let worker = Worker {
+                    me: me.clone(),
+                    searching: false,
+                };
+                thread::spawn(move || worker.run_from_idle(&pool))
+            })
+            .collect();
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+        // This thread is the other producer.
+        pool.push_and_notify();
+
+        // A lost wakeup leaves this wait (and the workers) blocked forever.
+        pool.wait_ran(2);
+        producer.join().unwrap();
+        pool.close(&workers);
+        for t in worker_threads {
+            t.join().unwrap();
+        }
+
+        assert_eq!(pool.taken.load(SeqCst), 2);
+        assert_eq!(pool.queue.load(SeqCst), 0);
+        assert_eq!(
+            pool.early_wakes.load(SeqCst),
+            1,
+            "exactly one worker woken before any runnable was taken"
+        );
+        assert!(pool.wakes.load(SeqCst) >= 1);
+        assert!(pool.idle.nr_running() <= pool.idle.target());
+        assert_eq!(pool.idle.nr_idle() + pool.idle.nr_running(), 2);
+    });
+}
+
+/// The searcher chain spreads a burst: target 2, two idle workers, two
+/// producers push one runnable each. A worker that takes a runnable runs it
+/// "for long" (until both runnables have been taken), so both runnables must
+/// be taken by two different workers: either the second producer sees no
+/// searcher and kicks, or the last searcher sees the second runnable after
+/// taking the first and kicks.
+#[test]
+fn loom_searcher_chain_spreads_work() {
+    builder(2).check(|| {
+        let pool = Arc::new(PoolModel::new(2));
+        let workers = [W::new(), W::new()];
+        for w in &workers {
+            start_idle(&pool, w);
+        }
+
+        let worker_threads: Vec<_> = workers
+            .iter()
+            .map(|me| {
+                let pool = pool.clone();
+                let mut worker = Worker {
+                    me: me.clone(),
+                    searching: false,
+                };
+                thread::spawn(move || {
+                    if !worker.park(&pool) {
+                        return;
+                    }
+                    loop {
+                        if pool.closed.load(SeqCst) {
+                            return;
+                        }
+                        if worker.next_task(&pool) {
+                            worker.found_work(&pool);
+                            pool.ran_one();
+                            // The runnable runs until the other one is
+                            // taken too.
+                            pool.wait_ran(2);
+                            return;
+                        }
+                        if !worker.idle_and_park(&pool, false) {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+        pool.push_and_notify();
+
+        pool.wait_ran(2);
+        producer.join().unwrap();
+        pool.close(&workers);
+        for t in worker_threads {
+            t.join().unwrap();
+        }
+        assert_eq!(pool.taken.load(SeqCst), 2);
+        assert_eq!(pool.idle.nr_running(), 2);
+        assert_eq!(pool.idle.nr_idle(), 0);
+    });
+}
