@@ -145,3 +145,34 @@ async fn reset_moves_the_deadline() {
 fn sleep_outside_a_runtime_panics() {
     drop(sleep(Duration::from_millis(1)));
 }
+
+/// On a quiet runtime with spare idle workers, every timer fires: the idle
+/// worker that drives the timers must not be culled at a deadline, leaving
+/// the rest parked. Checked from a plain thread (a stuck runtime cannot be
+/// trusted to time itself out).
+#[test]
+fn timers_fire_on_a_quiet_runtime_with_spare_workers() {
+    for run in 0..20u64 {
+        let rt = wq::Builder::new().workers(2).build().unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        {
+            let _guard = rt.enter();
+            for i in 0..100u64 {
+                let done = done.clone();
+                let ms = 1 + (i * 37 + run * 11) % 100;
+                drop(wq::spawn(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }));
+            }
+        }
+        assert!(
+            support::eventually(Duration::from_secs(10), || {
+                done.load(std::sync::atomic::Ordering::SeqCst) == 100
+            }),
+            "run {run}: only {} of 100 sleepers woke; {:?}",
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            rt.handle().metrics()
+        );
+    }
+}

@@ -3,13 +3,16 @@
 //! Every figure is a ratio taken within one run: for each workload both
 //! runtimes (same worker count) are built once, warmed up, and sampled in
 //! alternating pairs; the report gives each runtime's median time and the
-//! median of the per-pair wq/tokio ratios (below 1.0, wq is faster).
+//! median of the per-pair wq/tokio ratios (below 1.0, wq is faster). Idle
+//! cost and memory are instead measured once per runtime.
 
+mod footprint;
 mod harness;
 mod machine;
 mod report;
 mod rt;
 mod stats;
+mod sys;
 mod workloads;
 
 use std::fs;
@@ -21,8 +24,8 @@ use std::time::Duration;
 
 use harness::Config;
 use machine::Machine;
-use report::{Report, RunInfo, WorkloadReport};
-use workloads::Workload;
+use report::{IdleReport, MemoryReport, Report, RunInfo, WorkloadReport};
+use workloads::{Kind, Workload};
 
 const USAGE: &str = "\
 Usage: bench [OPTIONS]
@@ -33,6 +36,8 @@ Options:
   --workers N        worker threads of each runtime (default: available CPUs)
   --samples K        measured pairs per scheduler workload (default: 16)
   --seed-samples K   measured pairs per seed round trip workload (default: 10)
+  --timer-samples K  measured pairs per timer workload (default: 10)
+  --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
   --write            also write BENCHMARKS.md and docs/bench-ratios.svg
@@ -47,6 +52,8 @@ struct Options {
     workers: Option<usize>,
     samples: Option<usize>,
     seed_samples: Option<usize>,
+    timer_samples: Option<usize>,
+    idle_secs: Option<usize>,
     filters: Vec<String>,
     quick: bool,
     write: bool,
@@ -68,6 +75,8 @@ impl Options {
                 "--workers" => options.workers = Some(positive(&value(arg)?, arg)?),
                 "--samples" => options.samples = Some(positive(&value(arg)?, arg)?),
                 "--seed-samples" => options.seed_samples = Some(positive(&value(arg)?, arg)?),
+                "--timer-samples" => options.timer_samples = Some(positive(&value(arg)?, arg)?),
+                "--idle-secs" => options.idle_secs = Some(positive(&value(arg)?, arg)?),
                 "--filter" => options.filters.push(value(arg)?),
                 "--quick" => options.quick = true,
                 "--write" => options.write = true,
@@ -88,10 +97,13 @@ impl Options {
         } else {
             (16, 10, Duration::from_secs(1), Duration::from_millis(200))
         };
+        let (timer_samples, idle_secs) = if self.quick { (2, 2) } else { (10, 10) };
         Config {
             workers,
             samples: self.samples.unwrap_or(samples),
             seed_samples: self.seed_samples.unwrap_or(seed_samples),
+            timer_samples: self.timer_samples.unwrap_or(timer_samples),
+            idle: Duration::from_secs(self.idle_secs.unwrap_or(idle_secs) as u64),
             warmup,
             sample_time,
         }
@@ -154,19 +166,55 @@ fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Resul
         eprintln!("bench: warning: unoptimized build; run with --release for real figures");
     }
     eprintln!(
-        "bench: {} workload(s), {} workers, {} pairs ({} for seed round trips)",
+        "bench: {} workload(s), {} workers, {} pairs ({} for seed round trips, {} for timers)",
         selected.len(),
         config.workers,
         config.samples,
-        config.seed_samples
+        config.seed_samples,
+        config.timer_samples
     );
 
     // Progress goes to stderr, redrawn in place on a terminal.
     let live = io::stderr().is_terminal();
     let clear = if live { "\r\x1b[2K" } else { "" };
     let mut workloads = Vec::with_capacity(selected.len());
+    let mut idle = None;
+    let mut memory = None;
     for &workload in selected {
         let name = workload.name();
+        if workload.kind() == Kind::Once {
+            if live {
+                eprint!("{clear}{name}: measuring wq, then tokio");
+                let _ = io::stderr().flush();
+            }
+            match workload {
+                Workload::IdleCost => {
+                    let measured = footprint::idle_cost(config.workers, config.idle)?;
+                    let summary = IdleReport::new(name.clone(), &measured);
+                    eprintln!(
+                        "{clear}{name}: wq/tokio {} (CPU over {} s: wq {}, tokio {})",
+                        report::fmt_opt_ratio(summary.ratio),
+                        summary.idle_secs,
+                        report::fmt_cpu(summary.wq_cpu_ns),
+                        report::fmt_cpu(summary.tokio_cpu_ns)
+                    );
+                    idle = Some(summary);
+                }
+                Workload::MemoryPending { tasks } => {
+                    let measured = footprint::pending_memory(config.workers, tasks)?;
+                    let summary = MemoryReport::new(name.clone(), &measured);
+                    eprintln!(
+                        "{clear}{name}: wq/tokio {} (per task: wq {:.0} B, tokio {:.0} B)",
+                        report::fmt_opt_ratio(summary.ratio),
+                        summary.wq_bytes_per_task,
+                        summary.tokio_bytes_per_task
+                    );
+                    memory = Some(summary);
+                }
+                _ => unreachable!("{name} is measured in pairs"),
+            }
+            continue;
+        }
         let comparison = harness::compare(workload, &config, |step| {
             if live {
                 eprint!("{clear}{name}: {step}");
@@ -187,6 +235,8 @@ fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Resul
         machine,
         run: RunInfo::new(&config, args),
         workloads,
+        idle,
+        memory,
     };
     println!("\n{}", report::text(&report));
 
@@ -233,8 +283,23 @@ mod tests {
         let config = options.config();
         assert_eq!(config.workers, 3);
         assert_eq!(config.samples, 4);
+        assert_eq!(config.idle, Duration::from_secs(2));
         assert!(options.selects(Workload::SpawnManyLocal));
         assert!(!options.selects(Workload::PingPong));
+    }
+
+    #[test]
+    fn timer_options() {
+        let options = parse(&["--filter", "timers", "--idle-secs", "3"]).unwrap();
+        let config = options.config();
+        assert_eq!(config.idle, Duration::from_secs(3));
+        assert_eq!(config.timer_samples, 10);
+        let names: Vec<String> = Workload::all()
+            .into_iter()
+            .filter(|&w| options.selects(w))
+            .map(Workload::name)
+            .collect();
+        assert_eq!(names, ["timers_create_cancel"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::rt::{Rt, Tokio, Wq};
 use crate::stats;
-use crate::workloads::{Sample, Workload};
+use crate::workloads::{Kind, Sample, Workload};
 
 /// Items per producer in the (unreported) warm-up run of a seed round trip.
 const SEED_WARMUP_ITEMS: usize = 5_000;
@@ -22,6 +22,10 @@ pub struct Config {
     /// Measured pairs per seed round trip workload (each sample is one full
     /// run of every producer's items).
     pub seed_samples: usize,
+    /// Measured pairs per timer workload (each sample is one full run).
+    pub timer_samples: usize,
+    /// How long each runtime is left idle by `idle_cost`.
+    pub idle: Duration,
     /// Warm-up time per scheduler workload, shared by the two runtimes.
     pub warmup: Duration,
     /// Wall time one scheduler sample should take; the workload is repeated
@@ -44,12 +48,13 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Per-pair ratio of wq's time to tokio's (< 1.0: wq was faster).
+    /// Per-pair ratio of wq's figure to tokio's (wall time, or CPU time for
+    /// `sleeps_100k`; < 1.0: wq did better).
     pub fn ratios(&self) -> Vec<f64> {
         self.wq
             .iter()
             .zip(&self.tokio)
-            .map(|(wq, tokio)| wq.per_rep().as_secs_f64() / tokio.per_rep().as_secs_f64())
+            .map(|(wq, tokio)| wq.measured().as_secs_f64() / tokio.measured().as_secs_f64())
             .collect()
     }
 }
@@ -70,10 +75,11 @@ pub fn compare(
 
     progress("warming up");
     let reps = warm_up(workload, config, &wq, &tokio);
-    let pairs = if workload.is_seed() {
-        config.seed_samples
-    } else {
-        config.samples
+    let pairs = match workload.kind() {
+        Kind::Scheduler => config.samples,
+        Kind::Seed => config.seed_samples,
+        Kind::Timer => config.timer_samples,
+        Kind::Once => unreachable!("{} is not measured in pairs", workload.name()),
     };
 
     let mut comparison = Comparison {
@@ -104,17 +110,26 @@ pub fn compare(
 
 /// Warms both runtimes up on `workload` and returns the repetitions per
 /// sample that make the slower runtime's sample last about
-/// `config.sample_time` (always 1 for a seed round trip, whose run is already
-/// long).
+/// `config.sample_time` (always 1 for a seed round trip or a timer workload,
+/// whose run is already long; these warm up with one run each, shortened for
+/// a seed round trip).
 fn warm_up(workload: Workload, config: &Config, wq: &Wq, tokio: &Tokio) -> u64 {
-    if let Workload::SeedRoundTrip { producers, items } = workload {
-        let short = Workload::SeedRoundTrip {
-            producers,
-            items: items.min(SEED_WARMUP_ITEMS),
-        };
-        short.run(wq, config.workers, 1);
-        short.run(tokio, config.workers, 1);
-        return 1;
+    match workload {
+        Workload::SeedRoundTrip { producers, items } => {
+            let short = Workload::SeedRoundTrip {
+                producers,
+                items: items.min(SEED_WARMUP_ITEMS),
+            };
+            short.run(wq, config.workers, 1);
+            short.run(tokio, config.workers, 1);
+            return 1;
+        }
+        _ if workload.kind() == Kind::Timer => {
+            workload.run(wq, config.workers, 1);
+            workload.run(tokio, config.workers, 1);
+            return 1;
+        }
+        _ => {}
     }
 
     let deadline = Instant::now() + config.warmup;

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::footprint::{IdleCost, PendingMemory};
 use crate::harness::{Comparison, Config};
 use crate::machine::Machine;
 use crate::stats::{median, quantile};
@@ -16,8 +17,12 @@ pub struct Report {
     pub machine: Machine,
     /// How they were taken.
     pub run: RunInfo,
-    /// One entry per workload, in run order.
+    /// One entry per workload measured in pairs, in run order.
     pub workloads: Vec<WorkloadReport>,
+    /// `idle_cost`, if it was run.
+    pub idle: Option<IdleReport>,
+    /// `memory_100k_pending`, if it was run.
+    pub memory: Option<MemoryReport>,
 }
 
 /// The settings of the run.
@@ -29,6 +34,10 @@ pub struct RunInfo {
     pub samples: usize,
     /// Pairs per seed round trip workload.
     pub seed_samples: usize,
+    /// Pairs per timer workload.
+    pub timer_samples: usize,
+    /// How long each runtime was left idle by `idle_cost`, seconds.
+    pub idle_secs: f64,
     /// Warm-up per scheduler workload, milliseconds.
     pub warmup_ms: f64,
     /// Target duration of a scheduler sample, milliseconds.
@@ -44,6 +53,8 @@ impl RunInfo {
             workers: config.workers,
             samples: config.samples,
             seed_samples: config.seed_samples,
+            timer_samples: config.timer_samples,
+            idle_secs: config.idle.as_secs_f64(),
             warmup_ms: config.warmup.as_secs_f64() * 1e3,
             sample_time_ms: config.sample_time.as_secs_f64() * 1e3,
             args,
@@ -51,14 +62,17 @@ impl RunInfo {
     }
 }
 
-/// The figures for one workload. Times are per repetition of the workload,
-/// in nanoseconds.
+/// The figures for one workload measured in pairs. Times are per repetition
+/// of the workload, in nanoseconds: wall time, except for `sleeps_100k`,
+/// whose samples and ratios are the process's CPU time (see `measure`).
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadReport {
     /// Workload name.
     pub name: String,
     /// What one repetition is.
     pub unit: String,
+    /// What the samples and ratios measure: `"wall time"` or `"CPU time"`.
+    pub measure: String,
     /// Repetitions timed together in each sample.
     pub reps_per_sample: u64,
     /// Number of (wq, tokio) pairs.
@@ -81,6 +95,171 @@ pub struct WorkloadReport {
     pub ratios: Vec<f64>,
     /// Throughput and spawn latency, for the seed round trip.
     pub seed: Option<SeedReport>,
+    /// Time per timer, for `timers_create_cancel`.
+    pub timers: Option<TimersReport>,
+    /// Lateness and times, for `sleeps_100k`.
+    pub sleeps: Option<SleepsReport>,
+}
+
+/// `timers_create_cancel` per timer: the median run time divided by the
+/// timers in a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct TimersReport {
+    /// Timers per run.
+    pub timers: usize,
+    /// wq time to create, register and cancel one timer.
+    pub wq_ns_per_timer: f64,
+    /// tokio time to create, register and cancel one timer.
+    pub tokio_ns_per_timer: f64,
+}
+
+/// `sleeps_100k` figures. Lateness is the resume instant minus the
+/// deadline; its percentiles are per run (over all tasks), then the median
+/// across runs. CPU time is the whole process's (getrusage), per run.
+#[derive(Clone, Debug, Serialize)]
+pub struct SleepsReport {
+    /// Sleeping tasks per run.
+    pub tasks: usize,
+    /// wq lateness, median.
+    pub wq_lateness_p50_ns: f64,
+    /// wq lateness, 99th percentile.
+    pub wq_lateness_p99_ns: f64,
+    /// tokio lateness, median.
+    pub tokio_lateness_p50_ns: f64,
+    /// tokio lateness, 99th percentile.
+    pub tokio_lateness_p99_ns: f64,
+    /// wq CPU time per run, median.
+    pub wq_cpu_ns: f64,
+    /// tokio CPU time per run, median.
+    pub tokio_cpu_ns: f64,
+    /// wq wall time from the start instant until the last task resumed,
+    /// median.
+    pub wq_makespan_ns: f64,
+    /// tokio makespan, median.
+    pub tokio_makespan_ns: f64,
+    /// wq wall time to spawn the tasks, median.
+    pub wq_spawn_ns: f64,
+    /// tokio wall time to spawn the tasks, median.
+    pub tokio_spawn_ns: f64,
+    /// Every wq run's lateness median.
+    pub wq_lateness_p50_samples_ns: Vec<f64>,
+    /// Every wq run's lateness 99th percentile.
+    pub wq_lateness_p99_samples_ns: Vec<f64>,
+    /// Every tokio run's lateness median.
+    pub tokio_lateness_p50_samples_ns: Vec<f64>,
+    /// Every tokio run's lateness 99th percentile.
+    pub tokio_lateness_p99_samples_ns: Vec<f64>,
+}
+
+impl SleepsReport {
+    fn new(tasks: usize, comparison: &Comparison) -> Self {
+        let field = |samples: &[Sample], get: fn(&Sample) -> f64| -> Vec<f64> {
+            samples.iter().map(get).collect()
+        };
+        let p50 = |s: &Sample| s.sleeps.map_or(f64::NAN, |r| r.lateness_p50_ns);
+        let p99 = |s: &Sample| s.sleeps.map_or(f64::NAN, |r| r.lateness_p99_ns);
+        let cpu = |s: &Sample| s.measured().as_secs_f64() * 1e9;
+        let makespan = |s: &Sample| s.per_rep().as_secs_f64() * 1e9;
+        let spawn = |s: &Sample| {
+            s.sleeps.map_or(f64::NAN, |r| {
+                r.spawn.div_f64(s.reps as f64).as_secs_f64() * 1e9
+            })
+        };
+        let (wq, tokio) = (&comparison.wq, &comparison.tokio);
+        let wq_p50 = field(wq, p50);
+        let wq_p99 = field(wq, p99);
+        let tokio_p50 = field(tokio, p50);
+        let tokio_p99 = field(tokio, p99);
+        Self {
+            tasks,
+            wq_lateness_p50_ns: median(&wq_p50),
+            wq_lateness_p99_ns: median(&wq_p99),
+            tokio_lateness_p50_ns: median(&tokio_p50),
+            tokio_lateness_p99_ns: median(&tokio_p99),
+            wq_cpu_ns: median(&field(wq, cpu)),
+            tokio_cpu_ns: median(&field(tokio, cpu)),
+            wq_makespan_ns: median(&field(wq, makespan)),
+            tokio_makespan_ns: median(&field(tokio, makespan)),
+            wq_spawn_ns: median(&field(wq, spawn)),
+            tokio_spawn_ns: median(&field(tokio, spawn)),
+            wq_lateness_p50_samples_ns: wq_p50,
+            wq_lateness_p99_samples_ns: wq_p99,
+            tokio_lateness_p50_samples_ns: tokio_p50,
+            tokio_lateness_p99_samples_ns: tokio_p99,
+        }
+    }
+}
+
+/// `idle_cost`: process CPU time while each runtime sat idle, measured once
+/// per runtime.
+#[derive(Clone, Debug, Serialize)]
+pub struct IdleReport {
+    /// Workload name.
+    pub name: String,
+    /// How long each runtime was idle, seconds.
+    pub idle_secs: f64,
+    /// Process CPU time (user + system) while wq was idle.
+    pub wq_cpu_ns: f64,
+    /// Process CPU time while tokio was idle.
+    pub tokio_cpu_ns: f64,
+    /// wq/tokio; `None` when tokio used no measurable CPU time.
+    pub ratio: Option<f64>,
+}
+
+impl IdleReport {
+    /// Summarises one measurement.
+    pub fn new(name: String, idle: &IdleCost) -> Self {
+        let wq = idle.wq_cpu.as_secs_f64() * 1e9;
+        let tokio = idle.tokio_cpu.as_secs_f64() * 1e9;
+        Self {
+            name,
+            idle_secs: idle.idle.as_secs_f64(),
+            wq_cpu_ns: wq,
+            tokio_cpu_ns: tokio,
+            ratio: ratio_of(wq, tokio),
+        }
+    }
+}
+
+/// `memory_100k_pending`: RSS growth with the tasks pending, measured once
+/// per runtime.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemoryReport {
+    /// Workload name.
+    pub name: String,
+    /// Pending tasks.
+    pub tasks: usize,
+    /// wq RSS growth, bytes.
+    pub wq_rss_growth_bytes: i64,
+    /// tokio RSS growth, bytes.
+    pub tokio_rss_growth_bytes: i64,
+    /// wq RSS growth per task, bytes.
+    pub wq_bytes_per_task: f64,
+    /// tokio RSS growth per task, bytes.
+    pub tokio_bytes_per_task: f64,
+    /// wq/tokio; `None` when tokio's RSS did not grow.
+    pub ratio: Option<f64>,
+}
+
+impl MemoryReport {
+    /// Summarises one measurement.
+    pub fn new(name: String, memory: &PendingMemory) -> Self {
+        let per_task = |bytes: i64| bytes as f64 / memory.tasks as f64;
+        Self {
+            name,
+            tasks: memory.tasks,
+            wq_rss_growth_bytes: memory.wq_growth,
+            tokio_rss_growth_bytes: memory.tokio_growth,
+            wq_bytes_per_task: per_task(memory.wq_growth),
+            tokio_bytes_per_task: per_task(memory.tokio_growth),
+            ratio: ratio_of(memory.wq_growth as f64, memory.tokio_growth as f64),
+        }
+    }
+}
+
+/// `wq / tokio`, or `None` if `tokio` is not positive.
+fn ratio_of(wq: f64, tokio: f64) -> Option<f64> {
+    (tokio > 0.0).then(|| wq / tokio)
 }
 
 /// Seed round trip figures. Throughput is taken from the median run time;
@@ -112,7 +291,7 @@ impl WorkloadReport {
         let per_rep_ns = |samples: &[Sample]| -> Vec<f64> {
             samples
                 .iter()
-                .map(|s| s.per_rep().as_secs_f64() * 1e9)
+                .map(|s| s.measured().as_secs_f64() * 1e9)
                 .collect()
         };
         let wq_samples_ns = per_rep_ns(&comparison.wq);
@@ -144,10 +323,28 @@ impl WorkloadReport {
             }
             _ => None,
         };
+        let timers = match workload {
+            Workload::TimersCreateCancel { timers } => Some(TimersReport {
+                timers,
+                wq_ns_per_timer: median(&wq_samples_ns) / timers as f64,
+                tokio_ns_per_timer: median(&tokio_samples_ns) / timers as f64,
+            }),
+            _ => None,
+        };
+        let sleeps = match workload {
+            Workload::Sleeps { tasks } => Some(SleepsReport::new(tasks, comparison)),
+            _ => None,
+        };
 
         Self {
             name: workload.name(),
             unit: workload.unit(),
+            measure: if sleeps.is_some() {
+                "CPU time"
+            } else {
+                "wall time"
+            }
+            .into(),
             reps_per_sample: comparison.reps,
             pairs: ratios.len(),
             wq_median_ns: median(&wq_samples_ns),
@@ -159,6 +356,8 @@ impl WorkloadReport {
             tokio_samples_ns,
             ratios,
             seed,
+            timers,
+            sleeps,
         }
     }
 }
@@ -175,6 +374,47 @@ pub fn fmt_ns(ns: f64) -> String {
         (ns, "ns")
     };
     format!("{} {unit}", three_digits(value))
+}
+
+/// Formats a CPU time read from getrusage (microsecond resolution) like
+/// [`fmt_ns`], showing none at all as `0 µs`.
+pub fn fmt_cpu(ns: f64) -> String {
+    if ns == 0.0 {
+        "0 µs".to_owned()
+    } else {
+        fmt_ns(ns)
+    }
+}
+
+/// Formats a signed number of nanoseconds like [`fmt_ns`].
+pub fn fmt_signed_ns(ns: f64) -> String {
+    if ns < 0.0 {
+        format!("-{}", fmt_ns(-ns))
+    } else {
+        fmt_ns(ns)
+    }
+}
+
+/// Formats a signed number of bytes with three significant digits and a
+/// binary unit.
+pub fn fmt_bytes(bytes: f64) -> String {
+    let sign = if bytes < 0.0 { "-" } else { "" };
+    let abs = bytes.abs();
+    let (value, unit) = if abs >= 1024.0 * 1024.0 * 1024.0 {
+        (abs / (1024.0 * 1024.0 * 1024.0), "GiB")
+    } else if abs >= 1024.0 * 1024.0 {
+        (abs / (1024.0 * 1024.0), "MiB")
+    } else if abs >= 1024.0 {
+        (abs / 1024.0, "KiB")
+    } else {
+        (abs, "B")
+    };
+    format!("{sign}{} {unit}", three_digits(value))
+}
+
+/// Formats an optional ratio; `n/a` when there is none.
+pub fn fmt_opt_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "n/a".to_owned(), fmt_ratio)
 }
 
 /// Formats a rate (per second) with three significant digits.
@@ -210,32 +450,39 @@ fn three_digits(value: f64) -> String {
     }
 }
 
+/// Note on what the process-wide CPU figures include.
+const CPU_SCOPE_NOTE: &str = "getrusage counts the whole process, so the figure also \
+                              includes the runner itself, whose main thread only sleeps";
+
 /// The plain-text tables printed on stdout.
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "machine: {}", report.machine.summary());
     let _ = writeln!(
         out,
-        "workers: {}; ratio = median of per-pair wq/tokio time (< 1.00: wq faster)\n",
+        "workers: {}; ratio = median of per-pair wq/tokio figures (< 1.00: wq better)",
         report.run.workers
     );
-    let _ = writeln!(
-        out,
-        "{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  one repetition",
-        "workload", "wq", "tokio", "wq/tokio", "ratio p25-p75", "pairs"
-    );
-    for w in &report.workloads {
+
+    if !report.workloads.is_empty() {
         let _ = writeln!(
             out,
-            "{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  {}",
-            w.name,
-            fmt_ns(w.wq_median_ns),
-            fmt_ns(w.tokio_median_ns),
-            fmt_ratio(w.ratio_median),
-            format!("{}-{}", fmt_ratio(w.ratio_p25), fmt_ratio(w.ratio_p75)),
-            w.pairs,
-            w.unit
+            "\n{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  one repetition",
+            "workload", "wq", "tokio", "wq/tokio", "ratio p25-p75", "pairs"
         );
+        for w in &report.workloads {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  {}",
+                w.name,
+                fmt_ns(w.wq_median_ns),
+                fmt_ns(w.tokio_median_ns),
+                fmt_ratio(w.ratio_median),
+                format!("{}-{}", fmt_ratio(w.ratio_p25), fmt_ratio(w.ratio_p75)),
+                w.pairs,
+                w.unit
+            );
+        }
     }
 
     let seeds: Vec<_> = report
@@ -275,6 +522,98 @@ pub fn text(report: &Report) -> String {
             );
         }
     }
+
+    for t in report.workloads.iter().filter_map(|w| w.timers.as_ref()) {
+        let _ = writeln!(
+            out,
+            "\n{:<10} {:>14} {:>16}",
+            "timers", "wq per timer", "tokio per timer"
+        );
+        let _ = writeln!(
+            out,
+            "{:<10} {:>14} {:>16}",
+            grouped(t.timers),
+            fmt_ns(t.wq_ns_per_timer),
+            fmt_ns(t.tokio_ns_per_timer)
+        );
+    }
+
+    for s in report.workloads.iter().filter_map(|w| w.sleeps.as_ref()) {
+        let _ = writeln!(
+            out,
+            "\n{:<8} {:>23} {:>23} {:>9} {:>9} {:>12} {:>12}",
+            "sleepers",
+            "wq lateness p50/p99",
+            "tokio lateness p50/p99",
+            "wq CPU",
+            "tokio CPU",
+            "wq makespan",
+            "tokio makespan"
+        );
+        let _ = writeln!(
+            out,
+            "{:<8} {:>23} {:>23} {:>9} {:>9} {:>12} {:>12}",
+            grouped(s.tasks),
+            format!(
+                "{} / {}",
+                fmt_signed_ns(s.wq_lateness_p50_ns),
+                fmt_signed_ns(s.wq_lateness_p99_ns)
+            ),
+            format!(
+                "{} / {}",
+                fmt_signed_ns(s.tokio_lateness_p50_ns),
+                fmt_signed_ns(s.tokio_lateness_p99_ns)
+            ),
+            fmt_ns(s.wq_cpu_ns),
+            fmt_ns(s.tokio_cpu_ns),
+            fmt_ns(s.wq_makespan_ns),
+            fmt_ns(s.tokio_makespan_ns)
+        );
+    }
+
+    if let Some(i) = &report.idle {
+        let _ = writeln!(
+            out,
+            "\n{}: process CPU time over {} s with an idle runtime, measured once each",
+            i.name, i.idle_secs
+        );
+        let _ = writeln!(out, "({CPU_SCOPE_NOTE})");
+        let _ = writeln!(
+            out,
+            "{:>11} {:>11} {:>9}",
+            "wq CPU", "tokio CPU", "wq/tokio"
+        );
+        let _ = writeln!(
+            out,
+            "{:>11} {:>11} {:>9}",
+            fmt_cpu(i.wq_cpu_ns),
+            fmt_cpu(i.tokio_cpu_ns),
+            fmt_opt_ratio(i.ratio)
+        );
+    }
+
+    if let Some(m) = &report.memory {
+        let _ = writeln!(
+            out,
+            "\n{:<8} {:>14} {:>16} {:>12} {:>14} {:>9}",
+            "pending",
+            "wq RSS growth",
+            "tokio RSS growth",
+            "wq per task",
+            "tokio per task",
+            "wq/tokio"
+        );
+        let _ = writeln!(
+            out,
+            "{:<8} {:>14} {:>16} {:>12} {:>14} {:>9}",
+            grouped(m.tasks),
+            fmt_bytes(m.wq_rss_growth_bytes as f64),
+            fmt_bytes(m.tokio_rss_growth_bytes as f64),
+            format!("{:.0} B", m.wq_bytes_per_task),
+            format!("{:.0} B", m.tokio_bytes_per_task),
+            fmt_opt_ratio(m.ratio)
+        );
+    }
     out
 }
 
@@ -289,8 +628,10 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         "wq against tokio's multi-thread runtime, both with {} worker threads, \
          measured side by side in one run: for each workload the two runtimes \
          alternate in pairs of samples. The ratio is the median of the per-pair \
-         ratios of wq's time to tokio's; **below 1.00 wq is faster**. Times are \
-         medians per repetition of the workload.\n",
+         ratios of wq's figure to tokio's; **below 1.00 wq is better**. Figures \
+         are medians per repetition of the workload: wall time, except where \
+         CPU time is stated. Idle cost and memory are measured once per \
+         runtime instead of in pairs.\n",
         r.workers
     );
     let _ = writeln!(out, "| | |\n| --- | --- |");
@@ -304,8 +645,8 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
     let _ = writeln!(out, "| date | {} |", m.date);
     let _ = writeln!(
         out,
-        "| pairs | {} per scheduler workload, {} per seed round trip |",
-        r.samples, r.seed_samples
+        "| pairs | {} per scheduler workload, {} per seed round trip, {} per timer workload |",
+        r.samples, r.seed_samples, r.timer_samples
     );
     let args = if r.args.is_empty() {
         String::new()
@@ -317,24 +658,26 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         "| command | `cargo run --release -p wq-bench --bin bench{args}` |\n"
     );
 
-    let _ = writeln!(out, "## Scheduler and seed round trip\n");
-    let _ = writeln!(
-        out,
-        "| workload | one repetition | wq | tokio | wq/tokio | ratio p25–p75 |"
-    );
-    let _ = writeln!(out, "| --- | --- | ---: | ---: | ---: | ---: |");
-    for w in &report.workloads {
+    if !report.workloads.is_empty() {
+        let _ = writeln!(out, "## Paired workloads\n");
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | **{}** | {}–{} |",
-            w.name,
-            w.unit,
-            fmt_ns(w.wq_median_ns),
-            fmt_ns(w.tokio_median_ns),
-            fmt_ratio(w.ratio_median),
-            fmt_ratio(w.ratio_p25),
-            fmt_ratio(w.ratio_p75)
+            "| workload | one repetition | wq | tokio | wq/tokio | ratio p25–p75 |"
         );
+        let _ = writeln!(out, "| --- | --- | ---: | ---: | ---: | ---: |");
+        for w in &report.workloads {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | **{}** | {}–{} |",
+                w.name,
+                w.unit,
+                fmt_ns(w.wq_median_ns),
+                fmt_ns(w.tokio_median_ns),
+                fmt_ratio(w.ratio_median),
+                fmt_ratio(w.ratio_p25),
+                fmt_ratio(w.ratio_p75)
+            );
+        }
     }
 
     let seeds: Vec<_> = report
@@ -370,13 +713,175 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\n![wq/tokio time ratios]({plot_path})");
+
+    for t in report.workloads.iter().filter_map(|w| w.timers.as_ref()) {
+        let _ = writeln!(out, "\n## Timer create, register, cancel\n");
+        let _ = writeln!(
+            out,
+            "One task creates {} sleep futures (boxed) with deadlines 1 to 1,000 s \
+             ahead, polls each once so that its timer is registered, then drops them \
+             all. Time per timer is the median run time divided by {}.\n",
+            grouped(t.timers),
+            grouped(t.timers)
+        );
+        let _ = writeln!(out, "| timers per run | wq per timer | tokio per timer |");
+        let _ = writeln!(out, "| ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            grouped(t.timers),
+            fmt_ns(t.wq_ns_per_timer),
+            fmt_ns(t.tokio_ns_per_timer)
+        );
+    }
+
+    for s in report.workloads.iter().filter_map(|w| w.sleeps.as_ref()) {
+        let _ = writeln!(out, "\n## Sleeping tasks: lateness and CPU time\n");
+        let _ = writeln!(
+            out,
+            "{} tasks, spawned by one task, each sleep until a deadline spread \
+             uniformly over 1–100 ms after a common start instant (the same sequence \
+             on both runtimes). Lateness is the instant a task resumed minus its \
+             deadline: percentiles per run over all tasks, median across runs. The \
+             start instant is taken by the spawning task just before its first \
+             spawn, so lateness also covers the spawn burst (the time to spawn all \
+             the tasks). CPU time is the whole process's (getrusage, user + system), \
+             including the other runtime of the pair, idle meanwhile, from before \
+             the spawning task is spawned until the last task resumed, median per \
+             run; the paired table's ratio for this workload is of CPU time.\n",
+            grouped(s.tasks)
+        );
+        let _ = writeln!(
+            out,
+            "| | lateness p50 | lateness p99 | CPU time | makespan | spawn burst |"
+        );
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: |");
+        for (runtime, p50, p99, cpu, makespan, spawn) in [
+            (
+                "wq",
+                s.wq_lateness_p50_ns,
+                s.wq_lateness_p99_ns,
+                s.wq_cpu_ns,
+                s.wq_makespan_ns,
+                s.wq_spawn_ns,
+            ),
+            (
+                "tokio",
+                s.tokio_lateness_p50_ns,
+                s.tokio_lateness_p99_ns,
+                s.tokio_cpu_ns,
+                s.tokio_makespan_ns,
+                s.tokio_spawn_ns,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {runtime} | {} | {} | {} | {} | {} |",
+                fmt_signed_ns(p50),
+                fmt_signed_ns(p99),
+                fmt_ns(cpu),
+                fmt_ns(makespan),
+                fmt_ns(spawn)
+            );
+        }
+    }
+
+    if let Some(i) = &report.idle {
+        let _ = writeln!(out, "\n## Idle cost\n");
+        let _ = writeln!(
+            out,
+            "Each runtime in turn is built, runs one empty task, settles for 100 ms, \
+             and is then left with no tasks while the main thread sleeps {} s; the \
+             figure is the process CPU time (user + system) used meanwhile. Measured \
+             once per runtime, not in pairs. Note: {CPU_SCOPE_NOTE}.\n",
+            i.idle_secs
+        );
+        let _ = writeln!(out, "| idle for | wq CPU | tokio CPU | wq/tokio |");
+        let _ = writeln!(out, "| ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| {} s | {} | {} | **{}** |",
+            i.idle_secs,
+            fmt_cpu(i.wq_cpu_ns),
+            fmt_cpu(i.tokio_cpu_ns),
+            fmt_opt_ratio(i.ratio)
+        );
+    }
+
+    if let Some(mem) = &report.memory {
+        let _ = writeln!(out, "\n## Memory per pending task\n");
+        let _ = writeln!(
+            out,
+            "On a fresh runtime, {} tasks are spawned that each await \
+             `std::future::pending()`; the figure is the growth of the resident set \
+             (`/proc/self/statm`) once all of them have been polled, after the \
+             allocator's cached free memory was handed back before the first reading. \
+             Measured once per runtime, not in pairs.\n",
+            grouped(mem.tasks)
+        );
+        let _ = writeln!(
+            out,
+            "| pending tasks | wq RSS growth | tokio RSS growth | wq per task | tokio per task | wq/tokio |"
+        );
+        let _ = writeln!(out, "| ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} B | {:.0} B | **{}** |",
+            grouped(mem.tasks),
+            fmt_bytes(mem.wq_rss_growth_bytes as f64),
+            fmt_bytes(mem.tokio_rss_growth_bytes as f64),
+            mem.wq_bytes_per_task,
+            mem.tokio_bytes_per_task,
+            fmt_opt_ratio(mem.ratio)
+        );
+    }
+    let _ = writeln!(out, "\n![wq/tokio ratios]({plot_path})");
     out
 }
 
 /// Where the plot's axis stops, so that one extreme ratio cannot flatten
 /// every other bar.
 pub const SVG_AXIS_LIMIT: f64 = 3.0;
+
+/// One bar of the plot.
+struct Bar<'a> {
+    name: &'a str,
+    median: f64,
+    p25: f64,
+    p75: f64,
+}
+
+impl Report {
+    /// The plot's bars: every paired workload, then idle cost and memory
+    /// (single measurements, so without a spread) when they have a ratio.
+    fn bars(&self) -> Vec<Bar<'_>> {
+        let mut bars: Vec<Bar<'_>> = self
+            .workloads
+            .iter()
+            .map(|w| Bar {
+                name: &w.name,
+                median: w.ratio_median,
+                p25: w.ratio_p25,
+                p75: w.ratio_p75,
+            })
+            .collect();
+        let once = [
+            self.idle.as_ref().map(|i| (&i.name, i.ratio)),
+            self.memory.as_ref().map(|m| (&m.name, m.ratio)),
+        ];
+        for (name, ratio) in once.into_iter().flatten() {
+            if let Some(ratio) = ratio {
+                bars.push(Bar {
+                    name,
+                    median: ratio,
+                    p25: ratio,
+                    p75: ratio,
+                });
+            }
+        }
+        bars
+    }
+}
 
 /// A horizontal bar chart of the ratios: one bar per workload from 0 to its
 /// median ratio, a whisker over the 25th-75th percentile of the pairs, and a
@@ -392,13 +897,13 @@ pub fn svg(report: &Report) -> String {
     const BAR: f64 = 16.0;
     const AXIS_H: f64 = 40.0;
 
-    let rows = report.workloads.len() as f64;
+    let bars = report.bars();
+    let rows = bars.len() as f64;
     let bottom = TOP + ROW * rows;
     let height = bottom + AXIS_H;
-    let widest = report
-        .workloads
+    let widest = bars
         .iter()
-        .map(|w| w.ratio_p75.max(w.ratio_median))
+        .map(|b| b.p75.max(b.median))
         .fold(1.0_f64, f64::max);
     // Axis from 0 to a multiple of 0.25 past the widest value, at least 1.5.
     let steps = ((widest * 1.05) / 0.25)
@@ -421,7 +926,7 @@ pub fn svg(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        r#"<text x="{MARGIN}" y="22" font-size="15" font-weight="bold">wq / tokio time ratio, median of pairs (below 1.0: wq faster)</text>"#
+        r#"<text x="{MARGIN}" y="22" font-size="15" font-weight="bold">wq / tokio ratio, median of pairs (below 1.0: wq better)</text>"#
     );
     let _ = writeln!(
         out,
@@ -430,7 +935,7 @@ pub fn svg(report: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text x="{MARGIN}" y="56" fill="#555555">{}; {} workers per runtime; whiskers: 25th-75th percentile of the pairs</text>"##,
+        r##"<text x="{MARGIN}" y="56" fill="#555555">{}; {} workers; whiskers: 25th-75th percentile of the pairs; wall time unless noted in BENCHMARKS.md</text>"##,
         escape(&machine.date),
         report.run.workers
     );
@@ -451,15 +956,15 @@ pub fn svg(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555555">wq time / tokio time</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555555">wq / tokio</text>"##,
         plot_left + plot_w / 2.0,
         bottom + 34.0
     );
 
-    for (i, w) in report.workloads.iter().enumerate() {
+    for (i, w) in bars.iter().enumerate() {
         let top = TOP + ROW * i as f64 + (ROW - BAR) / 2.0;
         let mid = top + BAR / 2.0;
-        let fill = if w.ratio_median <= 1.0 {
+        let fill = if w.median <= 1.0 {
             "#3a8f5c"
         } else {
             "#c9683a"
@@ -469,20 +974,20 @@ pub fn svg(report: &Report) -> String {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             plot_left - 8.0,
             mid + 4.0,
-            escape(&w.name)
+            escape(w.name)
         );
         let _ = writeln!(
             out,
             r#"<rect x="{plot_left}" y="{top:.1}" width="{:.1}" height="{BAR}" fill="{fill}"/>"#,
-            x(w.ratio_median) - plot_left
+            x(w.median) - plot_left
         );
         let _ = writeln!(
             out,
             r##"<line x1="{:.1}" y1="{mid:.1}" x2="{:.1}" y2="{mid:.1}" stroke="#222222" stroke-width="1.5"/>"##,
-            x(w.ratio_p25),
-            x(w.ratio_p75)
+            x(w.p25),
+            x(w.p75)
         );
-        if w.ratio_median > max {
+        if w.median > max {
             let tip = x(max);
             let _ = writeln!(
                 out,
@@ -499,7 +1004,7 @@ pub fn svg(report: &Report) -> String {
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-weight="bold">{}</text>"#,
             WIDTH - MARGIN,
             mid + 4.0,
-            fmt_ratio(w.ratio_median)
+            fmt_ratio(w.median)
         );
     }
 
@@ -542,6 +1047,104 @@ mod tests {
         assert_eq!(fmt_rate(2_000_000.0), "2.00 M/s");
         assert_eq!(fmt_ratio(0.876), "0.88");
         assert_eq!(fmt_ratio(782.14), "782");
+    }
+
+    #[test]
+    fn formats_signed_figures() {
+        assert_eq!(fmt_signed_ns(-1_500.0), "-1.50 µs");
+        assert_eq!(fmt_bytes(512.0), "512 B");
+        assert_eq!(fmt_bytes(-2_048.0), "-2.00 KiB");
+        assert_eq!(fmt_bytes(30.4 * 1024.0 * 1024.0), "30.4 MiB");
+        assert_eq!(fmt_opt_ratio(None), "n/a");
+        assert_eq!(fmt_opt_ratio(Some(0.5)), "0.50");
+    }
+
+    #[test]
+    fn reports_timer_idle_and_memory_figures() {
+        use std::time::Duration;
+
+        use crate::footprint::{IdleCost, PendingMemory};
+        use crate::workloads::SleepRun;
+
+        let ms = Duration::from_millis;
+        let sample = |elapsed: Duration, sleeps: Option<SleepRun>| Sample {
+            elapsed,
+            reps: 1,
+            spawn_latency: None,
+            sleeps,
+        };
+        let run = |cpu: u64, p50: f64, p99: f64| SleepRun {
+            cpu: ms(cpu),
+            spawn: ms(10),
+            lateness_p50_ns: p50,
+            lateness_p99_ns: p99,
+        };
+        let timers = Comparison {
+            workload: Workload::TimersCreateCancel { timers: 1_000_000 },
+            reps: 1,
+            wq: vec![sample(ms(100), None); 2],
+            tokio: vec![sample(ms(200), None); 2],
+        };
+        let sleeps = Comparison {
+            workload: Workload::Sleeps { tasks: 100_000 },
+            reps: 1,
+            wq: vec![sample(ms(120), Some(run(60, 1e6, 2e6))); 3],
+            tokio: vec![sample(ms(110), Some(run(30, 3e6, 4e6))); 3],
+        };
+        let config = Config {
+            workers: 2,
+            samples: 16,
+            seed_samples: 10,
+            timer_samples: 10,
+            idle: Duration::from_secs(10),
+            warmup: Duration::from_secs(1),
+            sample_time: ms(200),
+        };
+        let report = Report {
+            machine: Machine::detect(),
+            run: RunInfo::new(&config, Vec::new()),
+            workloads: vec![WorkloadReport::new(&timers), WorkloadReport::new(&sleeps)],
+            idle: Some(IdleReport::new(
+                "idle_cost".into(),
+                &IdleCost {
+                    idle: Duration::from_secs(10),
+                    wq_cpu: ms(5),
+                    tokio_cpu: Duration::ZERO,
+                },
+            )),
+            memory: Some(MemoryReport::new(
+                "memory_100k_pending".into(),
+                &PendingMemory {
+                    tasks: 100_000,
+                    wq_growth: 20_000_000,
+                    tokio_growth: 40_000_000,
+                },
+            )),
+        };
+
+        let sleeps = &report.workloads[1];
+        assert_eq!(sleeps.measure, "CPU time");
+        assert_eq!(sleeps.ratio_median, 2.0, "sleeps are compared on CPU time");
+        assert_eq!(report.workloads[0].ratio_median, 0.5);
+        let memory = report.memory.as_ref().unwrap();
+        assert_eq!(memory.wq_bytes_per_task, 200.0);
+        assert_eq!(memory.ratio, Some(0.5));
+
+        let md = markdown(&report, "plot.svg");
+        assert!(md.contains("| 1,000,000 | 100 ns | 200 ns |"), "{md}");
+        assert!(md.contains("| wq | 1.00 ms | 2.00 ms | 60.0 ms | 120 ms | 10.0 ms |"));
+        assert!(md.contains("| 10 s | 5.00 ms | 0 µs | **n/a** |"), "{md}");
+        assert!(md.contains("| 200 B | 400 B | **0.50** |"), "{md}");
+        assert!(md.contains("getrusage counts the whole process"));
+
+        let plot = svg(&report);
+        assert!(plot.contains(">memory_100k_pending<"));
+        assert!(!plot.contains(">idle_cost<"), "no bar without a ratio");
+
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""ratio":null"#));
+        assert!(json.contains(r#""wq_lateness_p99_ns":2000000.0"#));
+        assert!(text(&report).contains("n/a"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::time::Instant;
 
 use futures::future::{FutureExt, Map};
 
@@ -34,6 +35,9 @@ pub trait Rt: Sized {
     /// A task's join handle, resolving to the task's output.
     type Join<T: Send + 'static>: Future<Output = JoinResult<T>>;
 
+    /// The runtime's sleep future.
+    type Sleep: Future<Output = ()> + Send + 'static;
+
     /// Builds a runtime with `workers` worker threads.
     fn build(workers: usize) -> io::Result<Self>;
 
@@ -63,6 +67,16 @@ pub trait Rt: Sized {
 
     /// Yields the current task back to the scheduler once.
     fn yield_now() -> impl Future<Output = ()> + Send;
+
+    /// Creates a sleep that completes at `deadline`. Must be called from
+    /// inside the runtime (a task or `block_on`); the timer is registered
+    /// when the future is first polled.
+    fn sleep_until(deadline: Instant) -> Self::Sleep;
+
+    /// Timers of the current runtime registered and neither fired nor
+    /// cancelled, if the runtime reports it. Call from inside the runtime.
+    /// Used only to check that a workload did register its timers.
+    fn pending_timers() -> Option<usize>;
 }
 
 /// tokio's multi-thread runtime.
@@ -81,6 +95,7 @@ fn tokio_join<T>(handle: tokio::task::JoinHandle<T>) -> TokioJoin<T> {
 impl Rt for Tokio {
     type Handle = tokio::runtime::Handle;
     type Join<T: Send + 'static> = TokioJoin<T>;
+    type Sleep = tokio::time::Sleep;
 
     fn build(workers: usize) -> io::Result<Self> {
         tokio::runtime::Builder::new_multi_thread()
@@ -125,6 +140,15 @@ impl Rt for Tokio {
     fn yield_now() -> impl Future<Output = ()> + Send {
         tokio::task::yield_now()
     }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(deadline))
+    }
+
+    fn pending_timers() -> Option<usize> {
+        // tokio's stable metrics do not count timers.
+        None
+    }
 }
 
 /// The wq runtime.
@@ -143,6 +167,7 @@ fn wq_join<T>(handle: wq::task::JoinHandle<T>) -> WqJoin<T> {
 impl Rt for Wq {
     type Handle = wq::Handle;
     type Join<T: Send + 'static> = WqJoin<T>;
+    type Sleep = wq::time::Sleep;
 
     fn build(workers: usize) -> io::Result<Self> {
         wq::Builder::new().workers(workers).build().map(Self)
@@ -182,5 +207,15 @@ impl Rt for Wq {
 
     fn yield_now() -> impl Future<Output = ()> + Send {
         wq::task::yield_now()
+    }
+
+    fn sleep_until(deadline: Instant) -> Self::Sleep {
+        wq::time::sleep_until(wq::time::Instant::from_std(deadline))
+    }
+
+    fn pending_timers() -> Option<usize> {
+        wq::Handle::try_current()
+            .ok()
+            .map(|handle| handle.metrics().num_pending_timers())
     }
 }

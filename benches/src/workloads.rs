@@ -3,19 +3,24 @@
 //! The scheduler workloads follow the shapes of tokio's own
 //! `benches/rt_multi_threaded.rs`; the seed round trip follows the shape of
 //! the kernel's workqueue self-test: producers outside the runtime hand one
-//! item at a time to the runtime and wait for it to run.
+//! item at a time to the runtime and wait for it to run. The timer workloads
+//! measure the timer wheel alone (`timers_create_cancel`) and sleeping tasks
+//! end to end (`sleeps_100k`). `idle_cost` and `memory_100k_pending` are
+//! measured once per runtime rather than in pairs (see `footprint.rs`).
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use tokio::sync::oneshot;
 
 use crate::rt::Rt;
-use crate::stats::percentile_sorted;
+use crate::stats::{percentile_sorted, quantile};
+use crate::sys::process_cpu_time;
 
 /// Tasks spawned per iteration of the `spawn_many_*` workloads.
 pub const NUM_SPAWN: usize = 10_000;
@@ -34,6 +39,22 @@ pub const STALL: Duration = Duration::from_micros(10);
 pub const SEED_ITEMS: usize = 50_000;
 /// Producer counts the seed round trip is measured with.
 pub const SEED_PRODUCERS: [usize; 3] = [1, 2, 4];
+/// Timers created, registered and cancelled in one `timers_create_cancel`
+/// run.
+pub const NUM_TIMERS: usize = 1_000_000;
+/// `timers_create_cancel` deadlines are 1..=this many seconds ahead, cycled.
+pub const TIMER_DEADLINES_S: u64 = 1_000;
+/// Sleeping tasks in one `sleeps_100k` run.
+pub const NUM_SLEEPS: usize = 100_000;
+/// Earliest `sleeps_100k` deadline, after the run's start instant.
+pub const SLEEP_MIN: Duration = Duration::from_millis(1);
+/// Latest `sleeps_100k` deadline, after the run's start instant.
+pub const SLEEP_MAX: Duration = Duration::from_millis(100);
+/// Seed of the generator of `sleeps_100k` deadlines, so that every run, on
+/// either runtime, sleeps the same sequence.
+const SLEEP_SEED: u64 = 0x5eed_0000_0010_0000;
+/// Pending tasks in `memory_100k_pending`.
+pub const NUM_PENDING: usize = 100_000;
 
 /// How long any wait for a completion signal may take before the workload is
 /// declared stuck (a benchmark must fail loudly rather than hang).
@@ -79,6 +100,45 @@ pub enum Workload {
         /// Items each producer hands over.
         items: usize,
     },
+    /// In one task, create `timers` sleep futures (boxed and pinned) with
+    /// deadlines 1..=[`TIMER_DEADLINES_S`] s ahead, cycled; poll each once
+    /// so that it registers its timer; then drop them all, cancelling every
+    /// timer. Measures timer registration and cancellation.
+    TimersCreateCancel {
+        /// Timers per run.
+        timers: usize,
+    },
+    /// From one task, spawn `tasks` tasks that each sleep until a deadline
+    /// [`SLEEP_MIN`]..=[`SLEEP_MAX`] after a common start instant (taken by
+    /// that task just before its first spawn), spread uniformly by a
+    /// fixed-seed generator, and record how late they resumed. Compared on
+    /// the process's CPU time per run; lateness is reported alongside.
+    Sleeps {
+        /// Sleeping tasks per run.
+        tasks: usize,
+    },
+    /// A runtime with no tasks, left alone: the process CPU time it costs.
+    /// Measured once per runtime.
+    IdleCost,
+    /// RSS growth for `tasks` spawned tasks pending forever. Measured once
+    /// per runtime, each on a fresh runtime.
+    MemoryPending {
+        /// Pending tasks.
+        tasks: usize,
+    },
+}
+
+/// How a workload is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Pairs of samples of calibrated repetitions (scheduler workloads).
+    Scheduler,
+    /// Pairs of samples of one full run each (seed round trips).
+    Seed,
+    /// Pairs of samples of one full run each (timer workloads).
+    Timer,
+    /// One measurement per runtime, not in pairs (`footprint.rs`).
+    Once,
 }
 
 /// The outcome of running a workload `reps` times in a row.
@@ -90,6 +150,8 @@ pub struct Sample {
     pub reps: u64,
     /// For the seed round trip: the spawn-call latencies of this run.
     pub spawn_latency: Option<SpawnLatency>,
+    /// For `sleeps_100k`: CPU time and lateness of this run.
+    pub sleeps: Option<SleepRun>,
 }
 
 impl Sample {
@@ -97,6 +159,31 @@ impl Sample {
     pub fn per_rep(&self) -> Duration {
         self.elapsed.div_f64(self.reps as f64)
     }
+
+    /// The figure the runtimes are compared on, per repetition: the wall
+    /// time, except for `sleeps_100k`, whose runs are compared on the
+    /// process's CPU time.
+    pub fn measured(&self) -> Duration {
+        match self.sleeps {
+            Some(run) => run.cpu.div_f64(self.reps as f64),
+            None => self.per_rep(),
+        }
+    }
+}
+
+/// What one `sleeps_100k` run cost and how late its sleepers woke.
+#[derive(Clone, Copy, Debug)]
+pub struct SleepRun {
+    /// Process CPU time (user + system, all threads) from just before the
+    /// spawning task is spawned until the last task resumed.
+    pub cpu: Duration,
+    /// Wall time to spawn all the tasks.
+    pub spawn: Duration,
+    /// Median lateness (resume instant minus deadline), nanoseconds.
+    /// Negative would mean early.
+    pub lateness_p50_ns: f64,
+    /// 99th percentile of the lateness, nanoseconds.
+    pub lateness_p99_ns: f64,
 }
 
 /// Percentiles of the spawn-call latency over all items of one run.
@@ -123,6 +210,12 @@ impl Workload {
             producers,
             items: SEED_ITEMS,
         }));
+        all.extend([
+            Self::TimersCreateCancel { timers: NUM_TIMERS },
+            Self::Sleeps { tasks: NUM_SLEEPS },
+            Self::IdleCost,
+            Self::MemoryPending { tasks: NUM_PENDING },
+        ]);
         all
     }
 
@@ -136,6 +229,10 @@ impl Workload {
             Self::YieldMany => "yield_many".into(),
             Self::ChainedSpawn => "chained_spawn".into(),
             Self::SeedRoundTrip { producers, .. } => format!("seed_round_trip_p{producers}"),
+            Self::TimersCreateCancel { .. } => "timers_create_cancel".into(),
+            Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
+            Self::IdleCost => "idle_cost".into(),
+            Self::MemoryPending { tasks } => format!("memory_{}_pending", short_count(tasks)),
         }
     }
 
@@ -152,12 +249,33 @@ impl Workload {
             Self::SeedRoundTrip { producers, items } => {
                 format!("{producers} x {} round trips", n(items))
             }
+            Self::TimersCreateCancel { timers } => {
+                format!("{} timers created, registered, cancelled", n(timers))
+            }
+            Self::Sleeps { tasks } => format!(
+                "{} sleeps of {}-{} ms, CPU time",
+                n(tasks),
+                SLEEP_MIN.as_millis(),
+                SLEEP_MAX.as_millis()
+            ),
+            Self::IdleCost => "no tasks; CPU time while idle".into(),
+            Self::MemoryPending { tasks } => format!("{} pending tasks; RSS growth", n(tasks)),
         }
     }
 
-    /// Whether this is a seed round trip workload.
-    pub fn is_seed(self) -> bool {
-        matches!(self, Self::SeedRoundTrip { .. })
+    /// How the workload is measured.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::SpawnManyLocal
+            | Self::SpawnManyRemoteIdle
+            | Self::SpawnManyRemoteBusy
+            | Self::PingPong
+            | Self::YieldMany
+            | Self::ChainedSpawn => Kind::Scheduler,
+            Self::SeedRoundTrip { .. } => Kind::Seed,
+            Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
+            Self::IdleCost | Self::MemoryPending { .. } => Kind::Once,
+        }
     }
 
     /// Runs the workload `reps` times back to back on `rt`, whose runtime has
@@ -177,6 +295,7 @@ impl Workload {
                 elapsed: start.elapsed(),
                 reps,
                 spawn_latency: None,
+                sleeps: None,
             }
         };
         match self {
@@ -206,7 +325,28 @@ impl Workload {
                     elapsed,
                     reps,
                     spawn_latency: Some(SpawnLatency::of(&mut latencies)),
+                    sleeps: None,
                 }
+            }
+            Self::TimersCreateCancel { timers } => timed(&mut || timers_create_cancel(rt, timers)),
+            Self::Sleeps { tasks } => {
+                let offsets = sleep_offsets(tasks);
+                let mut elapsed = Duration::ZERO;
+                let mut runs = Vec::with_capacity(reps as usize);
+                for _ in 0..reps {
+                    let (makespan, run) = sleeps(rt, &offsets);
+                    elapsed += makespan;
+                    runs.push(run);
+                }
+                Sample {
+                    elapsed,
+                    reps,
+                    spawn_latency: None,
+                    sleeps: Some(SleepRun::sum(&runs)),
+                }
+            }
+            Self::IdleCost | Self::MemoryPending { .. } => {
+                panic!("{} is measured once per runtime, not in pairs", self.name())
             }
         }
     }
@@ -219,6 +359,30 @@ impl SpawnLatency {
             p50: percentile_sorted(latencies, 0.50),
             p95: percentile_sorted(latencies, 0.95),
         }
+    }
+}
+
+impl SleepRun {
+    /// Adds up the CPU and spawn times of `runs` and takes the median of
+    /// their lateness percentiles.
+    fn sum(runs: &[SleepRun]) -> Self {
+        let p50: Vec<f64> = runs.iter().map(|r| r.lateness_p50_ns).collect();
+        let p99: Vec<f64> = runs.iter().map(|r| r.lateness_p99_ns).collect();
+        Self {
+            cpu: runs.iter().map(|r| r.cpu).sum(),
+            spawn: runs.iter().map(|r| r.spawn).sum(),
+            lateness_p50_ns: quantile(&p50, 0.5),
+            lateness_p99_ns: quantile(&p99, 0.5),
+        }
+    }
+}
+
+/// `100_000` as `100k`, `2_000_000` as `2m`; other counts in full.
+fn short_count(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}m", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
     }
 }
 
@@ -480,9 +644,147 @@ fn produce<R: Rt>(handle: &R::Handle, items: usize, go: &Barrier) -> (Vec<Durati
     (latencies, Instant::now())
 }
 
+/// One run of [`Workload::TimersCreateCancel`], in one spawned task.
+fn timers_create_cancel<R: Rt>(rt: &R, timers: usize) {
+    let task = rt.spawn(async move {
+        let pending_before = R::pending_timers();
+        let base = Instant::now();
+        let mut sleeps = Vec::with_capacity(timers);
+        for i in 0..timers {
+            let ahead = Duration::from_secs(1 + i as u64 % TIMER_DEADLINES_S);
+            let mut sleep = Box::pin(R::sleep_until(base + ahead));
+            // One poll registers the timer; it is at least a second away.
+            assert!(
+                sleep.as_mut().now_or_never().is_none(),
+                "timers_create_cancel: a sleep completed a second early"
+            );
+            sleeps.push(sleep);
+        }
+        let registered = R::pending_timers();
+        drop(sleeps);
+        let after = R::pending_timers();
+        if let (Some(before), Some(registered), Some(after)) = (pending_before, registered, after) {
+            assert_eq!(
+                registered.checked_sub(before),
+                Some(timers),
+                "timers_create_cancel: not every sleep registered a timer"
+            );
+            assert_eq!(
+                after, before,
+                "timers_create_cancel: dropping the sleeps did not cancel their timers"
+            );
+        }
+    });
+    rt.block_on(task)
+        .expect("timers_create_cancel task completes");
+}
+
+/// The `sleeps_100k` deadlines, as offsets from the start instant: uniform
+/// over [`SLEEP_MIN`]..=[`SLEEP_MAX`] in microsecond steps, from a fixed
+/// seed, so identical for every run on both runtimes.
+fn sleep_offsets(tasks: usize) -> Arc<[Duration]> {
+    let span = (SLEEP_MAX - SLEEP_MIN).as_micros() as u64 + 1;
+    let mut rng = SplitMix64(SLEEP_SEED);
+    (0..tasks)
+        .map(|_| SLEEP_MIN + Duration::from_micros(rng.below(span)))
+        .collect()
+}
+
+/// The SplitMix64 generator: tiny, fast and deterministic.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `0..bound`, by Lemire's multiply-shift (the bias is below
+    /// 2^-40 for the bounds used here).
+    fn below(&mut self, bound: u64) -> u64 {
+        ((u128::from(self.next_u64()) * u128::from(bound)) >> 64) as u64
+    }
+}
+
+/// What the tasks of one `sleeps_100k` run share.
+struct SleepShared {
+    /// Each task's lateness in nanoseconds, by task index.
+    lateness_ns: Box<[AtomicI64]>,
+    /// Tasks yet to resume.
+    remaining: AtomicUsize,
+    /// Signalled by the last task to resume.
+    done: SyncSender<()>,
+}
+
+/// One run of [`Workload::Sleeps`]: returns the makespan (start instant to
+/// the last task's resumption) and the run's figures. The CPU time runs from
+/// just before the spawning task is spawned until the last task resumed.
+fn sleeps<R: Rt>(rt: &R, offsets: &Arc<[Duration]>) -> (Duration, SleepRun) {
+    let (done, done_rx) = mpsc::sync_channel(1);
+    let shared = Arc::new(SleepShared {
+        lateness_ns: offsets.iter().map(|_| AtomicI64::new(0)).collect(),
+        remaining: AtomicUsize::new(offsets.len()),
+        done,
+    });
+
+    let cpu_before = process_cpu_time();
+    let spawner = {
+        let offsets = Arc::clone(offsets);
+        let shared = Arc::clone(&shared);
+        rt.spawn(async move {
+            let start = Instant::now();
+            for (index, &offset) in offsets.iter().enumerate() {
+                let deadline = start + offset;
+                let shared = Arc::clone(&shared);
+                drop(R::spawn_inside(async move {
+                    R::sleep_until(deadline).await;
+                    let late_ns = lateness_ns(Instant::now(), deadline);
+                    shared.lateness_ns[index].store(late_ns, Relaxed);
+                    // AcqRel: the last decrement sees every task's lateness,
+                    // and hands it on to the runner through the channel.
+                    if shared.remaining.fetch_sub(1, AcqRel) == 1 {
+                        shared.done.send(()).expect("receiver alive");
+                    }
+                }));
+            }
+            (start, start.elapsed())
+        })
+    };
+    let (start, spawn) = rt.block_on(spawner).expect("sleeps spawner completes");
+    wait_signal(&done_rx, "sleeps");
+    let makespan = start.elapsed();
+    let cpu = process_cpu_time().saturating_sub(cpu_before);
+
+    let lateness: Vec<f64> = shared
+        .lateness_ns
+        .iter()
+        .map(|ns| ns.load(Relaxed) as f64)
+        .collect();
+    let run = SleepRun {
+        cpu,
+        spawn,
+        lateness_p50_ns: quantile(&lateness, 0.50),
+        lateness_p99_ns: quantile(&lateness, 0.99),
+    };
+    (makespan, run)
+}
+
+/// How late (positive) or early (negative) `resumed` is for `deadline`, in
+/// nanoseconds.
+fn lateness_ns(resumed: Instant, deadline: Instant) -> i64 {
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    match resumed.checked_duration_since(deadline) {
+        Some(late) => ns(late),
+        None => -ns(deadline - resumed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::grouped;
+    use super::*;
 
     #[test]
     fn groups_digits() {
@@ -491,5 +793,54 @@ mod tests {
         assert_eq!(grouped(1_000), "1,000");
         assert_eq!(grouped(200_000), "200,000");
         assert_eq!(grouped(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn short_counts() {
+        assert_eq!(short_count(100_000), "100k");
+        assert_eq!(short_count(1_000_000), "1m");
+        assert_eq!(short_count(1_500), "1500");
+    }
+
+    #[test]
+    fn timers_are_registered_and_cancelled() {
+        use crate::rt::{Tokio, Wq};
+        let wq = Wq::build(2).unwrap();
+        let pending = wq.block_on(wq.spawn(async { Wq::pending_timers() }));
+        assert_eq!(pending.unwrap(), Some(0), "wq reports its pending timers");
+        timers_create_cancel(&wq, 5_000);
+        timers_create_cancel(&Tokio::build(2).unwrap(), 5_000);
+    }
+
+    #[test]
+    fn sleepers_record_their_lateness() {
+        let offsets = sleep_offsets(1_000);
+        let (makespan, run) = sleeps(&crate::rt::Tokio::build(2).unwrap(), &offsets);
+        assert!(makespan >= SLEEP_MIN, "{makespan:?}");
+        assert!(run.lateness_p50_ns >= 0.0, "{run:?}");
+        assert!(run.lateness_p99_ns >= run.lateness_p50_ns, "{run:?}");
+        assert!(run.cpu > Duration::ZERO, "{run:?}");
+    }
+
+    #[test]
+    fn signed_lateness() {
+        let t = Instant::now();
+        let ms = Duration::from_millis(1);
+        assert_eq!(lateness_ns(t + ms, t), 1_000_000);
+        assert_eq!(lateness_ns(t, t + ms), -1_000_000);
+        assert_eq!(lateness_ns(t, t), 0);
+    }
+
+    #[test]
+    fn sleep_offsets_are_fixed_and_in_range() {
+        let offsets = sleep_offsets(NUM_SLEEPS);
+        assert_eq!(offsets, sleep_offsets(NUM_SLEEPS));
+        assert!(offsets
+            .iter()
+            .all(|&o| (SLEEP_MIN..=SLEEP_MAX).contains(&o)));
+        let mean = offsets.iter().sum::<Duration>() / NUM_SLEEPS as u32;
+        let mid = (SLEEP_MIN + SLEEP_MAX) / 2;
+        let off = if mean > mid { mean - mid } else { mid - mean };
+        assert!(off < Duration::from_millis(1), "mean offset {mean:?}");
     }
 }

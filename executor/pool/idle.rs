@@ -18,7 +18,7 @@
 //! The idle list itself, the worker count and the manager flag live under
 //! `state`'s lock.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::loom::atomic::AtomicUsize;
 use crate::loom::atomic::Ordering::SeqCst;
@@ -185,12 +185,14 @@ impl<W: PartialEq + Clone> Idle<W> {
         }
     }
 
-    /// An idle worker's wait timed out. If it is still on the idle list and
-    /// the pool has too many idle workers (`too_many_workers`: more than 2
-    /// idle and `(idle - 2) * 4 >= busy`), it is taken off and uncounted;
-    /// it must then exit. Returns false if it must stay (or was woken
-    /// meanwhile: its parker then holds a token).
-    pub(crate) fn try_cull(&self, worker: &W) -> bool {
+    /// An idle worker's wait timed out. If it has been on the idle list for
+    /// at least `idle_timeout` and the pool has too many idle workers
+    /// (`too_many_workers`: more than 2 idle and `(idle - 2) * 4 >= busy`),
+    /// it is taken off and uncounted; it must then exit. Returns false if it
+    /// must stay (or was woken meanwhile: its parker then holds a token).
+    /// A wait shorter than `idle_timeout` (the timer worker sleeps until the
+    /// next deadline) never culls.
+    pub(crate) fn try_cull(&self, worker: &W, idle_timeout: Duration) -> bool {
         let mut state = self.state.lock();
         let nr_idle = state.idle.len();
         let nr_busy = state.nr_workers - nr_idle;
@@ -201,10 +203,18 @@ impl<W: PartialEq + Clone> Idle<W> {
         let Some(pos) = state.idle.iter().position(|(w, _)| w == worker) else {
             return false;
         };
+        if state.idle[pos].1.elapsed() < idle_timeout {
+            return false;
+        }
         state.idle.remove(pos);
         self.nr_idle.fetch_sub(1, SeqCst);
         state.nr_workers -= 1;
         true
+    }
+
+    /// The longest-idle worker (the one kicks reach last), if any.
+    pub(crate) fn oldest_idle(&self) -> Option<W> {
+        self.state.lock().idle.first().map(|(w, _)| w.clone())
     }
 
     /// Takes the manager role if the pool lacks a spare idle worker and may

@@ -339,13 +339,22 @@ impl Local {
             if timer_worker {
                 timers.process();
             }
-            if !notified && shared.idle.try_cull(&self.me) {
+            if !notified && shared.idle.try_cull(&self.me, shared.config.idle_timeout) {
                 break Some(true);
             }
         };
         if timer_worker {
             *shared.timer_worker.lock() = None;
             timers.release_timer_worker();
+            if outcome == Some(true) && timers.next_deadline().is_some() {
+                // Culled while timers are pending: hand the role to the
+                // longest-idle worker (a bare unpark, not a kick). A kicked
+                // timer worker needs no successor: running, it fires timers
+                // itself, and if it blocks it kicks one (`BlockingGuard`).
+                if let Some(successor) = shared.idle.oldest_idle() {
+                    successor.parker.unpark();
+                }
+            }
         }
         self.idle.set(false);
         if outcome.is_none() {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Returned by [`timeout`](crate::time::timeout) when the deadline passed
+/// Returned by [`timeout`](fn@crate::time::timeout) when the deadline passed
 /// before the future completed.
 ///
 /// ```

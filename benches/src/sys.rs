@@ -1,0 +1,76 @@
+//! Process-wide figures from the operating system: CPU time and resident
+//! memory.
+
+use std::fs;
+use std::io;
+use std::time::Duration;
+
+/// CPU time (user + system) consumed so far by the whole process, all
+/// threads together.
+pub fn process_cpu_time() -> Duration {
+    // SAFETY: `rusage` is plain old data, for which all-zero bytes are a
+    // valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage` that outlives the call.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    assert_eq!(
+        rc,
+        0,
+        "getrusage(RUSAGE_SELF) failed: {}",
+        io::Error::last_os_error()
+    );
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    let secs = u64::try_from(tv.tv_sec).unwrap_or(0);
+    let micros = u32::try_from(tv.tv_usec).unwrap_or(0);
+    Duration::from_secs(secs) + Duration::from_micros(micros.into())
+}
+
+/// Resident set size of the process, in bytes, from `/proc/self/statm`
+/// (resident pages times the page size).
+pub fn resident_bytes() -> io::Result<u64> {
+    let statm = fs::read_to_string("/proc/self/statm")?;
+    let resident: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("unexpected /proc/self/statm: {statm:?}")))?;
+    Ok(resident * page_size())
+}
+
+fn page_size() -> u64 {
+    // SAFETY: `sysconf` only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}
+
+/// Hands memory the allocator has cached but no longer uses back to the
+/// operating system, so that a following RSS reading starts from what is
+/// really in use. Does nothing where the allocator offers no such call.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only releases free memory of glibc's allocator,
+    // which is the global allocator of this program.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_process_figures() {
+        let before = process_cpu_time();
+        let mut x = 0_u64;
+        for i in 0..2_000_000_u64 {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        assert!(process_cpu_time() >= before);
+        assert!(resident_bytes().unwrap() > 0);
+        release_free_memory();
+    }
+}
