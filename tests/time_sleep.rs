@@ -176,3 +176,29 @@ fn timers_fire_on_a_quiet_runtime_with_spare_workers() {
         );
     }
 }
+
+#[wq::test]
+async fn pause_and_resume_the_clock() {
+    wq::time::pause();
+    let frozen = Instant::now();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(Instant::now(), frozen);
+    wq::time::advance(Duration::from_millis(7)).await;
+    assert_eq!(Instant::now(), frozen + Duration::from_millis(7));
+    wq::time::resume();
+    wq::time::pause();
+    wq::time::advance(Duration::from_secs(3600)).await;
+    let advanced = Instant::now();
+    wq::time::resume();
+    // Time runs on from where it was frozen: never backwards.
+    std::thread::sleep(Duration::from_millis(5));
+    let after = Instant::now();
+    assert!(after >= advanced + Duration::from_millis(5));
+    assert!(after < advanced + Duration::from_secs(60));
+}
+
+#[wq::test]
+#[should_panic(expected = "`wq::time::resume` called without `pause`")]
+async fn resume_without_pause_panics() {
+    wq::time::resume();
+}

@@ -5,7 +5,7 @@
 //! thread busy, no queued task), the worker that drives the timers jumps the
 //! clock to the next timer's deadline instead of sleeping.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -17,6 +17,10 @@ pub(crate) struct Clock {
     paused: AtomicBool,
     /// The frozen instant while paused.
     frozen: Mutex<std::time::Instant>,
+    /// While running: how far (ns) this clock is ahead of the real clock,
+    /// by the time it spent advanced while paused. Zero unless it was ever
+    /// paused and advanced. Written under `frozen`'s lock.
+    offset_nanos: AtomicU64,
     /// Threads that must see time stand still (a `block_on` future being
     /// polled, a blocking closure running). Auto-advance waits for zero.
     inhibit: AtomicUsize,
@@ -27,6 +31,7 @@ impl Clock {
         Clock {
             paused: AtomicBool::new(start_paused),
             frozen: Mutex::new(std::time::Instant::now()),
+            offset_nanos: AtomicU64::new(0),
             inhibit: AtomicUsize::new(0),
         }
     }
@@ -37,8 +42,14 @@ impl Clock {
         if self.paused.load(Ordering::Acquire) {
             *self.frozen.lock()
         } else {
-            std::time::Instant::now()
+            self.running_now()
         }
+    }
+
+    fn running_now(&self) -> std::time::Instant {
+        // Relaxed: the offset only grows, and is published before `paused`
+        // is cleared (Release in `resume`).
+        std::time::Instant::now() + Duration::from_nanos(self.offset_nanos.load(Ordering::Relaxed))
     }
 
     pub(crate) fn is_paused(&self) -> bool {
@@ -57,22 +68,25 @@ impl Clock {
             !self.paused.load(Ordering::Acquire),
             "time is already frozen: `wq::time::pause` called twice"
         );
-        *frozen = std::time::Instant::now();
+        *frozen = self.running_now();
         self.paused.store(true, Ordering::Release);
     }
 
-    /// Lets time run again from the real current instant.
+    /// Lets time run again, on from the frozen instant (never backwards).
     ///
     /// # Panics
     ///
     /// Panics if the clock is not paused.
     #[track_caller]
     pub(crate) fn resume(&self) {
-        let _frozen = self.frozen.lock();
+        let frozen = self.frozen.lock();
         assert!(
             self.paused.load(Ordering::Acquire),
             "time is not frozen: `wq::time::resume` called without `pause`"
         );
+        let ahead = frozen.saturating_duration_since(std::time::Instant::now());
+        let ahead = u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX);
+        self.offset_nanos.store(ahead, Ordering::Relaxed);
         self.paused.store(false, Ordering::Release);
     }
 
