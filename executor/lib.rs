@@ -25,6 +25,7 @@
 
 mod loom;
 mod metrics;
+mod monitor;
 mod pool;
 mod runtime;
 pub mod task;

@@ -1,8 +1,10 @@
 //! Figures about a runtime, read on demand.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::monitor::MonitorStats;
 use crate::runtime::Inner;
 
 /// A view of a runtime's figures. Each call reads the live value.
@@ -58,6 +60,37 @@ impl RuntimeMetrics {
         self.inner.time.fired_total()
     }
 
+    /// Worker threads created since the runtime started (culled and exited
+    /// ones included).
+    pub fn threads_created(&self) -> u64 {
+        self.inner.pool.threads_created()
+    }
+
+    /// Polls the monitor found blocked (stuck without using the CPU) and
+    /// took out of concurrency management. 0 without a monitor.
+    pub fn blocked_detections(&self) -> u64 {
+        self.monitor_stat(|s| &s.blocked)
+    }
+
+    /// Polls the monitor found hogging the CPU for longer than
+    /// `cpu_intensive_threshold`. 0 without a monitor.
+    pub fn hog_detections(&self) -> u64 {
+        self.monitor_stat(|s| &s.hogs)
+    }
+
+    /// Times the monitor woke up to look at the workers. It does not tick
+    /// while no worker runs. 0 without a monitor.
+    pub fn monitor_ticks(&self) -> u64 {
+        self.monitor_stat(|s| &s.ticks)
+    }
+
+    fn monitor_stat(&self, field: impl Fn(&MonitorStats) -> &AtomicU64) -> u64 {
+        self.inner
+            .monitor
+            .as_ref()
+            .map_or(0, |m| field(m.stats()).load(Relaxed))
+    }
+
     /// Tasks waiting in the pool's shared queue.
     pub fn global_queue_depth(&self) -> usize {
         self.inner.pool.injector_depth()
@@ -72,6 +105,9 @@ impl fmt::Debug for RuntimeMetrics {
             .field("num_running_workers", &self.num_running_workers())
             .field("num_alive_tasks", &self.num_alive_tasks())
             .field("global_queue_depth", &self.global_queue_depth())
+            .field("threads_created", &self.threads_created())
+            .field("blocked_detections", &self.blocked_detections())
+            .field("hog_detections", &self.hog_detections())
             .finish()
     }
 }

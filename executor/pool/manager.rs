@@ -9,12 +9,14 @@
 
 use std::io;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use crossbeam_deque::Worker;
 
 use super::park::Parker;
+use super::stamp::PollStamp;
 use super::worker::{self, WorkerRef, WorkerShared};
 use super::Shared;
 
@@ -33,8 +35,12 @@ pub(super) fn maybe_create_worker(shared: &Arc<Shared>) {
 /// `nr_workers`. The new worker enters the idle list as it starts.
 pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     let deque = Worker::new_fifo();
+    let yielded = Worker::new_fifo();
     let me = WorkerRef::new(WorkerShared {
         stealer: deque.stealer(),
+        yield_stealer: yielded.stealer(),
+        stamp: PollStamp::new(),
+        os_tid: OnceLock::new(),
         parker: Parker::new(),
         kicked: AtomicBool::new(false),
     });
@@ -47,8 +53,11 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     }
     let thread_shared = shared.clone();
     let thread_me = me.clone();
-    match builder.spawn(move || worker::main(thread_shared, deque, thread_me)) {
-        Ok(_detached) => Ok(()),
+    match builder.spawn(move || worker::main(thread_shared, deque, yielded, thread_me)) {
+        Ok(_detached) => {
+            shared.created.fetch_add(1, Relaxed);
+            Ok(())
+        }
         Err(err) => {
             shared.workers.write().retain(|w| w != &me);
             *shared.alive.lock() -= 1;

@@ -15,23 +15,25 @@ mod idle;
 mod loom_tests;
 mod manager;
 mod park;
+mod stamp;
 mod worker;
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use crossbeam_deque::Injector;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::time::driver::Driver;
 use idle::{Idle, Kick};
 pub(crate) use park::Parker;
+pub(crate) use stamp::Seen;
 pub(crate) use worker::BlockingGuard;
-use worker::WorkerRef;
+pub(crate) use worker::WorkerRef;
 
 /// A hook run on worker threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -51,6 +53,8 @@ pub(crate) struct PoolConfig {
     pub(crate) on_thread_stop: Option<Hook>,
     /// The timers the workers drive.
     pub(crate) timers: Arc<Driver>,
+    /// Whether workers publish their polls in their stamps (for a watcher).
+    pub(crate) stamp_polls: bool,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -76,7 +80,19 @@ pub(crate) struct Shared {
     /// timer is registered.
     timer_worker: Mutex<Option<WorkerRef>>,
     /// Rough random seed source for steal victims.
-    seed: std::sync::atomic::AtomicU64,
+    seed: AtomicU64,
+    /// Worker threads created since the pool started.
+    created: AtomicU64,
+    /// Someone (a watcher of the polls) that sleeps while no worker runs.
+    observer: Observer,
+}
+
+/// A thread that wants to be woken when the pool starts running again.
+#[derive(Default)]
+struct Observer {
+    /// Set by the observer before it sleeps; cleared by whoever wakes it.
+    asleep: AtomicBool,
+    wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Figures read from a pool (a snapshot; each counter is read on its own).
@@ -100,7 +116,9 @@ impl Pool {
             alive: Mutex::new(0),
             exited: Condvar::new(),
             timer_worker: Mutex::new(None),
-            seed: std::sync::atomic::AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
+            created: AtomicU64::new(0),
+            observer: Observer::default(),
         });
         let weak = Arc::downgrade(&shared);
         shared.config.timers.set_nudge(Box::new(move || {
@@ -208,9 +226,101 @@ impl Pool {
     pub(crate) fn injector_depth(&self) -> usize {
         self.shared.injector.len()
     }
+
+    /// Worker threads created since the pool started (culled and exited
+    /// ones included).
+    pub(crate) fn threads_created(&self) -> u64 {
+        self.shared.created.load(Relaxed)
+    }
+
+    /// Workers counted by concurrency management now.
+    pub(crate) fn nr_running(&self) -> usize {
+        self.shared.idle.nr_running()
+    }
+
+    /// The live workers, whose poll stamps a watcher reads.
+    pub(crate) fn workers(&self) -> Vec<WorkerRef> {
+        self.shared.workers.read().clone()
+    }
+
+    /// A watcher found `worker` stuck in the poll `seen` (blocked, or
+    /// hogging the CPU): takes it out of `nr_running` exactly as
+    /// `wq::blocking` would, and wakes an idle worker if that leaves work
+    /// (or timers) without enough runners. The worker's queues are stolen by
+    /// the others; it counts as running again when the poll ends. Returns
+    /// false if the poll ended (or entered `wq::blocking`) meanwhile.
+    pub(crate) fn detach_stuck(&self, worker: &WorkerRef, seen: Seen) -> bool {
+        let shared = &self.shared;
+        if !worker.stamp.try_detect(seen) {
+            return false;
+        }
+        // Out of `nr_running` after the CAS, never before: the count may be
+        // one too high for a moment (the worker may have rejoined already),
+        // never too low. The re-check below covers every wake decision
+        // taken while it was too high.
+        shared.idle.worker_sleeping();
+        // A paused clock must not auto-advance past a poll still running.
+        shared.timers().inhibit_add();
+        // Pairs with the fence in `notify_work`, as in `BlockingGuard`.
+        fence(SeqCst);
+        if !shared.is_closed() && (shared.has_work() || shared.timers().needs_timer_worker()) {
+            shared.wake_one();
+        }
+        true
+    }
+
+    /// Installs the function that wakes the observer (a watcher of the
+    /// polls) when a worker starts running while the observer sleeps.
+    pub(crate) fn set_observer(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.shared.observer.wake.set(wake);
+    }
+
+    /// The observer wants to sleep until a worker runs. Returns false (and
+    /// stays awake) if one runs already. The SeqCst store and load pair with
+    /// the counter increment and load in `Shared::wake_observer` (Dekker):
+    /// either the observer sees the running worker, or the worker sees the
+    /// flag and wakes it.
+    pub(crate) fn observer_may_sleep(&self) -> bool {
+        let observer = &self.shared.observer;
+        observer.asleep.store(true, SeqCst);
+        if self.shared.idle.nr_running() > 0 || self.is_closed() {
+            observer.asleep.store(false, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// The observer woke (or gave up sleeping).
+    pub(crate) fn observer_awake(&self) {
+        self.shared.observer.asleep.store(false, SeqCst);
+    }
 }
 
 impl Shared {
+    /// A worker that blocked (or was detected stuck) runs again.
+    fn worker_running(&self) {
+        self.idle.worker_running();
+        self.wake_observer();
+    }
+
+    /// A poll the watcher had detected as stuck ended: the worker counts as
+    /// running again (and may then retire as surplus).
+    fn rejoin_after_detection(&self) {
+        self.worker_running();
+        self.timers().inhibit_sub();
+    }
+
+    /// Called after `nr_running` was incremented: wakes the observer if it
+    /// sleeps. A plain load on the fast path.
+    fn wake_observer(&self) {
+        let observer = &self.observer;
+        if observer.asleep.load(SeqCst) && observer.asleep.swap(false, SeqCst) {
+            if let Some(wake) = observer.wake.get() {
+                wake();
+            }
+        }
+    }
+
     /// After queueing work: wake one idle worker if the pool needs one.
     ///
     /// The SeqCst fence orders the push before the loads of the counters; it
@@ -239,6 +349,7 @@ impl Shared {
                     .kicked
                     .store(true, std::sync::atomic::Ordering::Release);
                 worker.parker.unpark();
+                self.wake_observer();
             }
             // A spare is being created, or the pool is at `max_workers`: the
             // manager's new worker re-checks the queues when it goes idle.
@@ -248,7 +359,12 @@ impl Shared {
 
     /// Whether any queue holds work: the injector or any worker's deque.
     fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.workers.read().iter().any(|w| !w.stealer.is_empty())
+        !self.injector.is_empty()
+            || self
+                .workers
+                .read()
+                .iter()
+                .any(|w| !w.stealer.is_empty() || !w.yield_stealer.is_empty())
     }
 
     fn drain_injector(&self) {
@@ -270,8 +386,7 @@ impl Shared {
     }
 
     fn next_seed(&self) -> u64 {
-        self.seed
-            .fetch_add(0x9E37_79B9_7F4A_7C15, std::sync::atomic::Ordering::Relaxed)
+        self.seed.fetch_add(0x9E37_79B9_7F4A_7C15, Relaxed)
     }
 }
 

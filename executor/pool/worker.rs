@@ -8,13 +8,14 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, Ordering::Acquire, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use async_task::Runnable;
+use crate::task::Runnable;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 use super::manager;
 use super::park::Parker;
+use super::stamp::{PollStamp, Seen};
 use super::Shared;
 
 /// How often (in tasks) a worker takes from the injector before its own
@@ -24,6 +25,13 @@ const INJECTOR_INTERVAL: u32 = 61;
 /// The part of a worker other threads touch.
 pub(crate) struct WorkerShared {
     pub(super) stealer: Stealer<Runnable>,
+    /// Steals from the worker's yield list, so that tasks that yielded do
+    /// not wait behind a worker stuck in a poll.
+    pub(super) yield_stealer: Stealer<Runnable>,
+    /// What the worker publishes about its current poll.
+    pub(super) stamp: PollStamp,
+    /// The worker thread's OS thread id, once it runs (Linux only).
+    pub(super) os_tid: OnceLock<i32>,
     pub(super) parker: Parker,
     /// Set by the kicker before it unparks the worker: the wakeup means
     /// "run", not "look at the timers". Release/Acquire.
@@ -37,6 +45,23 @@ pub(crate) struct WorkerRef(Arc<WorkerShared>);
 impl WorkerRef {
     pub(super) fn new(shared: WorkerShared) -> WorkerRef {
         WorkerRef(Arc::new(shared))
+    }
+}
+
+impl WorkerRef {
+    /// What the worker is doing now (see `PollStamp`).
+    pub(crate) fn observe(&self) -> Seen {
+        self.0.stamp.observe()
+    }
+
+    /// The id of the task in the poll `seen`, if the worker is still in it.
+    pub(crate) fn task_of(&self, seen: Seen) -> Option<u64> {
+        self.0.stamp.task_of(seen)
+    }
+
+    /// The worker thread's OS thread id, once it runs (Linux only).
+    pub(crate) fn os_tid(&self) -> Option<i32> {
+        self.0.os_tid.get().copied()
     }
 }
 
@@ -66,7 +91,11 @@ struct Local {
     me: WorkerRef,
     deque: Worker<Runnable>,
     /// Tasks that yielded; run when nothing else is queued for this worker.
-    yielded: RefCell<Vec<Runnable>>,
+    yielded: Worker<Runnable>,
+    /// Polls started, for the poll stamp.
+    seq: Cell<u64>,
+    /// Whether polls are stamped (someone watches them).
+    stamped: bool,
     /// Counted in `nr_searching`.
     searching: Cell<bool>,
     /// Inside `wq::blocking` (out of `nr_running`).
@@ -82,7 +111,12 @@ thread_local! {
 }
 
 /// The worker thread's body.
-pub(super) fn main(shared: Arc<Shared>, deque: Worker<Runnable>, me: WorkerRef) {
+pub(super) fn main(
+    shared: Arc<Shared>,
+    deque: Worker<Runnable>,
+    yielded: Worker<Runnable>,
+    me: WorkerRef,
+) {
     // Whatever happens below (a hook may panic), the pool learns that this
     // thread is gone.
     let mut exit = ExitGuard {
@@ -91,11 +125,16 @@ pub(super) fn main(shared: Arc<Shared>, deque: Worker<Runnable>, me: WorkerRef) 
         culled: false,
     };
     let seed = shared.next_seed() | 1;
+    if let Some(tid) = current_os_tid() {
+        let _ = me.os_tid.set(tid);
+    }
     let local = Rc::new(Local {
+        stamped: shared.config.stamp_polls,
         shared: shared.clone(),
         me,
         deque,
-        yielded: RefCell::new(Vec::new()),
+        yielded,
+        seq: Cell::new(0),
         searching: Cell::new(false),
         blocked: Cell::new(false),
         idle: Cell::new(false),
@@ -114,7 +153,9 @@ pub(super) fn main(shared: Arc<Shared>, deque: Worker<Runnable>, me: WorkerRef) 
     while let Some(runnable) = local.deque.pop() {
         drop(runnable);
     }
-    drop(local.yielded.take());
+    while let Some(runnable) = local.yielded.pop() {
+        drop(runnable);
+    }
     if let Some(hook) = &shared.config.on_thread_stop {
         hook();
     }
@@ -166,9 +207,7 @@ impl Local {
                             self.shared.wake_one();
                         }
                     }
-                    // A task's panic is caught inside it; this guards against
-                    // a panicking waker or schedule hook.
-                    let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+                    self.run_task(runnable);
                     if idle.try_retire() {
                         // Surplus (blockers came back): go idle. Our queue
                         // goes to the injector for the running workers.
@@ -189,6 +228,25 @@ impl Local {
                     }
                 }
             }
+        }
+    }
+
+    /// Polls a task once, publishing the poll in the stamp if polls are
+    /// watched. If the watcher took this worker out of `nr_running` during
+    /// the poll (it was stuck), the worker counts as running again after it.
+    fn run_task(&self, runnable: Runnable) {
+        if !self.stamped {
+            // A task's panic is caught inside it; this guards against a
+            // panicking waker or schedule hook.
+            let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+            return;
+        }
+        let seq = self.seq.get().wrapping_add(1);
+        self.seq.set(seq);
+        self.me.stamp.begin(seq, runnable.metadata().as_u64());
+        let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        if self.me.stamp.end(seq) {
+            self.shared.rejoin_after_detection();
         }
     }
 
@@ -242,28 +300,27 @@ impl Local {
             if *victim == self.me {
                 continue;
             }
-            loop {
-                match victim.stealer.steal_batch_and_pop(&self.deque) {
-                    Steal::Success(runnable) => return Some(runnable),
-                    Steal::Empty => break,
-                    Steal::Retry => continue,
+            for stealer in [&victim.stealer, &victim.yield_stealer] {
+                loop {
+                    match stealer.steal_batch_and_pop(&self.deque) {
+                        Steal::Success(runnable) => return Some(runnable),
+                        Steal::Empty => break,
+                        Steal::Retry => continue,
+                    }
                 }
             }
         }
         None
     }
 
-    /// Moves the tasks that yielded to the local queue (where others may
-    /// steal them) and pops the first.
+    /// Moves the tasks that yielded to the local queue and pops the first.
     fn take_yielded(&self) -> Option<Runnable> {
-        let mut yielded = self.yielded.borrow_mut();
-        if yielded.is_empty() {
+        if self.yielded.is_empty() {
             return None;
         }
-        for runnable in yielded.drain(..) {
+        while let Some(runnable) = self.yielded.pop() {
             self.deque.push(runnable);
         }
-        drop(yielded);
         if self.deque.len() > 1 {
             // Others may help with the rest.
             self.shared.notify_work();
@@ -381,7 +438,7 @@ impl Local {
     /// Moves everything queued on this worker to the injector, so that no
     /// task waits behind a worker that blocks or goes idle.
     fn hand_over_local_queue(&self) {
-        for runnable in self.yielded.borrow_mut().drain(..) {
+        while let Some(runnable) = self.yielded.pop() {
             self.shared.injector.push(runnable);
         }
         while let Some(runnable) = self.deque.pop() {
@@ -431,7 +488,7 @@ pub(super) fn push_local(
             if Arc::ptr_eq(&local.shared, shared) && !local.blocked.get() && !local.idle.get() =>
         {
             if yielded {
-                local.yielded.borrow_mut().push(runnable);
+                local.yielded.push(runnable);
                 Ok(Pushed::Yielded)
             } else {
                 local.deque.push(runnable);
@@ -447,6 +504,9 @@ pub(super) fn push_local(
 #[must_use = "the worker counts as blocked only while the guard lives"]
 pub(crate) struct BlockingGuard {
     local: Rc<Local>,
+    /// This guard took the worker out of `nr_running` (false if the watcher
+    /// had already done so during the current poll).
+    left_running: bool,
 }
 
 impl BlockingGuard {
@@ -462,7 +522,10 @@ impl BlockingGuard {
         }
         let shared = &local.shared;
         local.hand_over_local_queue();
-        shared.idle.worker_sleeping();
+        let left_running = local.me.stamp.annotate();
+        if left_running {
+            shared.idle.worker_sleeping();
+        }
         // Pairs with the fence in `notify_work`: either a concurrent
         // scheduler sees our decrement, or we see its work.
         fence(SeqCst);
@@ -472,15 +535,33 @@ impl BlockingGuard {
         if !shared.is_closed() && (shared.has_work() || timers.needs_timer_worker()) {
             shared.wake_one();
         }
-        Some(BlockingGuard { local })
+        Some(BlockingGuard {
+            local,
+            left_running,
+        })
     }
 }
 
 impl Drop for BlockingGuard {
     fn drop(&mut self) {
         let shared = &self.local.shared;
-        shared.idle.worker_running();
+        self.local.me.stamp.unannotate();
+        if self.left_running {
+            shared.worker_running();
+        }
         self.local.blocked.set(false);
         shared.timers().inhibit_sub();
     }
+}
+
+/// The calling thread's OS thread id, where the platform has one the pool
+/// can use.
+#[cfg(target_os = "linux")]
+fn current_os_tid() -> Option<i32> {
+    Some(nix::unistd::gettid().as_raw())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_os_tid() -> Option<i32> {
+    None
 }

@@ -5,6 +5,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::monitor::{
+    MonitorConfig, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD,
+    MIN_BLOCKING_THRESHOLD,
+};
 use crate::pool::{Hook, PoolConfig};
 use crate::time::driver::Driver;
 
@@ -46,6 +50,9 @@ pub struct Builder {
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
     start_paused: bool,
+    monitor: bool,
+    blocking_threshold: Duration,
+    cpu_intensive_threshold: Duration,
 }
 
 #[derive(Clone)]
@@ -68,6 +75,9 @@ impl Builder {
             on_thread_start: None,
             on_thread_stop: None,
             start_paused: false,
+            monitor: true,
+            blocking_threshold: DEFAULT_BLOCKING_THRESHOLD,
+            cpu_intensive_threshold: DEFAULT_CPU_INTENSIVE_THRESHOLD,
         }
     }
 
@@ -169,14 +179,74 @@ impl Builder {
         self
     }
 
+    /// Whether the monitor watches the workers' polls (default: true). With
+    /// the monitor, a task that blocks or spins inside a poll, without
+    /// [`wq::blocking`](crate::blocking), is found after
+    /// [`blocking_threshold`](Builder::blocking_threshold) and its worker
+    /// stops counting toward concurrency, so that other tasks keep running.
+    /// Without it, only `wq::blocking` does that. Disabling it exists to
+    /// measure what it costs.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let rt = wq::Builder::new().workers(1).build().unwrap();
+    /// let blocker_done = Arc::new(AtomicBool::new(false));
+    /// let done = blocker_done.clone();
+    /// // Blocks its worker for 200 ms, with no annotation.
+    /// let blocker = rt.spawn(async move {
+    ///     std::thread::sleep(Duration::from_millis(200));
+    ///     done.store(true, SeqCst);
+    /// });
+    /// std::thread::sleep(Duration::from_millis(20));
+    /// // The monitor found the blocked worker; another one runs this task.
+    /// let ran_meanwhile = rt.block_on(rt.spawn(async move { !blocker_done.load(SeqCst) }));
+    /// assert!(ran_meanwhile.unwrap());
+    /// rt.block_on(blocker).unwrap();
+    /// ```
+    pub fn monitor(mut self, enabled: bool) -> Builder {
+        self.monitor = enabled;
+        self
+    }
+
+    /// How long a poll may run before the monitor examines it (default
+    /// 1 ms, at least 100 µs). If its thread barely used the CPU meanwhile,
+    /// it is blocked: its worker leaves concurrency management as if it had
+    /// called [`wq::blocking`](crate::blocking), and another worker takes
+    /// its place.
+    ///
+    /// 1 ms is long for a well-behaved poll (tokio's guidance is 10 to
+    /// 100 µs between awaits) and short for a blocking call that matters
+    /// (a disk read, a DNS lookup, a lock held across I/O): a worker blocked
+    /// for microseconds does not cause a wakeup or a thread, and one blocked
+    /// for longer is replaced within 1 to 1.5 ms. The monitor ticks every
+    /// half threshold while workers run.
+    pub fn blocking_threshold(mut self, threshold: Duration) -> Builder {
+        self.blocking_threshold = threshold;
+        self
+    }
+
+    /// How much CPU time one poll may use before it counts as a CPU hog
+    /// (default 10 ms, the kernel's `wq_cpu_intensive_thresh_us`). A hog's
+    /// worker leaves concurrency management, and the hog is reported
+    /// through `tracing` at warn level with the task's id and spawn
+    /// location (at the 1st, 2nd, 4th, 8th... offence of that location).
+    pub fn cpu_intensive_threshold(mut self, threshold: Duration) -> Builder {
+        self.cpu_intensive_threshold = threshold;
+        self
+    }
+
     /// Validates the settings and starts the runtime.
     ///
     /// # Errors
     ///
     /// `InvalidInput`, naming the field, if `workers` is 0, `max_workers` is
-    /// below `workers`, `idle_timeout` is zero, the thread name is empty, or
-    /// the stack size is 0; otherwise whatever creating the first worker
-    /// thread returned.
+    /// below `workers`, `idle_timeout` is zero, the thread name is empty,
+    /// the stack size is 0, `blocking_threshold` is below 100 µs or
+    /// `cpu_intensive_threshold` is zero; otherwise whatever creating the
+    /// monitor thread or the first worker thread returned.
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(n) => n,
@@ -205,6 +275,22 @@ impl Builder {
                 return Err(invalid("thread_name", "must not contain a NUL byte"));
             }
         }
+        if self.blocking_threshold < MIN_BLOCKING_THRESHOLD {
+            return Err(invalid(
+                "blocking_threshold",
+                format!(
+                    "must be at least {MIN_BLOCKING_THRESHOLD:?} (the monitor wakes every \
+                     half threshold), got {:?}",
+                    self.blocking_threshold
+                ),
+            ));
+        }
+        if self.cpu_intensive_threshold.is_zero() {
+            return Err(invalid(
+                "cpu_intensive_threshold",
+                "must be greater than zero",
+            ));
+        }
         if self.thread_stack_size == Some(0) {
             return Err(invalid("thread_stack_size", "must be greater than 0"));
         }
@@ -221,8 +307,13 @@ impl Builder {
             on_thread_start: self.on_thread_start,
             on_thread_stop: self.on_thread_stop,
             timers: Arc::new(Driver::new(workers, self.start_paused)),
+            stamp_polls: false,
         };
-        Runtime::from_config(config)
+        let monitor = self.monitor.then_some(MonitorConfig {
+            blocking_threshold: self.blocking_threshold,
+            cpu_intensive_threshold: self.cpu_intensive_threshold,
+        });
+        Runtime::from_config(config, monitor)
     }
 }
 
@@ -246,6 +337,9 @@ impl fmt::Debug for Builder {
             .field("max_workers", &self.max_workers)
             .field("idle_timeout", &self.idle_timeout)
             .field("thread_stack_size", &self.thread_stack_size)
+            .field("monitor", &self.monitor)
+            .field("blocking_threshold", &self.blocking_threshold)
+            .field("cpu_intensive_threshold", &self.cpu_intensive_threshold)
             .finish_non_exhaustive()
     }
 }

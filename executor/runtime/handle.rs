@@ -99,16 +99,28 @@ impl Handle {
     /// let handle = rt.handle().spawn(async { "done" });
     /// assert_eq!(rt.block_on(handle).unwrap(), "done");
     /// ```
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.spawn_at(future, std::panic::Location::caller())
+    }
+
+    /// Spawns `future`, recording `location` as where it was spawned.
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        location: &'static std::panic::Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         let pool = self.inner.pool.clone();
-        let (runnable, handle) =
-            harness::spawn(future, &self.inner.tasks, move |runnable, yielded| {
-                pool.schedule(runnable, yielded)
-            });
+        let schedule = move |runnable, yielded| pool.schedule(runnable, yielded);
+        let (runnable, handle) = harness::spawn(future, location, &self.inner.tasks, schedule);
         if let Some(runnable) = runnable {
             runnable.schedule();
         }
@@ -125,6 +137,7 @@ impl Handle {
     /// let handle = rt.handle().spawn_blocking(|| std::fs::metadata(".").is_ok());
     /// assert!(rt.block_on(handle).unwrap());
     /// ```
+    #[track_caller]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,

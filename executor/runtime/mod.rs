@@ -23,6 +23,7 @@ use std::io;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use crate::monitor::{Monitor, MonitorConfig};
 use crate::pool::{Pool, PoolConfig};
 use crate::task::registry::Registry;
 use crate::task::JoinHandle;
@@ -37,6 +38,16 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
     pub(crate) time: Arc<Driver>,
+    /// Watches the workers' polls; `None` if disabled.
+    pub(crate) monitor: Option<Monitor>,
+}
+
+impl Inner {
+    fn stop_monitor(&self) {
+        if let Some(monitor) = &self.monitor {
+            monitor.stop();
+        }
+    }
 }
 
 /// The timer driver of the current runtime, if any.
@@ -70,7 +81,10 @@ impl Runtime {
         Builder::new().build()
     }
 
-    pub(crate) fn from_config(mut config: PoolConfig) -> io::Result<Runtime> {
+    pub(crate) fn from_config(
+        mut config: PoolConfig,
+        monitor: Option<MonitorConfig>,
+    ) -> io::Result<Runtime> {
         let tasks = Arc::new(Registry::new(config.workers));
         // Workers need the runtime's handle in their context, but the pool
         // must not own a strong reference to the runtime that owns it.
@@ -93,11 +107,24 @@ impl Runtime {
             context::exit_worker();
         }));
         let time = config.timers.clone();
+        config.stamp_polls = monitor.is_some();
         let pool = Pool::new(config);
-        let inner = Arc::new(Inner { pool, tasks, time });
+        let monitor = match monitor {
+            Some(monitor) => Some(Monitor::start(pool.clone(), tasks.clone(), monitor)?),
+            None => None,
+        };
+        let inner = Arc::new(Inner {
+            pool,
+            tasks,
+            time,
+            monitor,
+        });
         let _ = slot.set(Arc::downgrade(&inner));
         // Threads start only now, so each finds the handle in the slot.
-        inner.pool.start()?;
+        if let Err(err) = inner.pool.start() {
+            inner.stop_monitor();
+            return Err(err);
+        }
         Ok(Runtime {
             handle: Handle { inner },
         })
@@ -115,6 +142,7 @@ impl Runtime {
     }
 
     /// Spawns `future` onto the runtime; see [`Handle::spawn`].
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -124,6 +152,7 @@ impl Runtime {
     }
 
     /// Runs a blocking closure on the runtime; see [`Handle::spawn_blocking`].
+    #[track_caller]
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
         F: FnOnce() -> R + Send + 'static,
@@ -187,6 +216,7 @@ impl Runtime {
         // Task destructors run below may spawn or look up the runtime.
         let _current = context::set_current(self.handle.clone());
         inner.pool.close();
+        inner.stop_monitor();
         for waker in inner.tasks.close() {
             waker.wake();
         }
@@ -229,8 +259,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    let location = std::panic::Location::caller();
     context::with_current(|handle| match handle {
-        Some(handle) => handle.spawn(future),
+        Some(handle) => handle.spawn_at(future, location),
         None => panic!("{}", outside("spawn")),
     })
 }

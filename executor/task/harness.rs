@@ -13,10 +13,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use async_task::{Runnable, ScheduleInfo, WithInfo};
+use std::panic::Location;
+
+use async_task::{ScheduleInfo, WithInfo};
 use pin_project_lite::pin_project;
 
 use super::registry::{Key, Registry};
+use super::Runnable;
 use super::{Id, JoinError, JoinHandle};
 
 /// What the handles and the wrapper share.
@@ -104,13 +107,15 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) {
     let _ = catch_unwind(AssertUnwindSafe(|| future.set(None)));
 }
 
-/// Creates a task for `future`, registered in `registry`, whose wakes call
+/// Creates a task for `future` spawned at `location`, registered in
+/// `registry`, whose wakes call
 /// `schedule(runnable, woken_while_running)`; the flag is set when the task
 /// woke itself during its own poll (a yield). Returns the runnable to be
 /// scheduled for the first poll, or `None` (and a handle that resolves to a
 /// cancellation) if the registry is closed.
 pub(crate) fn spawn<F, S>(
     future: F,
+    location: &'static Location<'static>,
     registry: &Arc<Registry>,
     schedule: S,
 ) -> (Option<Runnable>, JoinHandle<F::Output>)
@@ -128,7 +133,7 @@ where
     // If the registry is closed `future` is handed back and dropped here,
     // outside the shard lock.
     let mut future = Some(future);
-    let spawned = registry.insert(id, |key| {
+    let spawned = registry.insert(id, location, |key| {
         let wrapped = TaskFuture {
             future: future.take(),
             header: header.clone(),
@@ -138,7 +143,11 @@ where
         let schedule = WithInfo(move |runnable, info: ScheduleInfo| {
             schedule(runnable, info.woken_while_running)
         });
-        let (runnable, task) = async_task::spawn(wrapped, schedule);
+        // The runnable carries the task's id, for the pool to publish while
+        // it polls the task.
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(id)
+            .spawn(move |_| wrapped, schedule);
         let waker = runnable.waker();
         ((runnable, task), waker)
     });

@@ -27,6 +27,11 @@ impl Id {
     pub(crate) fn as_u64(self) -> u64 {
         self.0
     }
+
+    /// The id whose `as_u64` is `raw`.
+    pub(crate) fn from_u64(raw: u64) -> Id {
+        Id(raw)
+    }
 }
 
 impl fmt::Display for Id {

@@ -26,7 +26,7 @@ use super::{Id, JoinError};
 /// # });
 /// ```
 pub struct JoinHandle<T> {
-    task: Option<FallibleTask<Result<T, JoinError>>>,
+    task: Option<FallibleTask<Result<T, JoinError>, Id>>,
     header: Arc<Header>,
     /// Wakes the task so that it notices an abort. `None` for a task that was
     /// never spawned (the runtime had shut down).
@@ -37,7 +37,7 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(
-        task: FallibleTask<Result<T, JoinError>>,
+        task: FallibleTask<Result<T, JoinError>, Id>,
         header: Arc<Header>,
         waker: Waker,
     ) -> JoinHandle<T> {

@@ -15,3 +15,7 @@ pub use join_set::JoinSet;
 pub use yield_now::yield_now;
 
 pub use crate::runtime::{spawn, spawn_blocking};
+
+/// A scheduled task as the pool sees it: runs one poll. Its metadata is the
+/// task's id.
+pub(crate) type Runnable = async_task::Runnable<Id>;

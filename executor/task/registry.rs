@@ -10,6 +10,7 @@
 //! The registry is sharded by task id so that spawns on different workers
 //! rarely contend on one lock.
 
+use std::panic::Location;
 use std::task::Waker;
 
 use parking_lot::Mutex;
@@ -23,9 +24,15 @@ pub(crate) struct Registry {
 }
 
 struct Shard {
-    tasks: Slab<Waker>,
+    tasks: Slab<Entry>,
     /// Set once, at shutdown, under every shard's lock in turn.
     closed: bool,
+}
+
+struct Entry {
+    id: Id,
+    location: &'static Location<'static>,
+    waker: Waker,
 }
 
 /// Where a task is registered; kept by the task to unregister itself.
@@ -56,7 +63,12 @@ impl Registry {
     /// returns it with its waker; it runs under the shard's lock, so that the
     /// check for `closed` and the insertion are one step. Returns `None`
     /// (without calling `make`) once the registry is closed.
-    pub(crate) fn insert<R>(&self, id: Id, make: impl FnOnce(Key) -> (R, Waker)) -> Option<R> {
+    pub(crate) fn insert<R>(
+        &self,
+        id: Id,
+        location: &'static Location<'static>,
+        make: impl FnOnce(Key) -> (R, Waker),
+    ) -> Option<R> {
         let shard_index = id.as_u64() as usize & self.mask;
         let mut shard = self.shards[shard_index].lock();
         if shard.closed {
@@ -68,7 +80,11 @@ impl Registry {
             slot: entry.key(),
         };
         let (task, waker) = make(key);
-        entry.insert(waker);
+        entry.insert(Entry {
+            id,
+            location,
+            waker,
+        });
         Some(task)
     }
 
@@ -88,9 +104,19 @@ impl Registry {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             shard.closed = true;
-            wakers.extend(shard.tasks.drain());
+            wakers.extend(shard.tasks.drain().map(|entry| entry.waker));
         }
         wakers
+    }
+
+    /// Where the live task `id` was spawned, if it is alive.
+    pub(crate) fn location_of(&self, id: Id) -> Option<&'static Location<'static>> {
+        let shard = self.shards[id.as_u64() as usize & self.mask].lock();
+        shard
+            .tasks
+            .iter()
+            .find(|(_, entry)| entry.id == id)
+            .map(|(_, entry)| entry.location)
     }
 
     /// How many tasks are alive (spawned, future not yet dropped).
