@@ -33,6 +33,7 @@ use loom::thread;
 
 use super::idle::{Idle, Kick};
 use super::park::Parker;
+use super::stamp::PollStamp;
 
 /// What other threads touch of a worker (`WorkerShared`, without the queue).
 #[derive(Debug)]
@@ -76,6 +77,9 @@ struct PoolModel {
     early_wakes: AtomicUsize,
     /// Every `Kick::Wake`, from anyone.
     wakes: AtomicUsize,
+    /// Workers that came back from a detected poll: each may take the
+    /// running count above the target until it retires.
+    rejoined: AtomicUsize,
     /// For the thread that waits until all work is taken.
     done: Mutex<usize>,
     done_cv: Condvar,
@@ -90,6 +94,7 @@ impl PoolModel {
             closed: AtomicBool::new(false),
             early_wakes: AtomicUsize::new(0),
             wakes: AtomicUsize::new(0),
+            rejoined: AtomicUsize::new(0),
             done: Mutex::new(0),
             done_cv: Condvar::new(),
         }
@@ -125,7 +130,7 @@ impl PoolModel {
                     self.early_wakes.fetch_add(1, SeqCst);
                 }
                 assert!(
-                    self.idle.nr_running() <= self.idle.target(),
+                    self.idle.nr_running() <= self.idle.target() + self.rejoined.load(SeqCst),
                     "kick woke a worker beyond the target"
                 );
                 worker.0.kicked.store(true, Release);
@@ -180,6 +185,15 @@ enum Idled {
     Exit,
     /// On the idle list, about to park.
     Park,
+}
+
+/// Where a worker was when it saw the pool closed and exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exited {
+    /// Counted in `nr_running`.
+    Running,
+    /// On the idle list.
+    Idle,
 }
 
 /// The thread-local side of a worker (`Local`).
@@ -256,22 +270,28 @@ impl Worker {
     /// `Local::run` for a worker that starts parked on the idle list (it is
     /// already on it: the model's setup did `enter_idle`), until the pool is
     /// closed.
-    fn run_from_idle(mut self, pool: &PoolModel) {
+    fn run_from_idle(mut self, pool: &PoolModel) -> Exited {
         if !self.park(pool) {
-            return;
+            return Exited::Idle;
         }
+        self.run(pool)
+    }
+
+    /// `Local::run` for a worker counted running, until the pool is closed.
+    /// Returns where the worker was when it saw the pool closed.
+    fn run(mut self, pool: &PoolModel) -> Exited {
         loop {
             if pool.closed.load(SeqCst) {
-                return;
+                return Exited::Running;
             }
             if self.next_task(pool) {
                 self.found_work(pool);
                 pool.ran_one();
                 if pool.idle.try_retire() && !self.idle_and_park(pool, true) {
-                    return;
+                    return Exited::Idle;
                 }
             } else if !self.idle_and_park(pool, false) {
-                return;
+                return Exited::Idle;
             }
         }
     }
@@ -780,5 +800,141 @@ fn loom_searcher_chain_spreads_work() {
         assert_eq!(pool.taken.load(SeqCst), 2);
         assert_eq!(pool.idle.nr_running(), 2);
         assert_eq!(pool.idle.nr_idle(), 0);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 6. Detection of stuck polls (the monitor's `Pool::detach_stuck`).
+// ---------------------------------------------------------------------------
+
+/// `Pool::detach_stuck`, as the monitor calls it with what it observed.
+fn detach_stuck(pool: &PoolModel, stamp: &PollStamp) -> bool {
+    let seen = stamp.observe();
+    if !stamp.try_detect(seen) {
+        return false;
+    }
+    pool.idle.worker_sleeping();
+    assert!(pool.idle.nr_running() <= 2, "nr_running wrapped below zero");
+    fence(SeqCst);
+    if !pool.closed.load(SeqCst) && pool.has_work() {
+        pool.wake_one();
+    }
+    true
+}
+
+/// Target 1. Worker A is in a poll (counted running) with one runnable in
+/// its queue; B is idle. The monitor detects A's poll while the poll ends.
+/// Whichever wins, the counters balance: A rejoins exactly when it was
+/// detected, the runnable is taken (by A or by B, woken for it: no lost
+/// wakeup), and at the end every worker is counted where it really is.
+#[test]
+fn loom_detect_vs_poll_end() {
+    builder(3).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        let b = W::new();
+        start_running(&pool, &a);
+        let _ = pool.idle.transition_from_searching();
+        pool.queue.fetch_add(1, SeqCst);
+        start_idle(&pool, &b);
+        let stamp = Arc::new(PollStamp::new());
+        stamp.begin(1, 7);
+
+        let thread_a = {
+            let pool = pool.clone();
+            let stamp = stamp.clone();
+            let me = a.clone();
+            thread::spawn(move || {
+                // `Local::run_task`: the poll ends.
+                if stamp.end(1) {
+                    pool.rejoined.fetch_add(1, SeqCst);
+                    pool.idle.worker_running();
+                }
+                let worker = Worker {
+                    me,
+                    searching: false,
+                };
+                if pool.idle.try_retire() {
+                    let mut worker = worker;
+                    if !worker.idle_and_park(&pool, true) {
+                        return Exited::Idle;
+                    }
+                    return worker.run(&pool);
+                }
+                worker.run(&pool)
+            })
+        };
+        let thread_b = {
+            let pool = pool.clone();
+            let worker = Worker {
+                me: b.clone(),
+                searching: false,
+            };
+            thread::spawn(move || worker.run_from_idle(&pool))
+        };
+        let detected = detach_stuck(&pool, &stamp);
+
+        // A lost wakeup leaves this wait (and the workers) blocked forever.
+        pool.wait_ran(1);
+        pool.close(&[a.clone(), b.clone()]);
+        let exits = [(thread_a.join().unwrap(), a), (thread_b.join().unwrap(), b)];
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        // A worker kicked just before the close exits from its park without
+        // consuming the kick: it is counted running (harmless in the pool,
+        // where a stale kick makes a worker look for work once more).
+        let stale_kicks = exits
+            .iter()
+            .filter(|(e, w)| *e == Exited::Idle && w.0.kicked.load(SeqCst))
+            .count();
+        let running = exits.iter().filter(|(e, _)| *e == Exited::Running).count() + stale_kicks;
+        let idle = exits.len() - running;
+        assert_eq!(pool.idle.nr_running(), running, "detected: {detected}");
+        assert_eq!(pool.idle.nr_idle(), idle);
+        // A worker may also exit running while still searching.
+        assert!(pool.idle.nr_searching() <= running);
+    });
+}
+
+/// Target 1. Worker A, in a poll, enters and leaves `wq::blocking` and then
+/// ends the poll, while the monitor tries to detect the poll. At most one of
+/// the two takes A out of `nr_running`, and A is counted again at the end,
+/// exactly once.
+#[test]
+fn loom_detect_vs_blocking_annotation() {
+    builder(4).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        start_running(&pool, &a);
+        let _ = pool.idle.transition_from_searching();
+        let stamp = Arc::new(PollStamp::new());
+        stamp.begin(1, 7);
+
+        let thread_a = {
+            let pool = pool.clone();
+            let stamp = stamp.clone();
+            thread::spawn(move || {
+                // `BlockingGuard::enter`.
+                let left_running = stamp.annotate();
+                if left_running {
+                    pool.idle.worker_sleeping();
+                }
+                // ... the blocking closure; then the guard drops: counted
+                // again before the stamp looks examinable again.
+                if left_running {
+                    pool.idle.worker_running();
+                }
+                stamp.unannotate();
+                // The poll ends.
+                if stamp.end(1) {
+                    pool.idle.worker_running();
+                }
+            })
+        };
+        let detected = detach_stuck(&pool, &stamp);
+        thread_a.join().unwrap();
+
+        assert_eq!(pool.idle.nr_running(), 1, "detected: {detected}");
+        assert_eq!(pool.wakes.load(SeqCst), 0, "nothing queued, nobody woken");
     });
 }

@@ -545,10 +545,13 @@ impl BlockingGuard {
 impl Drop for BlockingGuard {
     fn drop(&mut self) {
         let shared = &self.local.shared;
-        self.local.me.stamp.unannotate();
+        // Counted running again before the stamp lets the monitor examine
+        // the poll again: a detection then always finds the worker counted
+        // (loom: `loom_detect_vs_blocking_annotation`).
         if self.left_running {
             shared.worker_running();
         }
+        self.local.me.stamp.unannotate();
         self.local.blocked.set(false);
         shared.timers().inhibit_sub();
     }
