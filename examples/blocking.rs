@@ -3,13 +3,15 @@
 //!
 //! A probe thread spawns a tiny task every 2 ms and records how long each
 //! waited between spawn and its first poll. Meanwhile four tasks block for
-//! 100 ms at a time. The run is done twice:
+//! 100 ms at a time. The run is done three times:
 //!
 //! 1. the blocking calls are wrapped in `wq::blocking`: each blocked worker
-//!    leaves the running count and an idle worker takes its place, so probes
-//!    keep running within microseconds;
-//! 2. the same calls without `wq::blocking`: the blocked workers still count
-//!    as running, so probes wait behind them (as on any fixed pool).
+//!    leaves the running count at once and an idle worker takes its place,
+//!    so probes keep running within microseconds;
+//! 2. the same calls without any annotation: wq's monitor finds each blocked
+//!    worker within about a millisecond and does the same;
+//! 3. no annotation and the monitor disabled: the blocked workers still
+//!    count as running, so probes wait behind them (as on any fixed pool).
 //!
 //! Run with `cargo run --release --example blocking`.
 
@@ -29,19 +31,21 @@ fn main() -> std::io::Result<()> {
         BLOCK_FOR.as_millis(),
         PROBE_EVERY.as_millis()
     );
-    let annotated = run(true)?;
-    let unannotated = run(false)?;
+    let annotated = run(true, true)?;
+    let detected = run(false, true)?;
+    let fixed = run(false, false)?;
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>8}",
         "", "p50", "p99", "max", "probes"
     );
     print_row("with wq::blocking", &annotated);
-    print_row("without (blocked workers count)", &unannotated);
+    print_row("unannotated, found by the monitor", &detected);
+    print_row("unannotated, monitor off", &fixed);
     Ok(())
 }
 
-fn run(annotate: bool) -> std::io::Result<Vec<Duration>> {
-    let rt = wq::Builder::new().workers(2).build()?;
+fn run(annotate: bool, monitor: bool) -> std::io::Result<Vec<Duration>> {
+    let rt = wq::Builder::new().workers(2).monitor(monitor).build()?;
     let waits = Arc::new(Mutex::new(Vec::new()));
     let dir = std::env::temp_dir();
 
