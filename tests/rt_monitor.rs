@@ -270,7 +270,10 @@ fn spinning_task_is_reported_and_does_not_stall_others() {
     let rt = wq::Builder::new().workers(2).build().unwrap();
     let metrics = rt.handle().metrics();
     let stop = Arc::new(AtomicBool::new(false));
-    let hog = rt.spawn(spin_until(stop.clone()));
+    let hog = wq::task::Builder::new()
+        .name("spinner")
+        .spawn_on(spin_until(stop.clone()), rt.handle())
+        .unwrap();
     let hog_id = hog.id();
 
     // For one second, tasks on timers keep completing.
@@ -302,6 +305,10 @@ fn spinning_task_is_reported_and_does_not_stall_others() {
     assert!(
         line.contains("rt_monitor.rs"),
         "no spawn location in: {line}"
+    );
+    assert!(
+        line.contains("task.name=\"spinner\""),
+        "no task name in: {line}"
     );
 
     rt.shutdown_timeout(Duration::from_millis(100));

@@ -16,7 +16,8 @@
 //! - its CPU time within the poll reached `cpu_intensive_threshold`
 //!   (default 10 ms, the kernel's `wq_cpu_intensive_thresh_us`): it is a
 //!   **CPU hog**, and is reported through `tracing` at warn level with the
-//!   task's id and spawn location, at the 1st, 2nd, 4th, 8th... offence of
+//!   task's id, name (if it was given one with `wq::task::Builder`) and
+//!   spawn location, at the 1st, 2nd, 4th, 8th... offence of
 //!   that spawn location (the kernel's `wq_cpu_intensive_report`);
 //! - otherwise it is running and keeps its place.
 //!
@@ -343,7 +344,8 @@ impl Watcher {
     /// its spawn location.
     fn hog(&mut self, task: Option<u64>, threshold: Duration) {
         self.stats.hogs.fetch_add(1, Relaxed);
-        let location = task.and_then(|id| self.tasks.location_of(Id::from_u64(id)));
+        let meta = task.and_then(|id| self.tasks.meta_of(Id::from_u64(id)));
+        let location = meta.as_ref().map(|meta| meta.location);
         let count = self.hog_counts.entry(location).or_insert(0);
         *count += 1;
         if !count.is_power_of_two() {
@@ -353,14 +355,15 @@ impl Watcher {
             Some(location) => location.to_string(),
             None => "unknown".to_owned(),
         };
+        let name = meta.and_then(|meta| meta.name);
         tracing::warn!(
             task.id = task,
+            task.name = name.as_deref(),
             task.spawned_at = %location,
             offences = *count,
-            "task hogged a worker for more than {threshold:?} of CPU in one poll \
-             ({count} times from this spawn location); its worker no longer counts \
-             toward concurrency until the poll returns: consider \
-             `wq::task::spawn_blocking` or yielding with `wq::task::yield_now`"
+            "task hogged a worker: more than {threshold:?} of CPU in one poll; the worker \
+             no longer counts toward concurrency until the poll returns (consider \
+             `wq::task::spawn_blocking`, or `wq::task::yield_now` in long loops)"
         );
     }
 }

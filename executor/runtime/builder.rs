@@ -231,8 +231,9 @@ impl Builder {
     /// How much CPU time one poll may use before it counts as a CPU hog
     /// (default 10 ms, the kernel's `wq_cpu_intensive_thresh_us`). A hog's
     /// worker leaves concurrency management, and the hog is reported
-    /// through `tracing` at warn level with the task's id and spawn
-    /// location (at the 1st, 2nd, 4th, 8th... offence of that location).
+    /// through `tracing` at warn level with the task's id, name (see
+    /// [`task::Builder`](crate::task::Builder)) and spawn location (at the
+    /// 1st, 2nd, 4th, 8th... offence of that location).
     pub fn cpu_intensive_threshold(mut self, threshold: Duration) -> Builder {
         self.cpu_intensive_threshold = threshold;
         self

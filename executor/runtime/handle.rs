@@ -5,6 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::task::registry::SpawnMeta;
 use crate::task::{harness, JoinHandle};
 
 use super::context::{self, SetCurrentGuard};
@@ -105,22 +106,18 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_at(future, std::panic::Location::caller())
+        self.spawn_with(future, SpawnMeta::here())
     }
 
-    /// Spawns `future`, recording `location` as where it was spawned.
-    pub(crate) fn spawn_at<F>(
-        &self,
-        future: F,
-        location: &'static std::panic::Location<'static>,
-    ) -> JoinHandle<F::Output>
+    /// Spawns `future`, recording where (and as what) it was spawned.
+    pub(crate) fn spawn_with<F>(&self, future: F, meta: SpawnMeta) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let pool = self.inner.pool.clone();
         let schedule = move |runnable, yielded| pool.schedule(runnable, yielded);
-        let (runnable, handle) = harness::spawn(future, location, &self.inner.tasks, schedule);
+        let (runnable, handle) = harness::spawn(future, meta, &self.inner.tasks, schedule);
         if let Some(runnable) = runnable {
             runnable.schedule();
         }

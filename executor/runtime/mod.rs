@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::pool::{Pool, PoolConfig};
-use crate::task::registry::Registry;
+use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
 
@@ -259,9 +259,18 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let location = std::panic::Location::caller();
+    spawn_with(future, SpawnMeta::here())
+}
+
+/// `spawn`, with where and as what the task was spawned.
+#[track_caller]
+pub(crate) fn spawn_with<F>(future: F, meta: SpawnMeta) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     context::with_current(|handle| match handle {
-        Some(handle) => handle.spawn_at(future, location),
+        Some(handle) => handle.spawn_with(future, meta),
         None => panic!("{}", outside("spawn")),
     })
 }

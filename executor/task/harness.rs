@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use std::panic::Location;
-
 use async_task::{ScheduleInfo, WithInfo};
 use pin_project_lite::pin_project;
 
-use super::registry::{Key, Registry};
+use super::registry::{Key, Registry, SpawnMeta};
 use super::Runnable;
 use super::{Id, JoinError, JoinHandle};
 
@@ -107,7 +105,7 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) {
     let _ = catch_unwind(AssertUnwindSafe(|| future.set(None)));
 }
 
-/// Creates a task for `future` spawned at `location`, registered in
+/// Creates a task for `future` spawned as `meta` says, registered in
 /// `registry`, whose wakes call
 /// `schedule(runnable, woken_while_running)`; the flag is set when the task
 /// woke itself during its own poll (a yield). Returns the runnable to be
@@ -115,7 +113,7 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) {
 /// cancellation) if the registry is closed.
 pub(crate) fn spawn<F, S>(
     future: F,
-    location: &'static Location<'static>,
+    meta: SpawnMeta,
     registry: &Arc<Registry>,
     schedule: S,
 ) -> (Option<Runnable>, JoinHandle<F::Output>)
@@ -133,7 +131,7 @@ where
     // If the registry is closed `future` is handed back and dropped here,
     // outside the shard lock.
     let mut future = Some(future);
-    let spawned = registry.insert(id, location, |key| {
+    let spawned = registry.insert(id, meta, |key| {
         let wrapped = TaskFuture {
             future: future.take(),
             header: header.clone(),

@@ -1,5 +1,6 @@
 //! Tasks: spawning, joining, cancelling and yielding.
 
+mod builder;
 mod error;
 pub(crate) mod harness;
 mod id;
@@ -8,6 +9,7 @@ mod join_set;
 pub(crate) mod registry;
 mod yield_now;
 
+pub use builder::Builder;
 pub use error::JoinError;
 pub use id::Id;
 pub use join_handle::{AbortHandle, JoinHandle};

@@ -11,6 +11,7 @@
 //! rarely contend on one lock.
 
 use std::panic::Location;
+use std::sync::Arc;
 use std::task::Waker;
 
 use parking_lot::Mutex;
@@ -31,8 +32,16 @@ struct Shard {
 
 struct Entry {
     id: Id,
-    location: &'static Location<'static>,
+    meta: SpawnMeta,
     waker: Waker,
+}
+
+/// Where and how a task was spawned, for reports.
+#[derive(Clone, Debug)]
+pub(crate) struct SpawnMeta {
+    pub(crate) location: &'static Location<'static>,
+    /// The name given with `wq::task::Builder::name`.
+    pub(crate) name: Option<Arc<str>>,
 }
 
 /// Where a task is registered; kept by the task to unregister itself.
@@ -40,6 +49,17 @@ struct Entry {
 pub(crate) struct Key {
     shard: usize,
     slot: usize,
+}
+
+impl SpawnMeta {
+    /// Spawned by the caller (of a `#[track_caller]` chain), unnamed.
+    #[track_caller]
+    pub(crate) fn here() -> SpawnMeta {
+        SpawnMeta {
+            location: Location::caller(),
+            name: None,
+        }
+    }
 }
 
 impl Registry {
@@ -66,7 +86,7 @@ impl Registry {
     pub(crate) fn insert<R>(
         &self,
         id: Id,
-        location: &'static Location<'static>,
+        meta: SpawnMeta,
         make: impl FnOnce(Key) -> (R, Waker),
     ) -> Option<R> {
         let shard_index = id.as_u64() as usize & self.mask;
@@ -80,11 +100,7 @@ impl Registry {
             slot: entry.key(),
         };
         let (task, waker) = make(key);
-        entry.insert(Entry {
-            id,
-            location,
-            waker,
-        });
+        entry.insert(Entry { id, meta, waker });
         Some(task)
     }
 
@@ -109,14 +125,15 @@ impl Registry {
         wakers
     }
 
-    /// Where the live task `id` was spawned, if it is alive.
-    pub(crate) fn location_of(&self, id: Id) -> Option<&'static Location<'static>> {
+    /// Where and how the live task `id` was spawned, if it is alive. Scans
+    /// one shard: for reports, not for hot paths.
+    pub(crate) fn meta_of(&self, id: Id) -> Option<SpawnMeta> {
         let shard = self.shards[id.as_u64() as usize & self.mask].lock();
         shard
             .tasks
             .iter()
             .find(|(_, entry)| entry.id == id)
-            .map(|(_, entry)| entry.location)
+            .map(|(_, entry)| entry.meta.clone())
     }
 
     /// How many tasks are alive (spawned, future not yet dropped).
