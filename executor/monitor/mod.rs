@@ -213,16 +213,27 @@ impl Watcher {
     /// Looks at every worker once.
     fn tick(&mut self) -> Tick {
         let live = self.pool.workers();
-        self.workers.retain(|w| live.contains(&w.worker));
-        for worker in live {
-            if !self.workers.iter().any(|w| w.worker == worker) {
-                self.workers.push(Watched {
-                    worker,
-                    probe: None,
-                    probe_tried: false,
-                    poll: None,
-                });
-            }
+        let unchanged = live.len() == self.workers.len()
+            && live.iter().zip(&self.workers).all(|(l, w)| *l == w.worker);
+        if !unchanged {
+            // Threads were created or exited: keep what is known of the
+            // survivors. O(workers), as is the rest of the tick.
+            let mut known: HashMap<usize, Watched> = self
+                .workers
+                .drain(..)
+                .map(|w| (w.worker.key(), w))
+                .collect();
+            self.workers = live
+                .into_iter()
+                .map(|worker| {
+                    known.remove(&worker.key()).unwrap_or(Watched {
+                        worker,
+                        probe: None,
+                        probe_tried: false,
+                        poll: None,
+                    })
+                })
+                .collect();
         }
         let now = Instant::now();
         let mut found = Tick::default();
@@ -307,16 +318,24 @@ impl Watcher {
                     }
                 };
                 let task = watched.worker.task_of(seen);
+                // Counted before the detection takes effect, so that whoever
+                // sees its effect (a task run by the woken worker) also sees
+                // it counted; taken back if the poll ended meanwhile.
+                let counter = match verdict {
+                    Verdict::Hog => &self.stats.hogs,
+                    _ => &self.stats.blocked,
+                };
+                counter.fetch_add(1, Relaxed);
                 if !self.pool.detach_stuck(&watched.worker, seen) {
                     // The poll ended (or entered `wq::blocking`) just now.
+                    counter.fetch_sub(1, Relaxed);
                     self.workers[i].poll = None;
                     return None;
                 }
                 poll.verdict = verdict;
                 match verdict {
-                    Verdict::Hog => self.hog(task, config.cpu_intensive_threshold),
+                    Verdict::Hog => self.report_hog(task, config.cpu_intensive_threshold),
                     _ => {
-                        self.stats.blocked.fetch_add(1, Relaxed);
                         tracing::debug!(
                             task.id = task,
                             "a worker is blocked in a poll; another one takes its place"
@@ -331,7 +350,8 @@ impl Watcher {
                     // management already; count and report it.
                     poll.verdict = Verdict::Hog;
                     let task = watched.worker.task_of(seen);
-                    self.hog(task, config.cpu_intensive_threshold);
+                    self.stats.hogs.fetch_add(1, Relaxed);
+                    self.report_hog(task, config.cpu_intensive_threshold);
                     return Some(Verdict::Hog);
                 }
                 Some(Verdict::Blocked)
@@ -340,10 +360,9 @@ impl Watcher {
         }
     }
 
-    /// Counts a hog and reports it at the 1st, 2nd, 4th, 8th... offence of
-    /// its spawn location.
-    fn hog(&mut self, task: Option<u64>, threshold: Duration) {
-        self.stats.hogs.fetch_add(1, Relaxed);
+    /// Reports a hog at the 1st, 2nd, 4th, 8th... offence of its spawn
+    /// location.
+    fn report_hog(&mut self, task: Option<u64>, threshold: Duration) {
         let meta = task.and_then(|id| self.tasks.meta_of(Id::from_u64(id)));
         let location = meta.as_ref().map(|meta| meta.location);
         let count = self.hog_counts.entry(location).or_insert(0);

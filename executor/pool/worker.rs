@@ -59,6 +59,11 @@ impl WorkerRef {
         self.0.stamp.task_of(seen)
     }
 
+    /// A number that identifies the worker while it lives.
+    pub(crate) fn key(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// The worker thread's OS thread id, once it runs (Linux only).
     pub(crate) fn os_tid(&self) -> Option<i32> {
         self.0.os_tid.get().copied()
