@@ -7,6 +7,14 @@
 //! woken in its place, so the CPUs never idle while work waits; when the
 //! blocker returns, surplus workers go idle.
 //!
+//! Code that blocks or spins without saying so is caught too: a monitor
+//! thread finds a poll that has run for [`Builder::blocking_threshold`]
+//! (1 ms) and, by its thread's CPU clock, tells a blocked worker (treated as
+//! if it had called [`blocking`]) from a CPU hog (taken out of the count as
+//! well, and reported through `tracing` with the task's id, name and spawn
+//! location). `wq::blocking` remains the cheaper and immediate way: it
+//! hands the worker's place over at once instead of after a millisecond.
+//!
 //! ```
 //! #[wq::main]
 //! async fn main() {
@@ -19,7 +27,8 @@
 //! }
 //! ```
 //!
-//! The pool's protocol is described in `executor/pool/README.md`.
+//! The pool's protocol is described in `executor/pool/README.md`, the
+//! monitor's in `executor/monitor/mod.rs`.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -32,6 +41,7 @@ pub mod task;
 pub mod time;
 
 pub use metrics::RuntimeMetrics;
+pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
 pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_WORKERS,
