@@ -4,14 +4,18 @@
 //! runtimes (same worker count) are built once, warmed up, and sampled in
 //! alternating pairs; the report gives each runtime's median time and the
 //! median of the per-pair wq/tokio ratios (below 1.0, wq is faster). Idle
-//! cost and memory are instead measured once per runtime.
+//! cost and memory are instead measured once per runtime, and `hog` on a
+//! fresh runtime per run. The `monitor_cost/*` entries pair wq with its
+//! monitor against wq without, the same way.
 
+mod blocking;
 mod footprint;
 mod harness;
 mod machine;
 mod report;
 mod rt;
 mod stats;
+mod suite;
 mod sys;
 mod workloads;
 
@@ -24,19 +28,23 @@ use std::time::Duration;
 
 use harness::Config;
 use machine::Machine;
-use report::{IdleReport, MemoryReport, Report, RunInfo, WorkloadReport};
+use report::{
+    HogReport, IdleReport, MemoryReport, MonitorCostReport, Report, RunInfo, WorkloadReport,
+};
+use suite::Entry;
 use workloads::{Kind, Workload};
 
 const USAGE: &str = "\
 Usage: bench [OPTIONS]
 
-Compares wq with tokio's multi-thread runtime on the same workloads.
+Compares wq with tokio's multi-thread runtime on the same workloads, and
+wq with its monitor against wq without (monitor_cost/*).
 
 Options:
   --workers N        worker threads of each runtime (default: available CPUs)
   --samples K        measured pairs per scheduler workload (default: 16)
   --seed-samples K   measured pairs per seed round trip workload (default: 10)
-  --timer-samples K  measured pairs per timer workload (default: 10)
+  --timer-samples K  measured pairs per timer and blocking workload (default: 10)
   --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
@@ -109,8 +117,8 @@ impl Options {
         }
     }
 
-    fn selects(&self, workload: Workload) -> bool {
-        let name = workload.name();
+    fn selects(&self, entry: Entry) -> bool {
+        let name = entry.name();
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }
 }
@@ -135,13 +143,13 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let selected: Vec<Workload> = Workload::all()
+    let selected: Vec<Entry> = Entry::all()
         .into_iter()
-        .filter(|&w| options.selects(w))
+        .filter(|&e| options.selects(e))
         .collect();
     if options.list {
-        for w in Workload::all() {
-            println!("{:<24} {}", w.name(), w.unit());
+        for e in Entry::all() {
+            println!("{:<37} {}", e.name(), e.describe());
         }
         return ExitCode::SUCCESS;
     }
@@ -159,14 +167,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Result<()> {
+fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<()> {
     let config = options.config();
     let machine = Machine::detect();
     if !machine.optimized {
         eprintln!("bench: warning: unoptimized build; run with --release for real figures");
     }
     eprintln!(
-        "bench: {} workload(s), {} workers, {} pairs ({} for seed round trips, {} for timers)",
+        "bench: {} workload(s), {} workers, {} pairs ({} for seed round trips, {} for timer \
+         and blocking workloads)",
         selected.len(),
         config.workers,
         config.samples,
@@ -180,8 +189,44 @@ fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Resul
     let mut workloads = Vec::with_capacity(selected.len());
     let mut idle = None;
     let mut memory = None;
-    for &workload in selected {
-        let name = workload.name();
+    let mut hog = None;
+    let mut monitor_cost = Vec::new();
+    for &entry in selected {
+        let name = entry.name();
+        let mut progress = |step: &str| {
+            if live {
+                eprint!("{clear}{name}: {step}");
+                let _ = io::stderr().flush();
+            }
+        };
+        let workload = match entry {
+            Entry::Versus(workload) => workload,
+            Entry::MonitorCost(workload) => {
+                let cost = harness::monitor_cost(workload, &config, &mut progress)?;
+                let summary = MonitorCostReport::new(&cost);
+                eprintln!(
+                    "{clear}{name}: on/off {} ({}-{})",
+                    report::fmt_ratio(summary.ratio_median),
+                    report::fmt_ratio(summary.ratio_p25),
+                    report::fmt_ratio(summary.ratio_p75)
+                );
+                monitor_cost.push(summary);
+                continue;
+            }
+        };
+        if workload.kind() == Kind::Fresh {
+            let measured = blocking::hog(&config, &mut progress)?;
+            let summary = HogReport::new(name.clone(), &measured);
+            eprintln!(
+                "{clear}{name}: completed/s wq {}, tokio {}; wq detected the hog in {}/{} runs",
+                report::fmt_per_s(summary.wq_completed_per_s),
+                report::fmt_per_s(summary.tokio_completed_per_s),
+                summary.wq_detected_runs,
+                summary.pairs
+            );
+            hog = Some(summary);
+            continue;
+        }
         if workload.kind() == Kind::Once {
             if live {
                 eprint!("{clear}{name}: measuring wq, then tokio");
@@ -215,12 +260,7 @@ fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Resul
             }
             continue;
         }
-        let comparison = harness::compare(workload, &config, |step| {
-            if live {
-                eprint!("{clear}{name}: {step}");
-                let _ = io::stderr().flush();
-            }
-        })?;
+        let comparison = harness::compare(workload, &config, &mut progress)?;
         let summary = WorkloadReport::new(&comparison);
         eprintln!(
             "{clear}{name}: wq/tokio {} ({}-{})",
@@ -237,6 +277,8 @@ fn run(options: &Options, selected: &[Workload], args: Vec<String>) -> io::Resul
         workloads,
         idle,
         memory,
+        hog,
+        monitor_cost,
     };
     println!("\n{}", report::text(&report));
 
@@ -284,8 +326,8 @@ mod tests {
         assert_eq!(config.workers, 3);
         assert_eq!(config.samples, 4);
         assert_eq!(config.idle, Duration::from_secs(2));
-        assert!(options.selects(Workload::SpawnManyLocal));
-        assert!(!options.selects(Workload::PingPong));
+        assert!(options.selects(Entry::Versus(Workload::SpawnManyLocal)));
+        assert!(!options.selects(Entry::Versus(Workload::PingPong)));
     }
 
     #[test]
@@ -294,12 +336,39 @@ mod tests {
         let config = options.config();
         assert_eq!(config.idle, Duration::from_secs(3));
         assert_eq!(config.timer_samples, 10);
-        let names: Vec<String> = Workload::all()
+        let names: Vec<String> = Entry::all()
             .into_iter()
-            .filter(|&w| options.selects(w))
-            .map(Workload::name)
+            .filter(|&e| options.selects(e))
+            .map(Entry::name)
             .collect();
         assert_eq!(names, ["timers_create_cancel"]);
+    }
+
+    #[test]
+    fn filters_select_the_new_workloads() {
+        let selected = |filter: &str| -> Vec<String> {
+            let options = parse(&["--filter", filter]).unwrap();
+            Entry::all()
+                .into_iter()
+                .filter(|&e| options.selects(e))
+                .map(Entry::name)
+                .collect()
+        };
+        assert_eq!(
+            selected("blocking_storm"),
+            [
+                "blocking_storm_b0",
+                "blocking_storm_b1",
+                "blocking_storm_b2",
+                "blocking_storm_b4"
+            ]
+        );
+        assert_eq!(selected("hog"), ["hog"]);
+        assert_eq!(selected("monitor_cost").len(), 6);
+        assert_eq!(
+            selected("chained_spawn"),
+            ["chained_spawn", "monitor_cost/chained_spawn"]
+        );
     }
 
     #[test]
@@ -317,9 +386,9 @@ mod tests {
 
     #[test]
     fn workload_names_are_unique() {
-        let mut names: Vec<String> = Workload::all().into_iter().map(Workload::name).collect();
+        let mut names: Vec<String> = Entry::all().into_iter().map(Entry::name).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), Workload::all().len());
+        assert_eq!(names.len(), Entry::all().len());
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::rt::{Rt, Tokio, Wq};
+use crate::rt::{MonitorCounts, Rt, Tokio, Wq};
 use crate::sys::{process_cpu_time, release_free_memory, resident_bytes};
 
 /// How long a freshly built runtime is left to settle (its workers started
@@ -29,30 +29,47 @@ pub struct IdleCost {
     pub wq_cpu: Duration,
     /// CPU time used by the process while tokio's runtime was idle.
     pub tokio_cpu: Duration,
+    /// What wq's monitor counted while wq was idle (`None` if wq had no
+    /// monitor: it has one, as built by default).
+    pub wq_monitor: Option<MonitorCounts>,
 }
 
-/// Measures [`IdleCost`]: for each runtime in turn (wq first), build it,
-/// run one empty task, let it settle for [`IDLE_SETTLE`], then take the
-/// process CPU time (getrusage, user + system) used while the main thread
-/// sleeps for `idle`.
+/// Measures [`IdleCost`]: for each runtime in turn (wq first, as built by
+/// default, so with its monitor), build it, run one empty task, let it
+/// settle for [`IDLE_SETTLE`], then take the process CPU time (getrusage,
+/// user + system) used while the main thread sleeps for `idle`.
 pub fn idle_cost(workers: usize, idle: Duration) -> io::Result<IdleCost> {
+    let (wq_cpu, wq_monitor) = idle_cpu::<Wq>(workers, idle)?;
+    let (tokio_cpu, _) = idle_cpu::<Tokio>(workers, idle)?;
     Ok(IdleCost {
         idle,
-        wq_cpu: idle_cpu::<Wq>(workers, idle)?,
-        tokio_cpu: idle_cpu::<Tokio>(workers, idle)?,
+        wq_cpu,
+        tokio_cpu,
+        wq_monitor,
     })
 }
 
-fn idle_cpu<R: Rt>(workers: usize, idle: Duration) -> io::Result<Duration> {
+/// The CPU time used while `R` sat idle, and what its monitor (if any)
+/// counted meanwhile.
+fn idle_cpu<R: Rt>(
+    workers: usize,
+    idle: Duration,
+) -> io::Result<(Duration, Option<MonitorCounts>)> {
     let rt = R::build(workers)?;
     rt.block_on(rt.spawn(async {}))
         .expect("empty task completes");
     thread::sleep(IDLE_SETTLE);
+    let handle = rt.handle();
+    let counts_before = R::monitor_counts(&handle);
     let before = process_cpu_time();
     thread::sleep(idle);
     let used = process_cpu_time().saturating_sub(before);
+    let counts = R::monitor_counts(&handle)
+        .zip(counts_before)
+        .map(|(after, before)| after.since(before));
+    drop(handle);
     drop(rt);
-    Ok(used)
+    Ok((used, counts))
 }
 
 /// The resident memory each runtime's pending tasks took.

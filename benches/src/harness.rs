@@ -1,9 +1,10 @@
-//! Runs a workload on both runtimes in alternating pairs.
+//! Runs a workload on two runtimes in alternating pairs: wq against tokio,
+//! or wq with its monitor against wq without.
 
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::rt::{Rt, Tokio, Wq};
+use crate::rt::{Rt, Tokio, Wq, WqNoMonitor};
 use crate::stats;
 use crate::workloads::{Kind, Sample, Workload};
 
@@ -22,7 +23,8 @@ pub struct Config {
     /// Measured pairs per seed round trip workload (each sample is one full
     /// run of every producer's items).
     pub seed_samples: usize,
-    /// Measured pairs per timer workload (each sample is one full run).
+    /// Measured pairs per timer workload and per blocking tolerance workload
+    /// (`blocking_storm_*`, `hog`); each sample is one full run.
     pub timer_samples: usize,
     /// How long each runtime is left idle by `idle_cost`.
     pub idle: Duration,
@@ -48,8 +50,9 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Per-pair ratio of wq's figure to tokio's (wall time, or CPU time for
-    /// `sleeps_100k`; < 1.0: wq did better).
+    /// Per-pair ratio of wq's figure to tokio's (wall time; CPU time for
+    /// `sleeps_100k`; p99 timer lateness for `blocking_storm_*`; < 1.0: wq
+    /// did better).
     pub fn ratios(&self) -> Vec<f64> {
         self.wq
             .iter()
@@ -59,74 +62,131 @@ impl Comparison {
     }
 }
 
-/// Measures `workload` on wq and tokio.
+/// The samples of one scheduler workload on wq with its monitor and on wq
+/// without; `on[i]` and `off[i]` are pair `i`, taken back to back.
+#[derive(Clone, Debug)]
+pub struct MonitorCost {
+    /// The workload measured.
+    pub workload: Workload,
+    /// Repetitions of the workload in each sample.
+    pub reps: u64,
+    /// Samples with the monitor on (wq as built by default).
+    pub on: Vec<Sample>,
+    /// Samples with `Builder::monitor(false)`.
+    pub off: Vec<Sample>,
+}
+
+impl MonitorCost {
+    /// Per-pair ratio of the wall time with the monitor to the time without
+    /// (> 1.0: the monitor costs that much).
+    pub fn ratios(&self) -> Vec<f64> {
+        self.on
+            .iter()
+            .zip(&self.off)
+            .map(|(on, off)| on.measured().as_secs_f64() / off.measured().as_secs_f64())
+            .collect()
+    }
+}
+
+/// Measures `workload` on wq and tokio (see [`pairs`]).
+pub fn compare(
+    workload: Workload,
+    config: &Config,
+    progress: impl FnMut(&str),
+) -> io::Result<Comparison> {
+    let (reps, wq, tokio) = pairs::<Wq, Tokio>(workload, config, progress)?;
+    Ok(Comparison {
+        workload,
+        reps,
+        wq,
+        tokio,
+    })
+}
+
+/// Measures scheduler `workload` on wq with its monitor and without (see
+/// [`pairs`]).
+pub fn monitor_cost(
+    workload: Workload,
+    config: &Config,
+    progress: impl FnMut(&str),
+) -> io::Result<MonitorCost> {
+    assert_eq!(
+        workload.kind(),
+        Kind::Scheduler,
+        "the monitor's cost is measured on the scheduler workloads"
+    );
+    let (reps, on, off) = pairs::<Wq, WqNoMonitor>(workload, config, progress)?;
+    Ok(MonitorCost {
+        workload,
+        reps,
+        on,
+        off,
+    })
+}
+
+/// Measures `workload` on runtimes `A` and `B`; returns the repetitions per
+/// sample and the samples of each, pair by pair.
 ///
 /// Each runtime is built once and kept for all of the workload's samples.
 /// After a warm-up that also calibrates how many repetitions make up one
 /// sample, samples are taken in pairs, one per runtime, alternating which
 /// runtime goes first.
-pub fn compare(
+fn pairs<A: Rt, B: Rt>(
     workload: Workload,
     config: &Config,
     mut progress: impl FnMut(&str),
-) -> io::Result<Comparison> {
-    let wq = Wq::build(config.workers)?;
-    let tokio = Tokio::build(config.workers)?;
+) -> io::Result<(u64, Vec<Sample>, Vec<Sample>)> {
+    let a = A::build(config.workers)?;
+    let b = B::build(config.workers)?;
 
     progress("warming up");
-    let reps = warm_up(workload, config, &wq, &tokio);
+    let reps = warm_up(workload, config, &a, &b);
     let pairs = match workload.kind() {
         Kind::Scheduler => config.samples,
         Kind::Seed => config.seed_samples,
-        Kind::Timer => config.timer_samples,
-        Kind::Once => unreachable!("{} is not measured in pairs", workload.name()),
+        Kind::Timer | Kind::Blocking => config.timer_samples,
+        Kind::Fresh | Kind::Once => {
+            unreachable!("{} is not measured on kept runtimes", workload.name())
+        }
     };
 
-    let mut comparison = Comparison {
-        workload,
-        reps,
-        wq: Vec::with_capacity(pairs),
-        tokio: Vec::with_capacity(pairs),
-    };
+    let mut a_samples = Vec::with_capacity(pairs);
+    let mut b_samples = Vec::with_capacity(pairs);
     for pair in 0..pairs {
         progress(&format!(
             "pair {}/{pairs} ({reps} reps per sample)",
             pair + 1
         ));
         if pair % 2 == 0 {
-            comparison.wq.push(workload.run(&wq, config.workers, reps));
-            comparison
-                .tokio
-                .push(workload.run(&tokio, config.workers, reps));
+            a_samples.push(workload.run(&a, config.workers, reps));
+            b_samples.push(workload.run(&b, config.workers, reps));
         } else {
-            comparison
-                .tokio
-                .push(workload.run(&tokio, config.workers, reps));
-            comparison.wq.push(workload.run(&wq, config.workers, reps));
+            b_samples.push(workload.run(&b, config.workers, reps));
+            a_samples.push(workload.run(&a, config.workers, reps));
         }
     }
-    Ok(comparison)
+    Ok((reps, a_samples, b_samples))
 }
 
 /// Warms both runtimes up on `workload` and returns the repetitions per
 /// sample that make the slower runtime's sample last about
-/// `config.sample_time` (always 1 for a seed round trip or a timer workload,
-/// whose run is already long; these warm up with one run each, shortened for
-/// a seed round trip).
-fn warm_up(workload: Workload, config: &Config, wq: &Wq, tokio: &Tokio) -> u64 {
+/// `config.sample_time` (always 1 for a seed round trip, a timer or a
+/// blocking workload, whose run is already long; these warm up with one run
+/// each, shortened for a seed round trip).
+fn warm_up<A: Rt, B: Rt>(workload: Workload, config: &Config, a: &A, b: &B) -> u64 {
     match workload {
         Workload::SeedRoundTrip { producers, items } => {
             let short = Workload::SeedRoundTrip {
                 producers,
                 items: items.min(SEED_WARMUP_ITEMS),
             };
-            short.run(wq, config.workers, 1);
-            short.run(tokio, config.workers, 1);
+            short.run(a, config.workers, 1);
+            short.run(b, config.workers, 1);
             return 1;
         }
-        _ if workload.kind() == Kind::Timer => {
-            workload.run(wq, config.workers, 1);
-            workload.run(tokio, config.workers, 1);
+        _ if matches!(workload.kind(), Kind::Timer | Kind::Blocking) => {
+            workload.run(a, config.workers, 1);
+            workload.run(b, config.workers, 1);
             return 1;
         }
         _ => {}
@@ -135,9 +195,9 @@ fn warm_up(workload: Workload, config: &Config, wq: &Wq, tokio: &Tokio) -> u64 {
     let deadline = Instant::now() + config.warmup;
     let mut slower = Vec::new();
     loop {
-        let wq_time = workload.run(wq, config.workers, 1).elapsed;
-        let tokio_time = workload.run(tokio, config.workers, 1).elapsed;
-        slower.push(wq_time.max(tokio_time).as_secs_f64());
+        let a_time = workload.run(a, config.workers, 1).elapsed;
+        let b_time = workload.run(b, config.workers, 1).elapsed;
+        slower.push(a_time.max(b_time).as_secs_f64());
         if slower.len() >= 3 && Instant::now() >= deadline {
             break;
         }

@@ -1,14 +1,30 @@
 //! Turns comparisons into a table, Markdown, JSON and an SVG plot.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::blocking::{
+    HogComparison, HogRun, StormRun, HOG_DETECTION_POLL, HOG_GRACE, HOG_SPAWN_EVERY, HOG_WINDOW,
+    STORM_BLOCK, STORM_SPAN, STORM_TIMERS,
+};
 use crate::footprint::{IdleCost, PendingMemory};
-use crate::harness::{Comparison, Config};
+use crate::harness::{Comparison, Config, MonitorCost};
 use crate::machine::Machine;
 use crate::stats::{median, quantile};
+use crate::suite::Entry;
 use crate::workloads::{grouped, Sample, Workload};
+
+/// What the monitor may cost, at most: the target for every on/off ratio
+/// of the monitor cost table.
+pub const MONITOR_COST_TARGET: f64 = 1.03;
+/// The target for wq's timer lateness, 99th percentile, in every
+/// `blocking_storm` run, nanoseconds.
+pub const STORM_TARGET_P99_NS: f64 = 5e6;
+/// The target for wq's `blocking_storm` makespan, as a multiple of one
+/// blocker's sleep: the blockers must not wait for each other.
+pub const STORM_TARGET_MAKESPAN: f64 = 1.1;
 
 /// Everything one run of the runner produced.
 #[derive(Clone, Debug, Serialize)]
@@ -23,6 +39,11 @@ pub struct Report {
     pub idle: Option<IdleReport>,
     /// `memory_100k_pending`, if it was run.
     pub memory: Option<MemoryReport>,
+    /// `hog`, if it was run.
+    pub hog: Option<HogReport>,
+    /// The `monitor_cost/*` entries run: wq with its monitor against wq
+    /// without.
+    pub monitor_cost: Vec<MonitorCostReport>,
 }
 
 /// The settings of the run.
@@ -64,14 +85,17 @@ impl RunInfo {
 
 /// The figures for one workload measured in pairs. Times are per repetition
 /// of the workload, in nanoseconds: wall time, except for `sleeps_100k`,
-/// whose samples and ratios are the process's CPU time (see `measure`).
+/// whose samples and ratios are the process's CPU time, and
+/// `blocking_storm_*`, whose are the timer lateness's 99th percentile (see
+/// `measure`).
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkloadReport {
     /// Workload name.
     pub name: String,
     /// What one repetition is.
     pub unit: String,
-    /// What the samples and ratios measure: `"wall time"` or `"CPU time"`.
+    /// What the samples and ratios measure: `"wall time"`, `"CPU time"` or
+    /// `"p99 lateness"`.
     pub measure: String,
     /// Repetitions timed together in each sample.
     pub reps_per_sample: u64,
@@ -99,6 +123,292 @@ pub struct WorkloadReport {
     pub timers: Option<TimersReport>,
     /// Lateness and times, for `sleeps_100k`.
     pub sleeps: Option<SleepsReport>,
+    /// Lateness, makespan and the monitor's counts, for `blocking_storm_*`.
+    pub storm: Option<StormReport>,
+}
+
+/// `blocking_storm_*` figures. Lateness percentiles are per run (over all
+/// timer tasks), then the median across runs; makespans and the monitor's
+/// counts are medians across runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct StormReport {
+    /// Blocking tasks per run.
+    pub blockers: usize,
+    /// Timer tasks per run.
+    pub timers: usize,
+    /// How long each blocker blocks, milliseconds.
+    pub block_ms: f64,
+    /// The timer deadlines are spread over this many milliseconds.
+    pub span_ms: f64,
+    /// wq timer lateness, median.
+    pub wq_lateness_p50_ns: f64,
+    /// wq timer lateness, 99th percentile.
+    pub wq_lateness_p99_ns: f64,
+    /// tokio timer lateness, median.
+    pub tokio_lateness_p50_ns: f64,
+    /// tokio timer lateness, 99th percentile.
+    pub tokio_lateness_p99_ns: f64,
+    /// wq time from the start instant until the last task finished.
+    pub wq_makespan_ns: f64,
+    /// tokio makespan.
+    pub tokio_makespan_ns: f64,
+    /// When wq's first blocker started, after the start instant (`None`
+    /// without blockers).
+    pub wq_first_blocker_ns: Option<f64>,
+    /// When tokio's first blocker started.
+    pub tokio_first_blocker_ns: Option<f64>,
+    /// Polls wq's monitor found blocked, per run.
+    pub wq_blocked_detections: Option<f64>,
+    /// Worker threads wq created, per run.
+    pub wq_threads_created: Option<f64>,
+    /// The target for wq's lateness p99, nanoseconds.
+    pub target_lateness_p99_ns: f64,
+    /// The target for wq's makespan, nanoseconds.
+    pub target_makespan_ns: f64,
+    /// Whether wq's medians meet both targets.
+    pub wq_meets_targets: bool,
+    /// Every wq run's lateness median.
+    pub wq_lateness_p50_samples_ns: Vec<f64>,
+    /// Every wq run's lateness 99th percentile.
+    pub wq_lateness_p99_samples_ns: Vec<f64>,
+    /// Every tokio run's lateness median.
+    pub tokio_lateness_p50_samples_ns: Vec<f64>,
+    /// Every tokio run's lateness 99th percentile.
+    pub tokio_lateness_p99_samples_ns: Vec<f64>,
+    /// Every wq run's makespan.
+    pub wq_makespan_samples_ns: Vec<f64>,
+    /// Every tokio run's makespan.
+    pub tokio_makespan_samples_ns: Vec<f64>,
+}
+
+impl StormReport {
+    fn new(blockers: usize, comparison: &Comparison) -> Self {
+        let runs = |samples: &[Sample]| -> Vec<StormRun> {
+            samples.iter().filter_map(|s| s.storm).collect()
+        };
+        let (wq, tokio) = (runs(&comparison.wq), runs(&comparison.tokio));
+        let field = |runs: &[StormRun], get: fn(&StormRun) -> f64| -> Vec<f64> {
+            runs.iter().map(get).collect()
+        };
+        let optional = |runs: &[StormRun], get: fn(&StormRun) -> Option<f64>| {
+            let values: Vec<f64> = runs.iter().filter_map(get).collect();
+            (!values.is_empty()).then(|| median(&values))
+        };
+        let p50 = |r: &StormRun| r.lateness_p50_ns;
+        let p99 = |r: &StormRun| r.lateness_p99_ns;
+        let makespan = |r: &StormRun| r.makespan.as_secs_f64() * 1e9;
+        let first_blocker = |r: &StormRun| r.first_blocker.map(|d| d.as_secs_f64() * 1e9);
+        let blocked = |r: &StormRun| r.monitor.map(|m| m.blocked as f64);
+        let threads = |r: &StormRun| r.monitor.map(|m| m.threads_created as f64);
+
+        let wq_p99 = field(&wq, p99);
+        let wq_makespan = field(&wq, makespan);
+        let target_makespan_ns = STORM_BLOCK.as_secs_f64() * 1e9 * STORM_TARGET_MAKESPAN;
+        let wq_lateness_p99_ns = median(&wq_p99);
+        let wq_makespan_ns = median(&wq_makespan);
+        Self {
+            blockers,
+            timers: STORM_TIMERS,
+            block_ms: STORM_BLOCK.as_secs_f64() * 1e3,
+            span_ms: STORM_SPAN.as_secs_f64() * 1e3,
+            wq_lateness_p50_ns: median(&field(&wq, p50)),
+            wq_lateness_p99_ns,
+            tokio_lateness_p50_ns: median(&field(&tokio, p50)),
+            tokio_lateness_p99_ns: median(&field(&tokio, p99)),
+            wq_makespan_ns,
+            tokio_makespan_ns: median(&field(&tokio, makespan)),
+            wq_first_blocker_ns: optional(&wq, first_blocker),
+            tokio_first_blocker_ns: optional(&tokio, first_blocker),
+            wq_blocked_detections: optional(&wq, blocked),
+            wq_threads_created: optional(&wq, threads),
+            target_lateness_p99_ns: STORM_TARGET_P99_NS,
+            target_makespan_ns,
+            wq_meets_targets: wq_lateness_p99_ns <= STORM_TARGET_P99_NS
+                && wq_makespan_ns <= target_makespan_ns,
+            wq_lateness_p50_samples_ns: field(&wq, p50),
+            wq_lateness_p99_samples_ns: wq_p99,
+            tokio_lateness_p50_samples_ns: field(&tokio, p50),
+            tokio_lateness_p99_samples_ns: field(&tokio, p99),
+            wq_makespan_samples_ns: wq_makespan,
+            tokio_makespan_samples_ns: field(&tokio, makespan),
+        }
+    }
+}
+
+/// `hog` figures: per-run figures, then medians across runs. Rates are per
+/// second of the window.
+#[derive(Clone, Debug, Serialize)]
+pub struct HogReport {
+    /// Workload name.
+    pub name: String,
+    /// Worker threads of each runtime.
+    pub workers: usize,
+    /// How long the small tasks were spawned and counted, milliseconds.
+    pub window_ms: f64,
+    /// One small task was spawned per this many milliseconds.
+    pub spawn_every_ms: f64,
+    /// How long after the window small tasks were still waited for before
+    /// those not run were counted as never run, milliseconds.
+    pub grace_ms: f64,
+    /// How often wq's hog detection count was read, milliseconds.
+    pub detection_poll_ms: f64,
+    /// Pairs of runs, each on a fresh runtime.
+    pub pairs: usize,
+    /// wq small tasks completed within the window, per second.
+    pub wq_completed_per_s: f64,
+    /// tokio small tasks completed within the window, per second.
+    pub tokio_completed_per_s: f64,
+    /// wq small tasks spawned within the window, per second.
+    pub wq_spawned_per_s: f64,
+    /// tokio small tasks spawned within the window, per second.
+    pub tokio_spawned_per_s: f64,
+    /// wq: from the hog's first poll until the monitor's hog detection was
+    /// seen in the metrics, median over the runs where it was; `None` if in
+    /// none.
+    pub wq_detection_ns: Option<f64>,
+    /// wq: the CPU time the hog had used in its poll when it saw the
+    /// detection noted, median over the runs where it did.
+    pub wq_detection_cpu_ns: Option<f64>,
+    /// wq runs in which the hog was detected within the window.
+    pub wq_detected_runs: usize,
+    /// tokio has no monitor: always `None`.
+    pub tokio_detection_ns: Option<f64>,
+    /// Every wq run.
+    pub wq_runs: Vec<HogRunReport>,
+    /// Every tokio run.
+    pub tokio_runs: Vec<HogRunReport>,
+}
+
+/// One `hog` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct HogRunReport {
+    /// Small tasks spawned within the window.
+    pub spawned: usize,
+    /// Small tasks that ran within the window.
+    pub completed: usize,
+    /// Small tasks that had still not run shortly after the window.
+    pub never_ran: usize,
+    /// Time from the hog's first poll to its detection, if detected.
+    pub detection_ns: Option<f64>,
+    /// The hog's CPU time in its poll when it saw the detection, if so.
+    pub detection_cpu_ns: Option<f64>,
+}
+
+impl HogReport {
+    /// Summarises the runs of `hog`.
+    pub fn new(name: String, hog: &HogComparison) -> Self {
+        let window = HOG_WINDOW.as_secs_f64();
+        let rate = |runs: &[HogRun], get: fn(&HogRun) -> usize| -> f64 {
+            let values: Vec<f64> = runs.iter().map(|r| get(r) as f64 / window).collect();
+            median(&values)
+        };
+        let median_of = |runs: &[HogRun], get: fn(&HogRun) -> Option<Duration>| {
+            let values: Vec<f64> = runs
+                .iter()
+                .filter_map(get)
+                .map(|d| d.as_secs_f64() * 1e9)
+                .collect();
+            (!values.is_empty()).then(|| median(&values))
+        };
+        let each = |runs: &[HogRun]| -> Vec<HogRunReport> {
+            runs.iter()
+                .map(|r| HogRunReport {
+                    spawned: r.spawned,
+                    completed: r.completed,
+                    never_ran: r.never_ran,
+                    detection_ns: r.detection.map(|d| d.as_secs_f64() * 1e9),
+                    detection_cpu_ns: r.detection_cpu.map(|d| d.as_secs_f64() * 1e9),
+                })
+                .collect()
+        };
+        Self {
+            name,
+            workers: hog.workers,
+            window_ms: window * 1e3,
+            spawn_every_ms: HOG_SPAWN_EVERY.as_secs_f64() * 1e3,
+            grace_ms: HOG_GRACE.as_secs_f64() * 1e3,
+            detection_poll_ms: HOG_DETECTION_POLL.as_secs_f64() * 1e3,
+            pairs: hog.wq.len(),
+            wq_completed_per_s: rate(&hog.wq, |r| r.completed),
+            tokio_completed_per_s: rate(&hog.tokio, |r| r.completed),
+            wq_spawned_per_s: rate(&hog.wq, |r| r.spawned),
+            tokio_spawned_per_s: rate(&hog.tokio, |r| r.spawned),
+            wq_detection_ns: median_of(&hog.wq, |r| r.detection),
+            wq_detection_cpu_ns: median_of(&hog.wq, |r| r.detection_cpu),
+            wq_detected_runs: hog.wq.iter().filter(|r| r.detection.is_some()).count(),
+            tokio_detection_ns: median_of(&hog.tokio, |r| r.detection),
+            wq_runs: each(&hog.wq),
+            tokio_runs: each(&hog.tokio),
+        }
+    }
+
+    /// Small tasks that never ran, over all runs: (wq, tokio).
+    fn never_ran(&self) -> (usize, usize) {
+        let total = |runs: &[HogRunReport]| runs.iter().map(|r| r.never_ran).sum();
+        (total(&self.wq_runs), total(&self.tokio_runs))
+    }
+}
+
+/// One `monitor_cost/*` entry: a scheduler workload on wq with its monitor
+/// and without, in pairs. Times are wall time per repetition, nanoseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorCostReport {
+    /// Entry name (`monitor_cost/` and the workload's).
+    pub name: String,
+    /// What one repetition is.
+    pub unit: String,
+    /// Repetitions timed together in each sample.
+    pub reps_per_sample: u64,
+    /// Number of (on, off) pairs.
+    pub pairs: usize,
+    /// Median time with the monitor on.
+    pub on_median_ns: f64,
+    /// Median time with the monitor off.
+    pub off_median_ns: f64,
+    /// Median of the per-pair on/off ratios (> 1.0: what the monitor costs).
+    pub ratio_median: f64,
+    /// 25th percentile of the per-pair ratios.
+    pub ratio_p25: f64,
+    /// 75th percentile of the per-pair ratios.
+    pub ratio_p75: f64,
+    /// The most the ratio should be.
+    pub target: f64,
+    /// Every sample with the monitor on, per repetition.
+    pub on_samples_ns: Vec<f64>,
+    /// Every sample with the monitor off, per repetition.
+    pub off_samples_ns: Vec<f64>,
+    /// Every per-pair ratio.
+    pub ratios: Vec<f64>,
+}
+
+impl MonitorCostReport {
+    /// Summarises one monitor cost measurement.
+    pub fn new(cost: &MonitorCost) -> Self {
+        let per_rep_ns = |samples: &[Sample]| -> Vec<f64> {
+            samples
+                .iter()
+                .map(|s| s.measured().as_secs_f64() * 1e9)
+                .collect()
+        };
+        let on_samples_ns = per_rep_ns(&cost.on);
+        let off_samples_ns = per_rep_ns(&cost.off);
+        let ratios = cost.ratios();
+        Self {
+            name: Entry::MonitorCost(cost.workload).name(),
+            unit: cost.workload.unit(),
+            reps_per_sample: cost.reps,
+            pairs: ratios.len(),
+            on_median_ns: median(&on_samples_ns),
+            off_median_ns: median(&off_samples_ns),
+            ratio_median: median(&ratios),
+            ratio_p25: quantile(&ratios, 0.25),
+            ratio_p75: quantile(&ratios, 0.75),
+            target: MONITOR_COST_TARGET,
+            on_samples_ns,
+            off_samples_ns,
+            ratios,
+        }
+    }
 }
 
 /// `timers_create_cancel` per timer: the median run time divided by the
@@ -204,6 +514,9 @@ pub struct IdleReport {
     pub tokio_cpu_ns: f64,
     /// wq/tokio; `None` when tokio used no measurable CPU time.
     pub ratio: Option<f64>,
+    /// Times wq's monitor woke while wq was idle; `None` if wq ran without
+    /// a monitor (it runs with one, as built by default).
+    pub wq_monitor_ticks: Option<u64>,
 }
 
 impl IdleReport {
@@ -217,6 +530,7 @@ impl IdleReport {
             wq_cpu_ns: wq,
             tokio_cpu_ns: tokio,
             ratio: ratio_of(wq, tokio),
+            wq_monitor_ticks: idle.wq_monitor.map(|m| m.ticks),
         }
     }
 }
@@ -335,12 +649,18 @@ impl WorkloadReport {
             Workload::Sleeps { tasks } => Some(SleepsReport::new(tasks, comparison)),
             _ => None,
         };
+        let storm = match workload {
+            Workload::BlockingStorm { blockers } => Some(StormReport::new(blockers, comparison)),
+            _ => None,
+        };
 
         Self {
             name: workload.name(),
             unit: workload.unit(),
             measure: if sleeps.is_some() {
                 "CPU time"
+            } else if storm.is_some() {
+                "p99 lateness"
             } else {
                 "wall time"
             }
@@ -358,6 +678,7 @@ impl WorkloadReport {
             seed,
             timers,
             sleeps,
+            storm,
         }
     }
 }
@@ -458,11 +779,15 @@ const CPU_SCOPE_NOTE: &str = "getrusage counts the whole process, so the figure 
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "machine: {}", report.machine.summary());
-    let _ = writeln!(
-        out,
-        "workers: {}; ratio = median of per-pair wq/tokio figures (< 1.00: wq better)",
-        report.run.workers
-    );
+    if report.workloads.is_empty() {
+        let _ = writeln!(out, "workers: {}", report.run.workers);
+    } else {
+        let _ = writeln!(
+            out,
+            "workers: {}; ratio = median of per-pair wq/tokio figures (< 1.00: wq better)",
+            report.run.workers
+        );
+    }
 
     if !report.workloads.is_empty() {
         let _ = writeln!(
@@ -571,13 +896,125 @@ pub fn text(report: &Report) -> String {
         );
     }
 
+    let storms: Vec<_> = report
+        .workloads
+        .iter()
+        .filter_map(|w| w.storm.as_ref())
+        .collect();
+    if let Some(first) = storms.first() {
+        let _ = writeln!(
+            out,
+            "\nblocking_storm: {} timer tasks due over {} ms while B tasks block {} ms each \
+             (std::thread::sleep, no annotation); medians of {} runs",
+            grouped(first.timers),
+            first.span_ms,
+            first.block_ms,
+            report.run.timer_samples
+        );
+        let _ = writeln!(
+            out,
+            "targets for wq: lateness p99 <= {}, makespan <= {} ({} x {} ms)",
+            fmt_ns(first.target_lateness_p99_ns),
+            fmt_ns(first.target_makespan_ns),
+            STORM_TARGET_MAKESPAN,
+            first.block_ms
+        );
+        let _ = writeln!(
+            out,
+            "{:<3} {:>21} {:>23} {:>12} {:>14} {:>21} {:>14} {:>11}",
+            "B",
+            "wq lateness p50/p99",
+            "tokio lateness p50/p99",
+            "wq makespan",
+            "tokio makespan",
+            "1st blocker wq/tokio",
+            "wq blocked/thr",
+            "wq targets"
+        );
+        for s in storms {
+            let _ = writeln!(
+                out,
+                "{:<3} {:>21} {:>23} {:>12} {:>14} {:>21} {:>14} {:>11}",
+                s.blockers,
+                format!(
+                    "{} / {}",
+                    fmt_signed_ns(s.wq_lateness_p50_ns),
+                    fmt_signed_ns(s.wq_lateness_p99_ns)
+                ),
+                format!(
+                    "{} / {}",
+                    fmt_signed_ns(s.tokio_lateness_p50_ns),
+                    fmt_signed_ns(s.tokio_lateness_p99_ns)
+                ),
+                fmt_ns(s.wq_makespan_ns),
+                fmt_ns(s.tokio_makespan_ns),
+                format!(
+                    "{} / {}",
+                    fmt_opt_ns(s.wq_first_blocker_ns),
+                    fmt_opt_ns(s.tokio_first_blocker_ns)
+                ),
+                format!(
+                    "{} / {}",
+                    fmt_opt_count(s.wq_blocked_detections),
+                    fmt_opt_count(s.wq_threads_created)
+                ),
+                if s.wq_meets_targets { "met" } else { "MISSED" }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(wq blocked/thr: polls wq's monitor found blocked / worker threads wq created, per run)"
+        );
+    }
+
+    if let Some(h) = &report.hog {
+        let _ = writeln!(
+            out,
+            "\n{}: one task spins without yielding on {} workers; a small task is spawned \
+             every {} ms for {} ms; medians of {} runs, each on a fresh runtime",
+            h.name, h.workers, h.spawn_every_ms, h.window_ms, h.pairs
+        );
+        let _ = writeln!(
+            out,
+            "{:<8} {:>12} {:>12} {:>10}  hog detected after",
+            "runtime", "completed/s", "spawned/s", "never ran"
+        );
+        let (wq_never, tokio_never) = h.never_ran();
+        for (runtime, completed, spawned, never_ran, detection) in [
+            (
+                "wq",
+                h.wq_completed_per_s,
+                h.wq_spawned_per_s,
+                wq_never,
+                hog_detection(h),
+            ),
+            (
+                "tokio",
+                h.tokio_completed_per_s,
+                h.tokio_spawned_per_s,
+                tokio_never,
+                "n/a (no monitor)".to_owned(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "{:<8} {:>12} {:>12} {:>10}  {}",
+                runtime,
+                fmt_per_s(completed),
+                fmt_per_s(spawned),
+                never_ran,
+                detection
+            );
+        }
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(
             out,
             "\n{}: process CPU time over {} s with an idle runtime, measured once each",
             i.name, i.idle_secs
         );
-        let _ = writeln!(out, "({CPU_SCOPE_NOTE})");
+        let _ = writeln!(out, "({CPU_SCOPE_NOTE}; {})", idle_monitor_note(i));
         let _ = writeln!(
             out,
             "{:>11} {:>11} {:>9}",
@@ -614,7 +1051,74 @@ pub fn text(report: &Report) -> String {
             fmt_opt_ratio(m.ratio)
         );
     }
+
+    if !report.monitor_cost.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nmonitor on/off, target <= {MONITOR_COST_TARGET:.2}: wq with its monitor (as built \
+             by default) vs wq with .monitor(false), alternating pairs; ratio = median of \
+             per-pair on/off wall times"
+        );
+        let _ = writeln!(
+            out,
+            "{:<37} {:>11} {:>11} {:>7} {:>13}  {:<5}  within target",
+            "workload", "on", "off", "on/off", "ratio p25-p75", "pairs"
+        );
+        for c in &report.monitor_cost {
+            let _ = writeln!(
+                out,
+                "{:<37} {:>11} {:>11} {:>7} {:>13}  {:<5}  {}",
+                c.name,
+                fmt_ns(c.on_median_ns),
+                fmt_ns(c.off_median_ns),
+                fmt_ratio(c.ratio_median),
+                format!("{}-{}", fmt_ratio(c.ratio_p25), fmt_ratio(c.ratio_p75)),
+                c.pairs,
+                if c.ratio_median <= c.target {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
+    }
     out
+}
+
+/// Formats an optional number of nanoseconds; `-` when there is none.
+fn fmt_opt_ns(ns: Option<f64>) -> String {
+    ns.map_or_else(|| "-".to_owned(), fmt_ns)
+}
+
+/// Formats an optional count (a median, so possibly a half); `-` when
+/// there is none.
+fn fmt_opt_count(count: Option<f64>) -> String {
+    count.map_or_else(|| "-".to_owned(), |c| format!("{c}"))
+}
+
+/// wq's hog detection time (wall, and the hog's CPU time), with in how
+/// many runs it was detected.
+fn hog_detection(hog: &HogReport) -> String {
+    let runs = format!("{}/{} runs", hog.wq_detected_runs, hog.pairs);
+    match (hog.wq_detection_ns, hog.wq_detection_cpu_ns) {
+        (Some(wall), Some(cpu)) => format!("{} (CPU {}; {runs})", fmt_ns(wall), fmt_ns(cpu)),
+        (Some(wall), None) => format!("{} ({runs})", fmt_ns(wall)),
+        (None, _) => format!("not detected ({runs})"),
+    }
+}
+
+/// Formats a rate per second with one decimal, for rates that should all
+/// be near the same round figure.
+pub fn fmt_per_s(per_s: f64) -> String {
+    format!("{per_s:.1} /s")
+}
+
+/// Whether wq's idle cost includes its monitor, and how often it woke.
+fn idle_monitor_note(idle: &IdleReport) -> String {
+    match idle.wq_monitor_ticks {
+        Some(ticks) => format!("wq's monitor is on; it woke {ticks} times while idle"),
+        None => "wq ran without its monitor".to_owned(),
+    }
 }
 
 /// The Markdown report (the contents of `BENCHMARKS.md`).
@@ -630,8 +1134,10 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
          alternate in pairs of samples. The ratio is the median of the per-pair \
          ratios of wq's figure to tokio's; **below 1.00 wq is better**. Figures \
          are medians per repetition of the workload: wall time, except where \
-         CPU time is stated. Idle cost and memory are measured once per \
-         runtime instead of in pairs.\n",
+         CPU time or lateness is stated. Idle cost and memory are measured once \
+         per runtime instead of in pairs, `hog` on a fresh runtime per run, and \
+         the monitor cost table compares wq with itself, its monitor on and \
+         off.\n",
         r.workers
     );
     let _ = writeln!(out, "| | |\n| --- | --- |");
@@ -645,7 +1151,7 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
     let _ = writeln!(out, "| date | {} |", m.date);
     let _ = writeln!(
         out,
-        "| pairs | {} per scheduler workload, {} per seed round trip, {} per timer workload |",
+        "| pairs | {} per scheduler workload, {} per seed round trip, {} per timer and blocking workload |",
         r.samples, r.seed_samples, r.timer_samples
     );
     let args = if r.args.is_empty() {
@@ -786,6 +1292,124 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         }
     }
 
+    let storms: Vec<_> = report
+        .workloads
+        .iter()
+        .filter_map(|w| w.storm.as_ref())
+        .collect();
+    if let Some(first) = storms.first() {
+        let _ = writeln!(
+            out,
+            "\n## Blocking storm: timers while workers are blocked\n"
+        );
+        let _ = writeln!(
+            out,
+            "One task takes a start instant, then spawns B blockers, each of which \
+             calls `std::thread::sleep({} ms)` with no annotation, then {} timer tasks, \
+             each of which sleeps with the runtime's timer until a deadline spread \
+             evenly over the first {} ms after the start, and records its lateness \
+             (resume instant minus deadline). Blockers are spawned first so that they \
+             hold workers before the timers are due (\"first blocker\" is when the \
+             first one started). Makespan runs from the start instant until the last \
+             task, blockers included, finished. Lateness percentiles are per run over \
+             all timer tasks; every figure is the median across runs. The paired \
+             table's ratio for these workloads is of lateness p99. Targets for wq: \
+             lateness p99 at most {} and makespan at most {} x {} ms = {}, for every \
+             B. \"wq blocked\" is how many polls wq's monitor found blocked per run, \
+             \"wq threads\" how many worker threads wq created per run.\n",
+            first.block_ms,
+            grouped(first.timers),
+            first.span_ms,
+            fmt_ns(first.target_lateness_p99_ns),
+            STORM_TARGET_MAKESPAN,
+            first.block_ms,
+            fmt_ns(first.target_makespan_ns)
+        );
+        let _ = writeln!(
+            out,
+            "| blockers | | lateness p50 | lateness p99 | makespan | first blocker | wq blocked | wq threads | wq targets |"
+        );
+        let _ = writeln!(
+            out,
+            "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+        );
+        for s in storms {
+            let _ = writeln!(
+                out,
+                "| {} | wq | {} | **{}** | {} | {} | {} | {} | {} |",
+                s.blockers,
+                fmt_signed_ns(s.wq_lateness_p50_ns),
+                fmt_signed_ns(s.wq_lateness_p99_ns),
+                fmt_ns(s.wq_makespan_ns),
+                fmt_opt_ns(s.wq_first_blocker_ns),
+                fmt_opt_count(s.wq_blocked_detections),
+                fmt_opt_count(s.wq_threads_created),
+                if s.wq_meets_targets {
+                    "met"
+                } else {
+                    "**missed**"
+                }
+            );
+            let _ = writeln!(
+                out,
+                "| {} | tokio | {} | **{}** | {} | {} | | | |",
+                s.blockers,
+                fmt_signed_ns(s.tokio_lateness_p50_ns),
+                fmt_signed_ns(s.tokio_lateness_p99_ns),
+                fmt_ns(s.tokio_makespan_ns),
+                fmt_opt_ns(s.tokio_first_blocker_ns)
+            );
+        }
+    }
+
+    if let Some(h) = &report.hog {
+        let _ = writeln!(out, "\n## Hog: a task that never yields\n");
+        let _ = writeln!(
+            out,
+            "On {} workers, one task spins on a flag without ever yielding. Once it \
+             runs, a task sleeps with the runtime's timer until each next multiple of \
+             {} ms, for {} ms, and spawns a small task there, which counts itself if \
+             it runs within that window; rates are per second of the window, \
+             \"never ran\" counts small tasks (over all runs) still not run {} ms \
+             after it. For wq, a side thread reads the hog detection count of the \
+             runtime's metrics (`hog_detections()`) every {} ms; the detection time \
+             runs from the hog's first poll until the count was seen to rise (so up to \
+             about {} ms late), and \"CPU\" is the CPU time the hog's thread had used \
+             in that poll when it saw the detection (the monitor judges a hog by CPU \
+             time: its threshold is 10 ms by default). tokio has no such detection. Each run is on a fresh \
+             runtime, shut down with a timeout before the hog is released; medians of \
+             {} runs per runtime.\n",
+            h.workers,
+            h.spawn_every_ms,
+            h.window_ms,
+            h.grace_ms,
+            h.detection_poll_ms,
+            h.detection_poll_ms,
+            h.pairs
+        );
+        let _ = writeln!(
+            out,
+            "| | completed/s | spawned/s | never ran | hog detected after |"
+        );
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
+        let (wq_never, tokio_never) = h.never_ran();
+        let _ = writeln!(
+            out,
+            "| wq | **{}** | {} | {} | {} |",
+            fmt_per_s(h.wq_completed_per_s),
+            fmt_per_s(h.wq_spawned_per_s),
+            wq_never,
+            hog_detection(h)
+        );
+        let _ = writeln!(
+            out,
+            "| tokio | **{}** | {} | {} | n/a (no monitor) |",
+            fmt_per_s(h.tokio_completed_per_s),
+            fmt_per_s(h.tokio_spawned_per_s),
+            tokio_never
+        );
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(out, "\n## Idle cost\n");
         let _ = writeln!(
@@ -793,8 +1417,9 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             "Each runtime in turn is built, runs one empty task, settles for 100 ms, \
              and is then left with no tasks while the main thread sleeps {} s; the \
              figure is the process CPU time (user + system) used meanwhile. Measured \
-             once per runtime, not in pairs. Note: {CPU_SCOPE_NOTE}.\n",
-            i.idle_secs
+             once per runtime, not in pairs. Note: {CPU_SCOPE_NOTE}; {}.\n",
+            i.idle_secs,
+            idle_monitor_note(i)
         );
         let _ = writeln!(out, "| idle for | wq CPU | tokio CPU | wq/tokio |");
         let _ = writeln!(out, "| ---: | ---: | ---: | ---: |");
@@ -834,6 +1459,44 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             mem.tokio_bytes_per_task,
             fmt_opt_ratio(mem.ratio)
         );
+    }
+
+    if !report.monitor_cost.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Monitor on/off, target <= {MONITOR_COST_TARGET:.2}\n"
+        );
+        let _ = writeln!(
+            out,
+            "What wq's monitor of stuck polls costs: the scheduler workloads on wq as \
+             built by default (monitor on) against wq built with `.monitor(false)`, \
+             the same worker count, in alternating pairs as above. The ratio is the \
+             median of the per-pair on/off ratios of wall time; above 1.00 is the \
+             monitor's cost. Not in the plot, which shows wq/tokio ratios.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| workload | one repetition | on | off | on/off | ratio p25–p75 | within target |"
+        );
+        let _ = writeln!(out, "| --- | --- | ---: | ---: | ---: | ---: | --- |");
+        for c in &report.monitor_cost {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | **{}** | {}–{} | {} |",
+                c.name,
+                c.unit,
+                fmt_ns(c.on_median_ns),
+                fmt_ns(c.off_median_ns),
+                fmt_ratio(c.ratio_median),
+                fmt_ratio(c.ratio_p25),
+                fmt_ratio(c.ratio_p75),
+                if c.ratio_median <= c.target {
+                    "yes"
+                } else {
+                    "no"
+                }
+            );
+        }
     }
     let _ = writeln!(out, "\n![wq/tokio ratios]({plot_path})");
     out
@@ -1072,6 +1735,7 @@ mod tests {
             reps: 1,
             spawn_latency: None,
             sleeps,
+            storm: None,
         };
         let run = |cpu: u64, p50: f64, p99: f64| SleepRun {
             cpu: ms(cpu),
@@ -1110,6 +1774,10 @@ mod tests {
                     idle: Duration::from_secs(10),
                     wq_cpu: ms(5),
                     tokio_cpu: Duration::ZERO,
+                    wq_monitor: Some(crate::rt::MonitorCounts {
+                        ticks: 3,
+                        ..Default::default()
+                    }),
                 },
             )),
             memory: Some(MemoryReport::new(
@@ -1120,6 +1788,8 @@ mod tests {
                     tokio_growth: 40_000_000,
                 },
             )),
+            hog: None,
+            monitor_cost: Vec::new(),
         };
 
         let sleeps = &report.workloads[1];
@@ -1136,6 +1806,7 @@ mod tests {
         assert!(md.contains("| 10 s | 5.00 ms | 0 µs | **n/a** |"), "{md}");
         assert!(md.contains("| 200 B | 400 B | **0.50** |"), "{md}");
         assert!(md.contains("getrusage counts the whole process"));
+        assert!(md.contains("wq's monitor is on; it woke 3 times while idle"));
 
         let plot = svg(&report);
         assert!(plot.contains(">memory_100k_pending<"));
@@ -1145,6 +1816,139 @@ mod tests {
         assert!(json.contains(r#""ratio":null"#));
         assert!(json.contains(r#""wq_lateness_p99_ns":2000000.0"#));
         assert!(text(&report).contains("n/a"));
+    }
+
+    #[test]
+    fn reports_blocking_and_monitor_cost_figures() {
+        use std::time::Duration;
+
+        use crate::blocking::{HogComparison, HogRun, StormRun};
+        use crate::harness::MonitorCost;
+        use crate::rt::MonitorCounts;
+
+        let ms = Duration::from_millis;
+        let storm_sample = |makespan: u64, p99_ms: f64, first: u64, blocked: Option<u64>| {
+            let run = StormRun {
+                makespan: ms(makespan),
+                lateness_p50_ns: 0.5e6,
+                lateness_p99_ns: p99_ms * 1e6,
+                first_blocker: Some(ms(first)),
+                monitor: blocked.map(|blocked| MonitorCounts {
+                    blocked,
+                    threads_created: 1,
+                    ..Default::default()
+                }),
+            };
+            Sample {
+                elapsed: run.makespan,
+                reps: 1,
+                spawn_latency: None,
+                sleeps: None,
+                storm: Some(run),
+            }
+        };
+        let storm = Comparison {
+            workload: Workload::BlockingStorm { blockers: 4 },
+            reps: 1,
+            wq: vec![storm_sample(205, 2.0, 1, Some(4)); 3],
+            tokio: vec![storm_sample(401, 200.0, 1, None); 3],
+        };
+        let wq_late = Comparison {
+            workload: Workload::BlockingStorm { blockers: 2 },
+            reps: 1,
+            wq: vec![storm_sample(205, 8.0, 1, Some(2)); 2],
+            tokio: vec![storm_sample(201, 200.0, 1, None); 2],
+        };
+        let hog_run = |completed: usize, detection: Option<u64>| HogRun {
+            spawned: 1_000,
+            completed,
+            never_ran: 1_000 - completed,
+            detection: detection.map(ms),
+            detection_cpu: detection.map(|_| ms(10)),
+        };
+        let hog = HogComparison {
+            workers: 2,
+            wq: vec![hog_run(1_000, Some(11)), hog_run(998, Some(13))],
+            tokio: vec![hog_run(990, None), hog_run(996, None)],
+        };
+        let wall = |elapsed: Duration| Sample {
+            elapsed,
+            reps: 10,
+            spawn_latency: None,
+            sleeps: None,
+            storm: None,
+        };
+        let cost = MonitorCost {
+            workload: Workload::YieldMany,
+            reps: 10,
+            on: vec![wall(ms(102)); 4],
+            off: vec![wall(ms(100)); 4],
+        };
+        let config = Config {
+            workers: 2,
+            samples: 4,
+            seed_samples: 2,
+            timer_samples: 3,
+            idle: Duration::from_secs(2),
+            warmup: ms(50),
+            sample_time: ms(20),
+        };
+        let report = Report {
+            machine: Machine::detect(),
+            run: RunInfo::new(&config, Vec::new()),
+            workloads: vec![WorkloadReport::new(&storm), WorkloadReport::new(&wq_late)],
+            idle: None,
+            memory: None,
+            hog: Some(HogReport::new("hog".into(), &hog)),
+            monitor_cost: vec![MonitorCostReport::new(&cost)],
+        };
+
+        let w = &report.workloads[0];
+        assert_eq!(w.measure, "p99 lateness");
+        assert_eq!(w.ratio_median, 0.01, "compared on lateness p99");
+        let s = w.storm.as_ref().unwrap();
+        assert_eq!(s.wq_makespan_ns, 205e6);
+        assert_eq!(s.wq_blocked_detections, Some(4.0));
+        assert_eq!(s.tokio_first_blocker_ns, Some(1e6));
+        assert!(s.wq_meets_targets);
+        assert!(!report.workloads[1].storm.as_ref().unwrap().wq_meets_targets);
+        let h = report.hog.as_ref().unwrap();
+        assert_eq!(h.wq_completed_per_s, 999.0);
+        assert_eq!(h.wq_detection_ns, Some(12e6));
+        assert_eq!((h.wq_detected_runs, h.tokio_detection_ns), (2, None));
+        assert_eq!(h.never_ran(), (2, 14));
+        let c = &report.monitor_cost[0];
+        assert_eq!(c.name, "monitor_cost/yield_many");
+        assert!((c.ratio_median - 1.02).abs() < 1e-9);
+
+        let md = markdown(&report, "plot.svg");
+        assert!(
+            md.contains("| 4 | wq | 500 µs | **2.00 ms** | 205 ms | 1.00 ms | 4 | 1 | met |"),
+            "{md}"
+        );
+        assert!(md.contains("| 4 | tokio | 500 µs | **200 ms** | 401 ms | 1.00 ms | | | |"));
+        assert!(md.contains("| **missed** |"), "{md}");
+        assert!(
+            md.contains("| wq | **999.0 /s** | 1000.0 /s | 2 | 12.0 ms (CPU 10.0 ms; 2/2 runs) |"),
+            "{md}"
+        );
+        assert!(md.contains("| tokio | **993.0 /s** | 1000.0 /s | 14 | n/a (no monitor) |"));
+        assert!(md.contains("## Monitor on/off, target <= 1.03"));
+        assert!(md.contains("| `monitor_cost/yield_many` | 200 tasks x 1,000 yields | 10.2 ms | 10.0 ms | **1.02** |"), "{md}");
+
+        let text = text(&report);
+        assert!(text.contains("monitor on/off, target <= 1.03"), "{text}");
+        assert!(text.contains("MISSED"), "{text}");
+        let plot = svg(&report);
+        assert!(plot.contains(">blocking_storm_b4<"));
+        assert!(
+            !plot.contains("monitor_cost"),
+            "the plot shows wq/tokio ratios only"
+        );
+
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""wq_detected_runs":2"#), "{json}");
+        assert!(json.contains(r#""on_median_ns":10200000.0"#), "{json}");
     }
 
     #[test]

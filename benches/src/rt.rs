@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::future::{FutureExt, Map};
 
@@ -77,6 +77,40 @@ pub trait Rt: Sized {
     /// cancelled, if the runtime reports it. Call from inside the runtime.
     /// Used only to check that a workload did register its timers.
     fn pending_timers() -> Option<usize>;
+
+    /// What the runtime's monitor of stuck polls has counted so far, if the
+    /// runtime has one (wq with its monitor on; tokio has none).
+    fn monitor_counts(handle: &Self::Handle) -> Option<MonitorCounts>;
+
+    /// Shuts the runtime down, waiting at most `timeout` for its threads;
+    /// a thread still inside a poll then (a task spinning forever) is left
+    /// to finish on its own.
+    fn shutdown_timeout(self, timeout: Duration);
+}
+
+/// The counters of wq's monitor (`wq::RuntimeMetrics`), read at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonitorCounts {
+    /// Polls found blocked and taken out of concurrency management.
+    pub blocked: u64,
+    /// Polls found hogging the CPU past `cpu_intensive_threshold`.
+    pub hogs: u64,
+    /// Times the monitor woke up to look at the workers.
+    pub ticks: u64,
+    /// Worker threads created since the runtime started.
+    pub threads_created: u64,
+}
+
+impl MonitorCounts {
+    /// What was counted between `earlier` and `self`.
+    pub fn since(self, earlier: MonitorCounts) -> MonitorCounts {
+        MonitorCounts {
+            blocked: self.blocked.saturating_sub(earlier.blocked),
+            hogs: self.hogs.saturating_sub(earlier.hogs),
+            ticks: self.ticks.saturating_sub(earlier.ticks),
+            threads_created: self.threads_created.saturating_sub(earlier.threads_created),
+        }
+    }
 }
 
 /// tokio's multi-thread runtime.
@@ -149,10 +183,26 @@ impl Rt for Tokio {
         // tokio's stable metrics do not count timers.
         None
     }
+
+    fn monitor_counts(_: &Self::Handle) -> Option<MonitorCounts> {
+        None
+    }
+
+    fn shutdown_timeout(self, timeout: Duration) {
+        self.0.shutdown_timeout(timeout);
+    }
 }
 
-/// The wq runtime.
-pub struct Wq(wq::Runtime);
+/// The wq runtime, built with its monitor of stuck polls on (`MONITOR`) or
+/// off; [`Wq`] is the runtime as shipped, [`WqNoMonitor`] exists to measure
+/// what the monitor costs.
+pub struct WqRuntime<const MONITOR: bool>(wq::Runtime);
+
+/// wq as built by default: the monitor is on.
+pub type Wq = WqRuntime<true>;
+
+/// wq with `Builder::monitor(false)`.
+pub type WqNoMonitor = WqRuntime<false>;
 
 /// A wq join handle with its error mapped to [`TaskFailed`].
 pub type WqJoin<T> =
@@ -164,13 +214,17 @@ fn wq_join<T>(handle: wq::task::JoinHandle<T>) -> WqJoin<T> {
     handle.map(convert)
 }
 
-impl Rt for Wq {
+impl<const MONITOR: bool> Rt for WqRuntime<MONITOR> {
     type Handle = wq::Handle;
     type Join<T: Send + 'static> = WqJoin<T>;
     type Sleep = wq::time::Sleep;
 
     fn build(workers: usize) -> io::Result<Self> {
-        wq::Builder::new().workers(workers).build().map(Self)
+        wq::Builder::new()
+            .workers(workers)
+            .monitor(MONITOR)
+            .build()
+            .map(Self)
     }
 
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
@@ -217,5 +271,46 @@ impl Rt for Wq {
         wq::Handle::try_current()
             .ok()
             .map(|handle| handle.metrics().num_pending_timers())
+    }
+
+    fn monitor_counts(handle: &Self::Handle) -> Option<MonitorCounts> {
+        let metrics = handle.metrics();
+        MONITOR.then(|| MonitorCounts {
+            blocked: metrics.blocked_detections(),
+            hogs: metrics.hog_detections(),
+            ticks: metrics.monitor_ticks(),
+            threads_created: metrics.threads_created(),
+        })
+    }
+
+    fn shutdown_timeout(self, timeout: Duration) {
+        self.0.shutdown_timeout(timeout);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wq_monitor_is_on_by_default_and_off_on_request() {
+        let on = Wq::build(2).unwrap();
+        on.block_on(on.spawn(async {})).unwrap();
+        // The monitor thread ticks once as it starts; it may not have run yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let counts = loop {
+            let counts = Wq::monitor_counts(&on.handle()).expect("wq's monitor is on");
+            if counts.ticks > 0 || Instant::now() > deadline {
+                break counts;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(counts.ticks > 0, "the monitor never ran: {counts:?}");
+        assert!(counts.threads_created >= 1, "{counts:?}");
+
+        let off = WqNoMonitor::build(2).unwrap();
+        off.block_on(off.spawn(async {})).unwrap();
+        assert_eq!(WqNoMonitor::monitor_counts(&off.handle()), None);
+        assert_eq!(off.0.handle().metrics().monitor_ticks(), 0);
     }
 }

@@ -1,5 +1,5 @@
-//! Process-wide figures from the operating system: CPU time and resident
-//! memory.
+//! Figures from the operating system: CPU time of the process or of one
+//! thread, and resident memory.
 
 use std::fs;
 use std::io;
@@ -20,6 +20,24 @@ pub fn process_cpu_time() -> Duration {
         io::Error::last_os_error()
     );
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// CPU time (user + system) consumed so far by the calling thread.
+pub fn thread_cpu_time() -> Duration {
+    // SAFETY: `timespec` is plain old data, for which all-zero bytes are a
+    // valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a valid, writable `timespec` that outlives the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(
+        rc,
+        0,
+        "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed: {}",
+        io::Error::last_os_error()
+    );
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(ts.tv_nsec).unwrap_or(0);
+    Duration::new(secs, nanos)
 }
 
 fn timeval(tv: libc::timeval) -> Duration {
@@ -70,6 +88,7 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
         }
         assert!(process_cpu_time() >= before);
+        assert!(thread_cpu_time() > Duration::ZERO);
         assert!(resident_bytes().unwrap() > 0);
         release_free_memory();
     }

@@ -5,8 +5,11 @@
 //! the kernel's workqueue self-test: producers outside the runtime hand one
 //! item at a time to the runtime and wait for it to run. The timer workloads
 //! measure the timer wheel alone (`timers_create_cancel`) and sleeping tasks
-//! end to end (`sleeps_100k`). `idle_cost` and `memory_100k_pending` are
-//! measured once per runtime rather than in pairs (see `footprint.rs`).
+//! end to end (`sleeps_100k`). The blocking tolerance workloads
+//! (`blocking_storm_*`, `hog`) stall workers behind the runtime's back and
+//! measure what the other tasks see (see `blocking.rs`). `idle_cost` and
+//! `memory_100k_pending` are measured once per runtime rather than in pairs
+//! (see `footprint.rs`).
 
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
@@ -18,6 +21,10 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use tokio::sync::oneshot;
 
+use crate::blocking::{
+    self, StormRun, HOG_SPAWN_EVERY, HOG_WINDOW, STORM_BLOCK, STORM_BLOCKERS, STORM_SPAN,
+    STORM_TIMERS,
+};
 use crate::rt::Rt;
 use crate::stats::{percentile_sorted, quantile};
 use crate::sys::process_cpu_time;
@@ -58,7 +65,7 @@ pub const NUM_PENDING: usize = 100_000;
 
 /// How long any wait for a completion signal may take before the workload is
 /// declared stuck (a benchmark must fail loudly rather than hang).
-const STUCK_AFTER: Duration = Duration::from_secs(60);
+pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// One comparison workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +124,22 @@ pub enum Workload {
         /// Sleeping tasks per run.
         tasks: usize,
     },
+    /// On runtimes with `workers` workers, `blockers` tasks each call
+    /// `std::thread::sleep` for [`STORM_BLOCK`] with no annotation, while
+    /// [`STORM_TIMERS`] tasks sleep with the runtime's timer until deadlines
+    /// spread evenly over the first [`STORM_SPAN`]; all spawned from one task,
+    /// blockers first. Compared on the timer lateness's 99th percentile;
+    /// median lateness and makespan are reported alongside.
+    BlockingStorm {
+        /// Blocking tasks per run.
+        blockers: usize,
+    },
+    /// One task spins without ever yielding while, for [`HOG_WINDOW`], a task
+    /// spawns a small task every [`HOG_SPAWN_EVERY`]: small tasks completed
+    /// per second, and for wq how long the monitor took to detect the hog.
+    /// Each run on a fresh runtime (`blocking::hog`), not in the paired
+    /// table.
+    Hog,
     /// A runtime with no tasks, left alone: the process CPU time it costs.
     /// Measured once per runtime.
     IdleCost,
@@ -137,6 +160,10 @@ pub enum Kind {
     Seed,
     /// Pairs of samples of one full run each (timer workloads).
     Timer,
+    /// Pairs of samples of one full run each (`blocking_storm_*`).
+    Blocking,
+    /// Pairs of runs, each on a fresh runtime (`hog`, in `blocking.rs`).
+    Fresh,
     /// One measurement per runtime, not in pairs (`footprint.rs`).
     Once,
 }
@@ -152,6 +179,8 @@ pub struct Sample {
     pub spawn_latency: Option<SpawnLatency>,
     /// For `sleeps_100k`: CPU time and lateness of this run.
     pub sleeps: Option<SleepRun>,
+    /// For `blocking_storm_*`: timer lateness and makespan of this run.
+    pub storm: Option<StormRun>,
 }
 
 impl Sample {
@@ -162,11 +191,13 @@ impl Sample {
 
     /// The figure the runtimes are compared on, per repetition: the wall
     /// time, except for `sleeps_100k`, whose runs are compared on the
-    /// process's CPU time.
+    /// process's CPU time, and `blocking_storm_*`, compared on the 99th
+    /// percentile of the timer lateness (0 if even that was early).
     pub fn measured(&self) -> Duration {
-        match self.sleeps {
-            Some(run) => run.cpu.div_f64(self.reps as f64),
-            None => self.per_rep(),
+        match (self.sleeps, self.storm) {
+            (Some(run), _) => run.cpu.div_f64(self.reps as f64),
+            (None, Some(run)) => Duration::from_nanos(run.lateness_p99_ns.max(0.0) as u64),
+            (None, None) => self.per_rep(),
         }
     }
 }
@@ -213,6 +244,10 @@ impl Workload {
         all.extend([
             Self::TimersCreateCancel { timers: NUM_TIMERS },
             Self::Sleeps { tasks: NUM_SLEEPS },
+        ]);
+        all.extend(STORM_BLOCKERS.map(|blockers| Self::BlockingStorm { blockers }));
+        all.extend([
+            Self::Hog,
             Self::IdleCost,
             Self::MemoryPending { tasks: NUM_PENDING },
         ]);
@@ -231,6 +266,8 @@ impl Workload {
             Self::SeedRoundTrip { producers, .. } => format!("seed_round_trip_p{producers}"),
             Self::TimersCreateCancel { .. } => "timers_create_cancel".into(),
             Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
+            Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
+            Self::Hog => "hog".into(),
             Self::IdleCost => "idle_cost".into(),
             Self::MemoryPending { tasks } => format!("memory_{}_pending", short_count(tasks)),
         }
@@ -258,6 +295,17 @@ impl Workload {
                 SLEEP_MIN.as_millis(),
                 SLEEP_MAX.as_millis()
             ),
+            Self::BlockingStorm { blockers } => format!(
+                "{blockers} x {} ms blocked + {} timers over {} ms, p99 lateness",
+                STORM_BLOCK.as_millis(),
+                n(STORM_TIMERS),
+                STORM_SPAN.as_millis()
+            ),
+            Self::Hog => format!(
+                "1 task spinning; a task spawned every {} ms for {} s",
+                HOG_SPAWN_EVERY.as_millis(),
+                HOG_WINDOW.as_secs()
+            ),
             Self::IdleCost => "no tasks; CPU time while idle".into(),
             Self::MemoryPending { tasks } => format!("{} pending tasks; RSS growth", n(tasks)),
         }
@@ -274,6 +322,8 @@ impl Workload {
             | Self::ChainedSpawn => Kind::Scheduler,
             Self::SeedRoundTrip { .. } => Kind::Seed,
             Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
+            Self::BlockingStorm { .. } => Kind::Blocking,
+            Self::Hog => Kind::Fresh,
             Self::IdleCost | Self::MemoryPending { .. } => Kind::Once,
         }
     }
@@ -296,6 +346,7 @@ impl Workload {
                 reps,
                 spawn_latency: None,
                 sleeps: None,
+                storm: None,
             }
         };
         match self {
@@ -326,6 +377,7 @@ impl Workload {
                     reps,
                     spawn_latency: Some(SpawnLatency::of(&mut latencies)),
                     sleeps: None,
+                    storm: None,
                 }
             }
             Self::TimersCreateCancel { timers } => timed(&mut || timers_create_cancel(rt, timers)),
@@ -343,8 +395,23 @@ impl Workload {
                     reps,
                     spawn_latency: None,
                     sleeps: Some(SleepRun::sum(&runs)),
+                    storm: None,
                 }
             }
+            Self::BlockingStorm { blockers } => {
+                let runs: Vec<StormRun> = (0..reps)
+                    .map(|_| blocking::blocking_storm(rt, blockers))
+                    .collect();
+                let run = StormRun::combine(&runs);
+                Sample {
+                    elapsed: run.makespan,
+                    reps,
+                    spawn_latency: None,
+                    sleeps: None,
+                    storm: Some(run),
+                }
+            }
+            Self::Hog => panic!("{} needs a fresh runtime per run", self.name()),
             Self::IdleCost | Self::MemoryPending { .. } => {
                 panic!("{} is measured once per runtime, not in pairs", self.name())
             }
@@ -400,7 +467,7 @@ pub fn grouped(n: usize) -> String {
 }
 
 /// Waits for one completion signal from a workload's tasks.
-fn wait_signal(rx: &Receiver<()>, workload: &str) {
+pub fn wait_signal(rx: &Receiver<()>, workload: &str) {
     if let Err(err) = rx.recv_timeout(STUCK_AFTER) {
         panic!("{workload}: no completion signal within {STUCK_AFTER:?} ({err})");
     }
@@ -774,7 +841,7 @@ fn sleeps<R: Rt>(rt: &R, offsets: &Arc<[Duration]>) -> (Duration, SleepRun) {
 
 /// How late (positive) or early (negative) `resumed` is for `deadline`, in
 /// nanoseconds.
-fn lateness_ns(resumed: Instant, deadline: Instant) -> i64 {
+pub fn lateness_ns(resumed: Instant, deadline: Instant) -> i64 {
     let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
     match resumed.checked_duration_since(deadline) {
         Some(late) => ns(late),
