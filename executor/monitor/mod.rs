@@ -27,6 +27,13 @@
 //! When the poll ends the worker counts as running again, and goes idle if
 //! it is now surplus.
 //!
+//! Blocked means asleep for any reason, as in the kernel, where a work item
+//! sleeping on a mutex triggers concurrency management like one sleeping on
+//! I/O: a worker that waits over a millisecond for a lock (its own, or one
+//! inside the runtime whose holder was preempted on an overloaded machine)
+//! is replaced too. The damping is the threshold itself, and new threads
+//! are created only when no idle worker is left, up to `max_workers`.
+//!
 //! Without a CPU clock (platforms other than Linux) every stuck poll is
 //! treated as blocked: stuck-poll time alone decides.
 //!
