@@ -124,3 +124,96 @@ fn shutdown_with_no_tasks_is_prompt_and_leaves_no_threads() {
         );
     }
 }
+
+/// A timer waker that holds the worker firing it until the shutdown has
+/// woken the registered tasks (see the test below).
+struct Gate {
+    entered: AtomicBool,
+    released: AtomicBool,
+}
+
+impl std::task::Wake for Gate {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.entered.store(true, SeqCst);
+        while !self.released.load(SeqCst) {
+            std::thread::yield_now();
+        }
+        // The shutdown wakes the registered tasks in one loop; the setup
+        // task (whose drop released us) is one of them. Let it reach the
+        // others.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.released.store(true, SeqCst);
+    }
+}
+
+/// A task whose runnable is already queued when the shutdown wakes every
+/// task (then the wake does nothing) may still be taken by a worker that had
+/// not yet seen the close. It must be cancelled, not polled: polled, it would
+/// return `Pending` with nothing left to wake it, its future would outlive
+/// the runtime and its handle never resolve.
+///
+/// To hold the worker between its check of the close and its next task: the
+/// worker fires due timers every so many tasks, before it pops its queue, and
+/// a due timer whose waker is `Gate` blocks it there until the shutdown has
+/// begun, with never-polled children at the head of its queue.
+#[test]
+fn task_queued_during_shutdown_is_cancelled_not_polled() {
+    const CHILDREN: usize = 200;
+    let gate = Arc::new(Gate {
+        entered: AtomicBool::new(false),
+        released: AtomicBool::new(false),
+    });
+    let counters = Counters::default();
+    let handles = Arc::new(std::sync::Mutex::new(Vec::new()));
+    // One worker and no room for another: every task runs on it.
+    let rt = wq::Builder::new()
+        .workers(1)
+        .max_workers(1)
+        .build()
+        .unwrap();
+    let setup = {
+        let (gate, counters, handles) = (gate.clone(), counters.clone(), handles.clone());
+        async move {
+            let _open = OpenOnDrop(gate.clone());
+            let mut sleep = Box::pin(wq::time::sleep(Duration::from_millis(1)));
+            {
+                let waker = std::task::Waker::from(gate);
+                let mut cx = std::task::Context::from_waker(&waker);
+                assert!(std::future::Future::poll(sleep.as_mut(), &mut cx).is_pending());
+            }
+            // Let the timer fall due while this poll holds the only worker.
+            let until = Instant::now() + Duration::from_millis(5);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            // Spawned from the worker, the children go on its own queue.
+            {
+                let mut handles = handles.lock().unwrap();
+                for _ in 0..CHILDREN {
+                    handles.push(wq::spawn(counters.track(pending::<()>())));
+                }
+            }
+            let _sleep = sleep;
+            pending::<()>().await
+        }
+    };
+    drop(rt.spawn(setup));
+    while !gate.entered.load(SeqCst) {
+        std::thread::yield_now();
+    }
+    drop(rt);
+    assert_eq!(counters.drops(), CHILDREN, "a future outlived the runtime");
+    let handles = std::mem::take(&mut *handles.lock().unwrap());
+    assert!(handles.iter().all(|h| h.is_finished()));
+}

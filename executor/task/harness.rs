@@ -74,7 +74,10 @@ impl<F: Future> Future for TaskFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let id = this.header.id;
-        if this.header.is_aborted() {
+        // Aborted, or the runtime is shutting down: shutdown wakes every
+        // task so that it is dropped, but a task whose runnable was already
+        // queued may still be run by a worker that had not seen the close.
+        if this.header.is_aborted() || this.registry.is_closed() {
             drop_future(this.future);
             return Poll::Ready(Err(JoinError::cancelled(id)));
         }

@@ -11,6 +11,7 @@
 //! rarely contend on one lock.
 
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -22,6 +23,11 @@ use super::Id;
 pub(crate) struct Registry {
     shards: Box<[Mutex<Shard>]>,
     mask: usize,
+    /// Set (Release) by `close` before it takes any waker, read (Acquire) by
+    /// every poll: a task polled after shutdown began is cancelled instead,
+    /// even if its runnable was already queued when the shutdown woke it
+    /// (that wake is then a no-op, and a worker may still run it).
+    closed: AtomicBool,
 }
 
 struct Shard {
@@ -76,6 +82,7 @@ impl Registry {
         Registry {
             shards,
             mask: n - 1,
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -116,6 +123,7 @@ impl Registry {
     /// Closes the registry and returns the wakers of every task still alive.
     /// Slots are never reused after this, since nothing can register.
     pub(crate) fn close(&self) -> Vec<Waker> {
+        self.closed.store(true, Ordering::Release);
         let mut wakers = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -134,6 +142,11 @@ impl Registry {
             .iter()
             .find(|(_, entry)| entry.id == id)
             .map(|(_, entry)| entry.meta.clone())
+    }
+
+    /// Whether `close` has begun: no task may run any more.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// How many tasks are alive (spawned, future not yet dropped).
