@@ -39,12 +39,17 @@ mod pool;
 mod runtime;
 pub mod task;
 pub mod time;
+mod workqueue;
 
 pub use metrics::RuntimeMetrics;
 pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
 pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_WORKERS,
+};
+pub use workqueue::{
+    system, system_highpri, system_long, system_unbound, Scope, SpawnError, Workqueue,
+    WorkqueueBuilder, WorkqueueStats, DEFAULT_MAX_ACTIVE, MAX_MAX_ACTIVE,
 };
 pub use wq_macros::{main, test};
 

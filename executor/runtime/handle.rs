@@ -109,6 +109,11 @@ impl Handle {
         self.spawn_with(future, SpawnMeta::here())
     }
 
+    /// The runtime's system workqueues.
+    pub(crate) fn system_queues(&self) -> &crate::workqueue::SystemQueues {
+        &self.inner.system_queues
+    }
+
     /// Spawns `future`, recording where (and as what) it was spawned.
     pub(crate) fn spawn_with<F>(&self, future: F, meta: SpawnMeta) -> JoinHandle<F::Output>
     where

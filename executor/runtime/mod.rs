@@ -28,6 +28,7 @@ use crate::pool::{Pool, PoolConfig};
 use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
+use crate::workqueue::SystemQueues;
 
 pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
 pub(crate) use context::is_driving;
@@ -40,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) time: Arc<Driver>,
     /// Watches the workers' polls; `None` if disabled.
     pub(crate) monitor: Option<Monitor>,
+    /// `wq::system()` and its siblings, created on first use.
+    pub(crate) system_queues: SystemQueues,
 }
 
 impl Inner {
@@ -118,6 +121,7 @@ impl Runtime {
             tasks,
             time,
             monitor,
+            system_queues: SystemQueues::default(),
         });
         let _ = slot.set(Arc::downgrade(&inner));
         // Threads start only now, so each finds the handle in the slot.

@@ -1,0 +1,161 @@
+//! `WorkqueueBuilder`: a workqueue's attributes, validated by `build`.
+
+use std::io;
+
+use super::{invalid, validate_max_active, Attrs, Workqueue, DEFAULT_MAX_ACTIVE};
+use crate::runtime::Handle;
+
+/// The CPUs an unbound workqueue's workers may share (the kernel's
+/// `affinity_scope`), from the narrowest to the widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// One CPU.
+    Cpu,
+    /// SMT siblings (the hyperthreads of one core).
+    Smt,
+    /// CPUs sharing a last-level cache.
+    Cache,
+    /// A last-level cache split into shards of about 8 cores (the kernel's
+    /// default).
+    CacheShard,
+    /// One NUMA node.
+    Numa,
+    /// Every CPU.
+    System,
+}
+
+/// Builds a [`Workqueue`]; see [`Workqueue::builder`].
+///
+/// ```
+/// # let rt = wq::Runtime::new().unwrap();
+/// # rt.block_on(async {
+/// let log = wq::Workqueue::builder("log-writer").ordered().build().unwrap();
+/// assert!(log.is_ordered());
+/// assert_eq!(log.stats().max_active, 1);
+///
+/// let err = wq::Workqueue::builder("x").max_active(0).build().unwrap_err();
+/// assert!(err.to_string().contains("`max_active`"));
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct WorkqueueBuilder {
+    name: String,
+    max_active: usize,
+    attrs: Attrs,
+    handle: Option<Handle>,
+}
+
+impl WorkqueueBuilder {
+    pub(super) fn new(name: String) -> WorkqueueBuilder {
+        WorkqueueBuilder {
+            name,
+            max_active: DEFAULT_MAX_ACTIVE,
+            attrs: Attrs {
+                ordered: false,
+                highpri: false,
+                cpu_intensive: false,
+                mem_reclaim: false,
+                unbound: None,
+                affinity_strict: false,
+            },
+            handle: None,
+        }
+    }
+
+    /// How many of the queue's tasks may be in flight (from first poll to
+    /// completion) at once. Default 1024; must be in `1..=2048`.
+    pub fn max_active(mut self, n: usize) -> WorkqueueBuilder {
+        self.max_active = n;
+        self
+    }
+
+    /// One task at a time, in queue order (`alloc_ordered_workqueue`).
+    pub fn ordered(mut self) -> WorkqueueBuilder {
+        self.attrs.ordered = true;
+        self
+    }
+
+    /// Served by the high-priority pools (`WQ_HIGHPRI`).
+    pub fn highpri(mut self) -> WorkqueueBuilder {
+        self.attrs.highpri = true;
+        self
+    }
+
+    /// Its tasks do not count toward concurrency (`WQ_CPU_INTENSIVE`).
+    pub fn cpu_intensive(mut self) -> WorkqueueBuilder {
+        self.attrs.cpu_intensive = true;
+        self
+    }
+
+    /// The queue must make forward progress even when no worker thread can
+    /// be created (`WQ_MEM_RECLAIM`).
+    pub fn mem_reclaim(mut self) -> WorkqueueBuilder {
+        self.attrs.mem_reclaim = true;
+        self
+    }
+
+    /// Served by unbound pools whose workers share the CPUs of `scope`
+    /// (`WQ_UNBOUND` with an affinity scope).
+    pub fn unbound(mut self, scope: Scope) -> WorkqueueBuilder {
+        self.attrs.unbound = Some(scope);
+        self
+    }
+
+    /// Whether an unbound queue's workers are pinned to their scope's CPUs
+    /// (`affinity_strict`), rather than merely started there.
+    pub fn affinity_strict(mut self, strict: bool) -> WorkqueueBuilder {
+        self.attrs.affinity_strict = strict;
+        self
+    }
+
+    /// Builds the queue on the runtime of `handle` instead of the current
+    /// one.
+    pub fn handle(mut self, handle: &Handle) -> WorkqueueBuilder {
+        self.handle = Some(handle.clone());
+        self
+    }
+
+    /// Validates the settings and creates the queue.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the field, if the name is empty, `max_active`
+    /// is outside `1..=2048` (or set on an ordered queue), or
+    /// `affinity_strict` is set without `unbound`; `Other` if there is no
+    /// runtime (neither `handle` nor a current one).
+    pub fn build(self) -> io::Result<Workqueue> {
+        let name = self.name;
+        if name.is_empty() {
+            return Err(invalid(&name, "name", "must not be empty"));
+        }
+        let mut max_active = self.max_active;
+        if self.attrs.ordered {
+            if max_active != DEFAULT_MAX_ACTIVE && max_active != 1 {
+                return Err(invalid(
+                    &name,
+                    "max_active",
+                    format!("an ordered workqueue runs one task at a time, got {max_active}"),
+                ));
+            }
+            max_active = 1;
+        }
+        validate_max_active(&name, max_active)?;
+        if self.attrs.affinity_strict && self.attrs.unbound.is_none() {
+            return Err(invalid(
+                &name,
+                "affinity_strict",
+                "applies to unbound workqueues only: call `.unbound(scope)` too",
+            ));
+        }
+        let handle = match self.handle {
+            Some(handle) => handle,
+            None => Handle::try_current().map_err(|_| {
+                io::Error::other(format!(
+                    "workqueue `{name}`: no runtime to build it on: build it inside a \
+                     runtime, or pass one with `.handle(&handle)`"
+                ))
+            })?,
+        };
+        Ok(Workqueue::from_parts(name, handle, self.attrs, max_active))
+    }
+}

@@ -1,0 +1,122 @@
+//! The future a workqueue task runs as: the user's future behind the
+//! queue's admission.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use super::{Inner, CURRENT};
+use crate::time::Sleep;
+
+/// Where a task stands with its queue.
+pub(super) enum Admission {
+    /// Not queued yet: a delayed task waiting for its timer.
+    Delayed(Pin<Box<Sleep>>),
+    /// Queued, waiting on the inactive FIFO for a slot.
+    Waiting(u64),
+    /// Holding one of the queue's slots: its future may be polled.
+    Active(u64),
+    /// Finished and accounted for.
+    Done,
+}
+
+pin_project! {
+    /// A workqueue task: polls `future` only while it holds a slot.
+    pub(super) struct Gated<F> {
+        #[pin]
+        future: F,
+        queue: Arc<Inner>,
+        admission: Admission,
+    }
+
+    impl<F> PinnedDrop for Gated<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            match std::mem::replace(this.admission, Admission::Done) {
+                Admission::Active(seq) => this.queue.finish(seq, true),
+                Admission::Waiting(seq) => {
+                    // A slot handed to it but never used goes on to the next.
+                    let handed = this.queue.state.lock().handed.remove(&seq);
+                    this.queue.finish(seq, handed);
+                }
+                Admission::Delayed(_) | Admission::Done => {}
+            }
+        }
+    }
+}
+
+/// Marks the thread as polling a task of one queue (for `drain`), undone
+/// even if the poll panics.
+struct CurrentQueue(usize);
+
+impl CurrentQueue {
+    fn enter(queue: usize) -> CurrentQueue {
+        CurrentQueue(CURRENT.with(|c| c.replace(queue)))
+    }
+}
+
+impl Drop for CurrentQueue {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+impl<F> Gated<F> {
+    pub(super) fn new(future: F, queue: Arc<Inner>, admission: Admission) -> Gated<F> {
+        Gated {
+            future,
+            queue,
+            admission,
+        }
+    }
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        loop {
+            match this.admission {
+                Admission::Delayed(sleep) => {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // Queued now, as the kernel queues delayed work when its
+                    // timer fires. A drain does not refuse it: it was
+                    // accepted before.
+                    *this.admission = this.queue.admit_delayed();
+                }
+                Admission::Waiting(seq) => {
+                    let seq = *seq;
+                    let mut state = this.queue.state.lock();
+                    if state.handed.remove(&seq) {
+                        drop(state);
+                        *this.admission = Admission::Active(seq);
+                        continue;
+                    }
+                    if let Some(entry) = state.inactive.iter_mut().find(|(s, _)| *s == seq) {
+                        entry.1 = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                Admission::Active(seq) => {
+                    let seq = *seq;
+                    let poll = {
+                        let _current = CurrentQueue::enter(this.queue.id());
+                        this.future.poll(cx)
+                    };
+                    if poll.is_ready() {
+                        *this.admission = Admission::Done;
+                        this.queue.finish(seq, true);
+                    }
+                    return poll;
+                }
+                Admission::Done => unreachable!("workqueue task polled after completion"),
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Workqueues: max_active, ordered queues, flush, drain, delayed work,
+//! abort of waiting tasks, and the builder's errors.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::FutureExt;
+use support::Counters;
+
+/// Raises `max` to `value` if it is higher.
+fn record_max(max: &AtomicUsize, value: usize) {
+    max.fetch_max(value, SeqCst);
+}
+
+/// max_active = 3 with 20 tasks that each hold their slot until released:
+/// never more than 3 in flight, the rest wait on the inactive FIFO, and all
+/// 20 complete.
+#[wq::test(workers = 2)]
+async fn max_active_bounds_tasks_in_flight() {
+    let queue = wq::Workqueue::builder("bounded")
+        .max_active(3)
+        .build()
+        .unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let high_water = Arc::new(AtomicUsize::new(0));
+    let mut releases = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let (tx, rx) = oneshot::channel::<()>();
+        releases.push(tx);
+        let (in_flight, high_water) = (in_flight.clone(), high_water.clone());
+        handles.push(queue.spawn(async move {
+            let now = in_flight.fetch_add(1, SeqCst) + 1;
+            record_max(&high_water, now);
+            rx.await.unwrap();
+            in_flight.fetch_sub(1, SeqCst);
+            i
+        }));
+    }
+    // Admission happens at spawn: 3 active, 17 waiting.
+    let stats = queue.stats();
+    assert_eq!((stats.active, stats.inactive, stats.total), (3, 17, 20));
+    // The three active tasks start; nobody else does while they hold.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while in_flight.load(SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the active tasks never started"
+        );
+        wq::time::sleep(Duration::from_millis(1)).await;
+    }
+    wq::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(in_flight.load(SeqCst), 3);
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap(), i);
+    }
+    assert_eq!(high_water.load(SeqCst), 3);
+    let stats = queue.stats();
+    assert_eq!((stats.active, stats.inactive, stats.completed), (0, 0, 20));
+}
+
+/// An ordered queue: 1,000 tasks that await timers complete in queue order,
+/// and no two ever overlap.
+#[wq::test(workers = 2, start_paused = true)]
+async fn ordered_queue_runs_one_at_a_time_in_order() {
+    let queue = wq::Workqueue::builder("ordered").ordered().build().unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let handles: Vec<_> = (0..1000u64)
+        .map(|i| {
+            let (in_flight, order) = (in_flight.clone(), order.clone());
+            queue.spawn(async move {
+                assert_eq!(in_flight.fetch_add(1, SeqCst), 0, "task {i} overlapped");
+                // Later tasks sleep less: they would overtake if they could.
+                wq::time::sleep(Duration::from_millis(3 - i % 3)).await;
+                order.lock().unwrap().push(i);
+                in_flight.fetch_sub(1, SeqCst);
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..1000).collect::<Vec<_>>());
+}
+
+/// `flush` waits for the tasks queued before it, not for later ones.
+#[wq::test(workers = 2)]
+async fn flush_waits_for_earlier_tasks_only() {
+    let queue = wq::Workqueue::builder("flushed").build().unwrap();
+    let (release_early, early) = oneshot::channel::<()>();
+    let early = queue.spawn(async move { early.await.unwrap() });
+    // The flush covers what was queued when `flush` is called.
+    let flush = wq::spawn(queue.flush());
+    let (_hold_late, late) = oneshot::channel::<()>();
+    let late = queue.spawn(async move {
+        let _ = late.await;
+    });
+    for _ in 0..10 {
+        wq::task::yield_now().await;
+    }
+    assert!(
+        !flush.is_finished(),
+        "flush returned before an earlier task finished"
+    );
+    release_early.send(()).unwrap();
+    early.await.unwrap();
+    // The later task is still pending; the flush returns anyway.
+    flush.await.unwrap();
+    assert!(!late.is_finished());
+    late.abort();
+    assert!(late.await.unwrap_err().is_cancelled());
+}
+
+/// While a drain runs, spawns from outside the queue are refused with an
+/// error naming it, and chained spawns from the queue's own tasks are
+/// accepted and waited for.
+#[wq::test(workers = 2)]
+async fn drain_refuses_outside_work_and_accepts_chained_work() {
+    let queue = wq::Workqueue::builder("draining").build().unwrap();
+    let (release, released) = oneshot::channel::<()>();
+    let chained_ran = Arc::new(AtomicUsize::new(0));
+    let first = {
+        let (queue2, chained_ran) = (queue.clone(), chained_ran.clone());
+        queue.spawn(async move {
+            released.await.unwrap();
+            let chained = queue2
+                .try_spawn(async move {
+                    chained_ran.fetch_add(1, SeqCst);
+                })
+                .expect("a queue's own task may chain work during a drain");
+            drop(chained);
+        })
+    };
+    // The drain refuses outside work from the moment `drain` is called.
+    let drain = wq::spawn(queue.drain());
+    let err = queue.try_spawn(async {}).unwrap_err();
+    assert!(err.to_string().contains("`draining` is draining"), "{err}");
+    release.send(()).unwrap();
+    first.await.unwrap();
+    drain.await.unwrap();
+    assert_eq!(
+        chained_ran.load(SeqCst),
+        1,
+        "the drain returned before chained work ran"
+    );
+    // After the drain, anyone may queue again.
+    queue.try_spawn(async {}).unwrap().await.unwrap();
+}
+
+/// A task waiting for a slot can be aborted: it resolves as cancelled while
+/// the active task still holds the slot, and its future is dropped without
+/// ever being polled.
+#[wq::test(workers = 2)]
+async fn aborting_a_waiting_task_cancels_it_unpolled() {
+    let queue = wq::Workqueue::builder("single")
+        .max_active(1)
+        .build()
+        .unwrap();
+    let (release, released) = oneshot::channel::<()>();
+    let holder = queue.spawn(async move { released.await.unwrap() });
+    let counters = Counters::default();
+    let waiting = queue.spawn(counters.track(async {}));
+    let after = queue.spawn(async { "after" });
+    assert_eq!(queue.stats().inactive, 2);
+    waiting.abort();
+    assert!(waiting.await.unwrap_err().is_cancelled());
+    assert_eq!(counters.polls(), 0);
+    assert_eq!(counters.drops(), 1);
+    assert!(!holder.is_finished());
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    // The slot went on to the next waiting task.
+    assert_eq!(after.await.unwrap(), "after");
+    assert_eq!(queue.stats().completed, 3);
+}
+
+/// Delayed work is queued when its timer fires: before that, `flush` does
+/// not wait for it.
+#[wq::test(workers = 2, start_paused = true)]
+async fn delayed_work_is_queued_when_its_timer_fires() {
+    let queue = wq::Workqueue::builder("delayed").build().unwrap();
+    let start = wq::time::Instant::now();
+    let delayed = queue.spawn_after(Duration::from_secs(10), async move { start.elapsed() });
+    queue
+        .flush()
+        .now_or_never()
+        .expect("flush waited for unqueued delayed work");
+    assert_eq!(queue.stats().total, 0);
+    assert_eq!(delayed.await.unwrap(), Duration::from_secs(10));
+    assert_eq!(queue.stats().total, 1);
+}
+
+/// Raising max_active starts waiting tasks; an ordered queue refuses it.
+#[wq::test(workers = 2)]
+async fn set_max_active_starts_waiting_tasks() {
+    let queue = wq::Workqueue::builder("resizable")
+        .max_active(1)
+        .build()
+        .unwrap();
+    let (release, released) = oneshot::channel::<()>();
+    let holder = queue.spawn(async move { released.await.unwrap() });
+    let second = queue.spawn(async { 2 });
+    assert_eq!(queue.stats().inactive, 1);
+    queue.set_max_active(2).unwrap();
+    assert_eq!(
+        second.await.unwrap(),
+        2,
+        "raising max_active did not start it"
+    );
+    assert!(!holder.is_finished());
+    release.send(()).unwrap();
+    holder.await.unwrap();
+
+    let err = queue.set_max_active(0).unwrap_err();
+    assert!(err.to_string().contains("`max_active`"), "{err}");
+    let ordered = wq::Workqueue::builder("ord").ordered().build().unwrap();
+    let err = ordered.set_max_active(4).unwrap_err();
+    assert!(err.to_string().contains("ordered"), "{err}");
+}
+
+/// Invalid settings are errors naming the field.
+#[test]
+fn builder_errors_name_the_field() {
+    let err = wq::Workqueue::builder("w")
+        .max_active(1)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("no runtime"), "{err}");
+
+    let rt = wq::Runtime::new().unwrap();
+    let build = |b: wq::WorkqueueBuilder| b.handle(rt.handle()).build().unwrap_err().to_string();
+    assert!(build(wq::Workqueue::builder("w").max_active(0)).contains("`max_active`"));
+    assert!(build(wq::Workqueue::builder("w").max_active(2049)).contains("1..=2048"));
+    assert!(build(wq::Workqueue::builder("")).contains("`name`"));
+    assert!(build(wq::Workqueue::builder("w").ordered().max_active(4)).contains("`max_active`"));
+    assert!(build(wq::Workqueue::builder("w").affinity_strict(true)).contains("`affinity_strict`"));
+    let ok = wq::Workqueue::builder("w")
+        .unbound(wq::Scope::Cache)
+        .affinity_strict(true)
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    assert_eq!(ok.name(), "w");
+}
+
+/// The system workqueues exist once per runtime.
+#[wq::test]
+async fn system_workqueues_are_shared() {
+    assert_eq!(wq::system().name(), "system");
+    let a = wq::system_highpri();
+    let b = wq::system_highpri();
+    assert_eq!(a.name(), "system_highpri");
+    a.spawn(async {}).await.unwrap();
+    assert_eq!(b.stats().completed, 1, "two handles on one queue");
+    assert_eq!(wq::system_long().name(), "system_long");
+    assert_eq!(wq::system_unbound().name(), "system_unbound");
+}
