@@ -263,3 +263,43 @@ async fn system_workqueues_are_shared() {
     assert_eq!(wq::system_long().name(), "system_long");
     assert_eq!(wq::system_unbound().name(), "system_unbound");
 }
+
+/// A cpu_intensive queue's task does not count toward concurrency: with one
+/// worker and no monitor, a task spawned after a 200 ms computation on such
+/// a queue runs while the computation goes on.
+#[test]
+fn cpu_intensive_tasks_do_not_hold_the_pool() {
+    let rt = wq::Builder::new()
+        .workers(1)
+        .monitor(false)
+        .build()
+        .unwrap();
+    let queue = wq::Workqueue::builder("crunch")
+        .cpu_intensive()
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let cruncher = {
+        let done = done.clone();
+        queue.spawn(async move {
+            started_tx.send(()).unwrap();
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(200) {
+                std::hint::spin_loop();
+            }
+            done.store(true, SeqCst);
+        })
+    };
+    started_rx.recv().unwrap();
+    let other = {
+        let done = done.clone();
+        rt.spawn(async move { !done.load(SeqCst) })
+    };
+    assert!(
+        rt.block_on(other).unwrap(),
+        "waited for the cpu_intensive task"
+    );
+    rt.block_on(cruncher).unwrap();
+}

@@ -81,7 +81,10 @@ impl WorkqueueBuilder {
         self
     }
 
-    /// Its tasks do not count toward concurrency (`WQ_CPU_INTENSIVE`).
+    /// Its tasks do not count toward concurrency (`WQ_CPU_INTENSIVE`): each
+    /// poll runs as if inside [`wq::blocking`](crate::blocking), so a long
+    /// computation never holds back the pool's other tasks, without waiting
+    /// for the monitor to notice it (and without a hog report).
     pub fn cpu_intensive(mut self) -> WorkqueueBuilder {
         self.attrs.cpu_intensive = true;
         self

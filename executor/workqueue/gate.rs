@@ -107,7 +107,14 @@ impl<F: Future> Future for Gated<F> {
                     let seq = *seq;
                     let poll = {
                         let _current = CurrentQueue::enter(this.queue.id());
-                        this.future.poll(cx)
+                        if this.queue.attrs.cpu_intensive {
+                            // Out of concurrency management while it runs,
+                            // as the kernel's WQ_CPU_INTENSIVE work: the
+                            // pool runs another worker meanwhile.
+                            crate::blocking(|| this.future.poll(cx))
+                        } else {
+                            this.future.poll(cx)
+                        }
                     };
                     if poll.is_ready() {
                         *this.admission = Admission::Done;
