@@ -48,8 +48,8 @@ pub use runtime::{
     DEFAULT_MAX_WORKERS,
 };
 pub use workqueue::{
-    system, system_highpri, system_long, system_unbound, Scope, SpawnError, Workqueue,
-    WorkqueueBuilder, WorkqueueStats, DEFAULT_MAX_ACTIVE, MAX_MAX_ACTIVE,
+    system, system_highpri, system_long, system_unbound, DelayedWork, Scope, SpawnError, Work,
+    Workqueue, WorkqueueBuilder, WorkqueueStats, DEFAULT_MAX_ACTIVE, MAX_MAX_ACTIVE,
 };
 pub use wq_macros::{main, test};
 

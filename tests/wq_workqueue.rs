@@ -303,3 +303,136 @@ fn cpu_intensive_tasks_do_not_hold_the_pool() {
     );
     rt.block_on(cruncher).unwrap();
 }
+
+/// A work item that counts its runs and checks it never overlaps itself;
+/// each run waits for `gate` to be opened (a permit per run).
+fn counted_work(
+    runs: Arc<AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+) -> (wq::Work, Arc<AtomicUsize>) {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let work = {
+        let in_flight = in_flight.clone();
+        wq::Work::new(move || {
+            let (runs, gate, in_flight) = (runs.clone(), gate.clone(), in_flight.clone());
+            async move {
+                assert_eq!(
+                    in_flight.fetch_add(1, SeqCst),
+                    0,
+                    "the work item ran twice at once"
+                );
+                gate.acquire().await.unwrap().forget();
+                runs.fetch_add(1, SeqCst);
+                in_flight.fetch_sub(1, SeqCst);
+            }
+        })
+    };
+    (work, in_flight)
+}
+
+/// `Work::queue` returns false while the item is pending and it runs once;
+/// queued again while running, it runs once more afterwards, never twice at
+/// once.
+#[wq::test(workers = 2)]
+async fn work_item_queues_once_and_never_overlaps() {
+    let queue = wq::Workqueue::builder("items").build().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (work, in_flight) = counted_work(runs.clone(), gate.clone());
+    assert!(work.queue(&queue));
+    assert!(!work.queue(&queue), "queued twice while pending");
+    // Wait until the run has started (it is then no longer pending).
+    while in_flight.load(SeqCst) == 0 {
+        wq::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(work.is_running() && !work.is_pending());
+    // Queued while running: pending again, runs after the current run.
+    assert!(work.queue(&queue));
+    assert!(!work.queue(&queue));
+    gate.add_permits(2);
+    work.flush().await;
+    // The flush covered the pending run too.
+    assert_eq!(runs.load(SeqCst), 2);
+    assert!(!work.is_pending() && !work.is_running());
+}
+
+/// `cancel` removes a pending run; `cancel_sync` also waits for a run in
+/// progress, and returns only when the item is neither pending nor running.
+#[wq::test(workers = 2)]
+async fn work_item_cancel_and_cancel_sync() {
+    let queue = wq::Workqueue::builder("cancelled")
+        .max_active(1)
+        .build()
+        .unwrap();
+    // Hold the queue's only slot so the item stays pending.
+    let (release, released) = oneshot::channel::<()>();
+    let holder = queue.spawn(async move { released.await.unwrap() });
+    let runs = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (work, in_flight) = counted_work(runs.clone(), gate.clone());
+    assert!(work.queue(&queue));
+    assert!(work.cancel());
+    assert!(!work.cancel(), "nothing left to cancel");
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    queue.flush().await;
+    assert_eq!(runs.load(SeqCst), 0, "a cancelled run ran");
+
+    // Now a run in progress, plus one pending behind it.
+    assert!(work.queue(&queue));
+    while in_flight.load(SeqCst) == 0 {
+        wq::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(work.queue(&queue));
+    let cancel = {
+        let work = work.clone();
+        wq::spawn(async move { work.cancel_sync().await })
+    };
+    wq::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        !cancel.is_finished(),
+        "cancel_sync returned while a run was in progress"
+    );
+    gate.add_permits(1);
+    assert!(cancel.await.unwrap(), "a run was pending");
+    assert!(!work.is_pending() && !work.is_running());
+    assert_eq!(runs.load(SeqCst), 1, "only the run in progress finished");
+}
+
+/// `DelayedWork`: `modify` moves a pending run's deadline, `cancel` stops it
+/// before its timer fires.
+#[wq::test(workers = 2, start_paused = true)]
+async fn delayed_work_modify_and_cancel() {
+    let queue = wq::Workqueue::builder("timers").build().unwrap();
+    let ran_at = Arc::new(Mutex::new(Vec::new()));
+    let start = wq::time::Instant::now();
+    let work = {
+        let ran_at = ran_at.clone();
+        wq::DelayedWork::new(move || {
+            let ran_at = ran_at.clone();
+            async move { ran_at.lock().unwrap().push(start.elapsed()) }
+        })
+    };
+    assert!(work.queue_after(&queue, Duration::from_secs(5)));
+    assert!(
+        !work.queue_after(&queue, Duration::from_secs(1)),
+        "already pending"
+    );
+    assert!(work.modify(&queue, Duration::from_secs(8)), "was pending");
+    wq::time::sleep(Duration::from_secs(6)).await;
+    assert!(ran_at.lock().unwrap().is_empty(), "ran at the old deadline");
+    work.flush().await;
+    assert_eq!(*ran_at.lock().unwrap(), vec![Duration::from_secs(8)]);
+
+    assert!(
+        !work.modify(&queue, Duration::from_secs(3)),
+        "was not pending"
+    );
+    assert!(work.cancel());
+    wq::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        ran_at.lock().unwrap().len(),
+        1,
+        "a cancelled delayed run ran"
+    );
+}

@@ -25,6 +25,7 @@
 
 mod builder;
 mod gate;
+mod work;
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::fmt;
@@ -42,6 +43,7 @@ use crate::task::registry::SpawnMeta;
 use crate::task::JoinHandle;
 pub use builder::{Scope, WorkqueueBuilder};
 use gate::{Admission, Gated};
+pub use work::{DelayedWork, Work};
 
 /// The default and the bounds of `max_active` (the kernel's
 /// `WQ_DFL_ACTIVE` and `WQ_MAX_ACTIVE`).

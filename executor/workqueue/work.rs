@@ -1,0 +1,389 @@
+//! `Work` and `DelayedWork`: reusable work items, the kernel's
+//! `work_struct` and `delayed_work`.
+//!
+//! A work item wraps an async closure. Queueing it while it is already
+//! pending does nothing (and says so); queueing it while it runs makes it
+//! run once more after the current run, never twice at once. The state
+//! under the item's lock:
+//!
+//! - `pending`: queued and not started (a task exists for it, or it is to
+//!   be spawned again when the current run ends: `requeue`);
+//! - `running`: a run is in progress.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::Workqueue;
+use crate::task::AbortHandle;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type WorkFn = dyn Fn() -> BoxFuture + Send + Sync + 'static;
+
+/// A reusable, re-queueable unit of work around an async closure (the
+/// kernel's `work_struct`). Cloning shares the item.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+///
+/// # let rt = wq::Runtime::new().unwrap();
+/// # rt.block_on(async {
+/// let runs = Arc::new(AtomicUsize::new(0));
+/// let work = {
+///     let runs = runs.clone();
+///     wq::Work::new(move || {
+///         let runs = runs.clone();
+///         async move {
+///             runs.fetch_add(1, Ordering::SeqCst);
+///         }
+///     })
+/// };
+/// let queue = wq::system();
+/// assert!(work.queue(&queue));
+/// assert!(!work.queue(&queue), "already pending");
+/// work.flush().await;
+/// assert_eq!(runs.load(Ordering::SeqCst), 1);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Work {
+    inner: Arc<WorkInner>,
+}
+
+struct WorkInner {
+    f: Box<WorkFn>,
+    state: Mutex<WorkState>,
+}
+
+#[derive(Default)]
+struct WorkState {
+    pending: bool,
+    running: bool,
+    /// Which queued task may start the pending run: bumped at every queueing,
+    /// so that a task made stale (by `modify`, `cancel`) cannot run it.
+    ticket: u64,
+    /// The task queued for the pending run, to cancel it.
+    queued: Option<AbortHandle>,
+    /// Queued while running: spawn on this queue (after this delay) when
+    /// the run ends.
+    requeue: Option<(Workqueue, Option<Duration>)>,
+    /// Runs finished so far.
+    completed: u64,
+    /// `flush` and `cancel_sync` callers.
+    waiters: Vec<Waker>,
+}
+
+impl Work {
+    /// A work item that runs `f()` each time it is queued.
+    pub fn new<F, Fut>(f: F) -> Work
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Work {
+            inner: Arc::new(WorkInner {
+                f: Box::new(move || Box::pin(f()) as BoxFuture),
+                state: Mutex::new(WorkState::default()),
+            }),
+        }
+    }
+
+    /// Queues the item on `queue`. Returns false, and does nothing, if it is
+    /// already pending. If it is running, it runs again once the current run
+    /// ends (never twice at once).
+    ///
+    /// # Panics
+    ///
+    /// If `queue` is draining and the caller is not one of its tasks (see
+    /// [`Workqueue::spawn`]).
+    pub fn queue(&self, queue: &Workqueue) -> bool {
+        self.inner.queue(queue, None, false)
+    }
+
+    /// Cancels the pending run, if any. Returns whether one was pending. A
+    /// run in progress is not interrupted (see [`cancel_sync`](Work::cancel_sync)).
+    pub fn cancel(&self) -> bool {
+        self.inner.cancel()
+    }
+
+    /// Cancels the pending run, if any, and waits until no run is in
+    /// progress. Returns whether one was pending.
+    pub async fn cancel_sync(&self) -> bool {
+        let was_pending = self.inner.cancel();
+        let inner = self.inner.clone();
+        std::future::poll_fn(move |cx| {
+            let mut state = inner.state.lock();
+            if state.running {
+                state.waiters.push(cx.waker().clone());
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        was_pending
+    }
+
+    /// Waits until the run pending or in progress at the call has finished
+    /// (returns at once if there is none, or once it is cancelled).
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        let inner = self.inner.clone();
+        let target = {
+            let state = inner.state.lock();
+            state.completed + state.running as u64 + state.pending as u64
+        };
+        std::future::poll_fn(move |cx| {
+            let mut state = inner.state.lock();
+            if state.completed >= target || (!state.pending && !state.running) {
+                Poll::Ready(())
+            } else {
+                state.waiters.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+
+    /// Whether a run is queued and not started.
+    pub fn is_pending(&self) -> bool {
+        self.inner.state.lock().pending
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.inner.state.lock().running
+    }
+}
+
+impl WorkInner {
+    /// `queue_work` (`modify` false) or `mod_delayed_work` (`modify` true).
+    /// Tasks are spawned and aborted outside the lock: either may drop a
+    /// task's future at once (a closed runtime), whose guard takes the lock.
+    fn queue(self: &Arc<Self>, queue: &Workqueue, delay: Option<Duration>, modify: bool) -> bool {
+        let (was_pending, stale, spawn) = {
+            let mut state = self.state.lock();
+            let was_pending = state.pending;
+            if was_pending && !modify {
+                return false;
+            }
+            let stale = state.queued.take();
+            state.requeue = None;
+            state.pending = true;
+            state.ticket += 1;
+            let spawn = if state.running {
+                state.requeue = Some((queue.clone(), delay));
+                None
+            } else {
+                Some(state.ticket)
+            };
+            (was_pending, stale, spawn)
+        };
+        if let Some(stale) = stale {
+            stale.abort();
+        }
+        if let Some(ticket) = spawn {
+            self.spawn(queue, delay, ticket);
+        }
+        !modify || was_pending
+    }
+
+    /// Spawns the task for the run `ticket` and records it for `cancel`.
+    fn spawn(self: &Arc<Self>, queue: &Workqueue, delay: Option<Duration>, ticket: u64) {
+        // Captured by the task, so dropped with it even if it never runs.
+        let guard = Unstarted {
+            inner: self.clone(),
+            ticket,
+            started: false,
+        };
+        let run = async move {
+            let mut guard = guard;
+            let inner = guard.inner.clone();
+            if !inner.start(ticket) {
+                return;
+            }
+            guard.started = true;
+            let _end = EndRun(inner.clone());
+            (inner.f)().await;
+        };
+        let handle = match delay {
+            None => queue.spawn(run),
+            Some(delay) => queue.spawn_after(delay, run),
+        };
+        let mut state = self.state.lock();
+        if state.pending && state.ticket == ticket && !state.running {
+            state.queued = Some(handle.abort_handle());
+        }
+    }
+
+    /// The task for `ticket` starts the pending run, unless it is stale.
+    fn start(&self, ticket: u64) -> bool {
+        let mut state = self.state.lock();
+        if !state.pending || state.running || state.ticket != ticket {
+            return false;
+        }
+        state.pending = false;
+        state.running = true;
+        state.queued = None;
+        true
+    }
+
+    fn cancel(&self) -> bool {
+        let (stale, waiters) = {
+            let mut state = self.state.lock();
+            if !state.pending {
+                return false;
+            }
+            state.pending = false;
+            state.requeue = None;
+            (state.queued.take(), std::mem::take(&mut state.waiters))
+        };
+        if let Some(stale) = stale {
+            stale.abort();
+        }
+        waiters.into_iter().for_each(Waker::wake);
+        true
+    }
+}
+
+/// Dropped with the task of a run: if the run never started (the task was
+/// aborted, or the runtime shut down) and is still the pending one, the item
+/// is no longer pending.
+struct Unstarted {
+    inner: Arc<WorkInner>,
+    ticket: u64,
+    started: bool,
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if self.started {
+            return;
+        }
+        let waiters = {
+            let mut state = self.inner.state.lock();
+            if !(state.pending && !state.running && state.ticket == self.ticket) {
+                return;
+            }
+            state.pending = false;
+            state.queued = None;
+            std::mem::take(&mut state.waiters)
+        };
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// Ends a run, even if the closure panics or the task is aborted, and
+/// starts the run queued meanwhile.
+struct EndRun(Arc<WorkInner>);
+
+impl Drop for EndRun {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        let (requeue, waiters) = {
+            let mut state = inner.state.lock();
+            state.running = false;
+            state.completed += 1;
+            let requeue = state.requeue.take().map(|(queue, delay)| {
+                state.ticket += 1;
+                (queue, delay, state.ticket)
+            });
+            (requeue, std::mem::take(&mut state.waiters))
+        };
+        if let Some((queue, delay, ticket)) = requeue {
+            inner.spawn(&queue, delay, ticket);
+        }
+        waiters.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// A work item queued after a delay (the kernel's `delayed_work`).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// # let rt = wq::Builder::new().start_paused(true).build().unwrap();
+/// # rt.block_on(async {
+/// let work = wq::DelayedWork::new(|| async {});
+/// let queue = wq::system();
+/// assert!(work.queue_after(&queue, Duration::from_secs(5)));
+/// // Pending: push the deadline back instead.
+/// assert!(work.modify(&queue, Duration::from_secs(10)));
+/// assert!(work.cancel());
+/// assert!(!work.is_pending());
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct DelayedWork {
+    work: Work,
+}
+
+impl DelayedWork {
+    /// A delayed work item that runs `f()` each time its timer fires.
+    pub fn new<F, Fut>(f: F) -> DelayedWork
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        DelayedWork { work: Work::new(f) }
+    }
+
+    /// Queues the item on `queue` once `delay` has passed. Returns false,
+    /// and does nothing, if it is already pending.
+    pub fn queue_after(&self, queue: &Workqueue, delay: Duration) -> bool {
+        self.work.inner.queue(queue, Some(delay), false)
+    }
+
+    /// Queues the item on `queue` after `delay` whether or not it is
+    /// pending, replacing the pending run's timer (`mod_delayed_work`).
+    /// Returns whether it was pending.
+    pub fn modify(&self, queue: &Workqueue, delay: Duration) -> bool {
+        self.work.inner.queue(queue, Some(delay), true)
+    }
+
+    /// Cancels the pending run (its timer, or its queued task). Returns
+    /// whether one was pending.
+    pub fn cancel(&self) -> bool {
+        self.work.cancel()
+    }
+
+    /// Cancels the pending run and waits until no run is in progress.
+    pub async fn cancel_sync(&self) -> bool {
+        self.work.cancel_sync().await
+    }
+
+    /// Waits until the run pending or in progress at the call has finished.
+    pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.work.flush()
+    }
+
+    /// Whether a run is queued (or its timer set) and not started.
+    pub fn is_pending(&self) -> bool {
+        self.work.is_pending()
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.work.is_running()
+    }
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state.lock();
+        f.debug_struct("Work")
+            .field("pending", &state.pending)
+            .field("running", &state.running)
+            .field("completed", &state.completed)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DelayedWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DelayedWork").field(&self.work).finish()
+    }
+}
