@@ -39,13 +39,16 @@ mod pool;
 mod runtime;
 pub mod task;
 pub mod time;
+// Used by the unbound pools that are being added.
+#[allow(dead_code)]
+mod topology;
 mod workqueue;
 
 pub use metrics::RuntimeMetrics;
 pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
 pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_WORKERS,
+    DEFAULT_MAX_WORKERS, HIGHPRI_NICE,
 };
 pub use workqueue::{
     system, system_highpri, system_long, system_unbound, DelayedWork, Scope, SpawnError, Work,

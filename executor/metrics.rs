@@ -91,6 +91,26 @@ impl RuntimeMetrics {
             .map_or(0, |m| field(m.stats()).load(Relaxed))
     }
 
+    /// Worker threads of the high-priority pool (0 until a `highpri`
+    /// workqueue creates it).
+    pub fn num_highpri_workers(&self) -> usize {
+        self.inner
+            .highpri
+            .get()
+            .map_or(0, |pool| pool.stats().workers)
+    }
+
+    /// Whether the high-priority workers run at
+    /// [`HIGHPRI_NICE`](crate::HIGHPRI_NICE): `Some(false)` if the process
+    /// may not lower its threads' nice value; `None` before the pool has a
+    /// worker.
+    pub fn highpri_nice_applied(&self) -> Option<bool> {
+        self.inner
+            .highpri
+            .get()
+            .and_then(|pool| pool.nice_applied())
+    }
+
     /// Tasks waiting in the pool's shared queue.
     pub fn global_queue_depth(&self) -> usize {
         self.inner.pool.injector_depth()

@@ -436,3 +436,51 @@ async fn delayed_work_modify_and_cancel() {
         "a cancelled delayed run ran"
     );
 }
+
+/// Highpri tasks run on separate workers: with the normal pool saturated
+/// (its only worker blocked, no monitor to notice), a highpri task still
+/// runs at once.
+#[test]
+fn highpri_tasks_are_not_delayed_by_a_saturated_normal_pool() {
+    let rt = wq::Builder::new()
+        .workers(1)
+        .monitor(false)
+        .thread_name("hp-test")
+        .build()
+        .unwrap();
+    let metrics = rt.handle().metrics();
+    assert_eq!(
+        metrics.num_highpri_workers(),
+        0,
+        "created before any highpri queue"
+    );
+    let urgent = wq::Workqueue::builder("urgent")
+        .highpri()
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    let blocker_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let blocker = {
+        let done = blocker_done.clone();
+        rt.spawn(async move {
+            inside_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            done.store(true, SeqCst);
+        })
+    };
+    inside_rx.recv().unwrap();
+    let task = {
+        let done = blocker_done.clone();
+        urgent.spawn(async move {
+            let name = std::thread::current().name().map(str::to_owned);
+            (!done.load(SeqCst), name)
+        })
+    };
+    let (ran_first, thread) = rt.block_on(task).unwrap();
+    assert!(ran_first, "the highpri task waited for the normal pool");
+    assert_eq!(thread.as_deref(), Some("hp-testH"));
+    assert!(metrics.num_highpri_workers() >= 1);
+    assert!(metrics.highpri_nice_applied().is_some());
+    rt.block_on(blocker).unwrap();
+}

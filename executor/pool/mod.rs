@@ -55,6 +55,12 @@ pub(crate) struct PoolConfig {
     pub(crate) timers: Arc<Driver>,
     /// Whether workers publish their polls in their stamps (for a watcher).
     pub(crate) stamp_polls: bool,
+    /// A nice value for the worker threads (the high-priority pools'), if
+    /// the process may set it.
+    pub(crate) nice: Option<i32>,
+    /// Whether idle workers of this pool sleep on the timers (one pool per
+    /// runtime does: the timer role and its nudges belong to one pool).
+    pub(crate) drives_timers: bool,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -83,6 +89,9 @@ pub(crate) struct Shared {
     seed: AtomicU64,
     /// Worker threads created since the pool started.
     created: AtomicU64,
+    /// 0: not tried yet; 1: the last worker got the nice value; 2: it could
+    /// not (no permission).
+    nice_applied: std::sync::atomic::AtomicU8,
     /// Someone (a watcher of the polls) that sleeps while no worker runs.
     observer: Observer,
 }
@@ -118,16 +127,19 @@ impl Pool {
             timer_worker: Mutex::new(None),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             created: AtomicU64::new(0),
+            nice_applied: std::sync::atomic::AtomicU8::new(0),
             observer: Observer::default(),
         });
-        let weak = Arc::downgrade(&shared);
-        shared.config.timers.set_nudge(Box::new(move || {
-            if let Some(shared) = weak.upgrade() {
-                if let Some(worker) = &*shared.timer_worker.lock() {
-                    worker.parker.unpark();
+        if shared.config.drives_timers {
+            let weak = Arc::downgrade(&shared);
+            shared.config.timers.set_nudge(Box::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    if let Some(worker) = &*shared.timer_worker.lock() {
+                        worker.parker.unpark();
+                    }
                 }
-            }
-        }));
+            }));
+        }
         Pool { shared }
     }
 
@@ -231,6 +243,17 @@ impl Pool {
     /// ones included).
     pub(crate) fn threads_created(&self) -> u64 {
         self.shared.created.load(Relaxed)
+    }
+
+    /// Whether the worker threads run at the configured nice value: `None`
+    /// if none was asked or no worker has started yet.
+    pub(crate) fn nice_applied(&self) -> Option<bool> {
+        self.shared.config.nice?;
+        match self.shared.nice_applied.load(Relaxed) {
+            0 => None,
+            1 => Some(true),
+            _ => Some(false),
+        }
     }
 
     /// Workers counted by concurrency management now.

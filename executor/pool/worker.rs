@@ -133,6 +133,13 @@ pub(super) fn main(
     if let Some(tid) = current_os_tid() {
         let _ = me.os_tid.set(tid);
     }
+    if let Some(nice) = shared.config.nice {
+        let applied = set_current_thread_nice(nice);
+        shared.nice_applied.store(
+            if applied { 1 } else { 2 },
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     let local = Rc::new(Local {
         stamped: shared.config.stamp_polls,
         shared: shared.clone(),
@@ -367,7 +374,7 @@ impl Local {
         }
         let mut timer_worker = false;
         let outcome = loop {
-            if !timer_worker && timers.try_become_timer_worker() {
+            if !timer_worker && shared.config.drives_timers && timers.try_become_timer_worker() {
                 timer_worker = true;
                 *shared.timer_worker.lock() = Some(self.me.clone());
             }
@@ -572,4 +579,19 @@ fn current_os_tid() -> Option<i32> {
 #[cfg(not(target_os = "linux"))]
 fn current_os_tid() -> Option<i32> {
     None
+}
+
+/// Sets the calling thread's nice value (Linux: per thread); returns
+/// whether it took. Lowering it needs CAP_SYS_NICE or a RLIMIT_NICE that
+/// allows it; without, the thread keeps the process's value.
+#[cfg(target_os = "linux")]
+fn set_current_thread_nice(nice: i32) -> bool {
+    let me = rustix::thread::gettid();
+    rustix::process::setpriority_process(Some(me), nice).is_ok()
+        && rustix::process::getpriority_process(Some(me)).ok() == Some(nice)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_current_thread_nice(_nice: i32) -> bool {
+    false
 }

@@ -309,6 +309,8 @@ impl Builder {
             on_thread_stop: self.on_thread_stop,
             timers: Arc::new(Driver::new(workers, self.start_paused)),
             stamp_polls: false,
+            nice: None,
+            drives_timers: true,
         };
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::pool::Pool;
 use crate::task::registry::SpawnMeta;
 use crate::task::{harness, JoinHandle};
 
@@ -120,7 +121,26 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let pool = self.inner.pool.clone();
+        self.spawn_on_pool(future, meta, &self.inner.pool)
+    }
+
+    /// The runtime's high-priority pool, created on first use.
+    pub(crate) fn highpri_pool(&self) -> std::io::Result<&Pool> {
+        self.inner.highpri_pool()
+    }
+
+    /// Spawns `future` onto `pool`, one of this runtime's pools.
+    pub(crate) fn spawn_on_pool<F>(
+        &self,
+        future: F,
+        meta: SpawnMeta,
+        pool: &Pool,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let pool = pool.clone();
         let schedule = move |runnable, yielded| pool.schedule(runnable, yielded);
         let (runnable, handle) = harness::spawn(future, meta, &self.inner.tasks, schedule);
         if let Some(runnable) = runnable {

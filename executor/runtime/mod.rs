@@ -20,7 +20,7 @@ mod handle;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::monitor::{Monitor, MonitorConfig};
@@ -43,9 +43,51 @@ pub(crate) struct Inner {
     pub(crate) monitor: Option<Monitor>,
     /// `wq::system()` and its siblings, created on first use.
     pub(crate) system_queues: SystemQueues,
+    /// The high-priority pool, created with the first `highpri` workqueue.
+    pub(crate) highpri: OnceLock<Pool>,
+    /// Serializes the creation of `highpri` with shutdown.
+    highpri_init: parking_lot::Mutex<()>,
+    /// The normal pool's configuration, for the pools created later.
+    pool_config: PoolConfig,
 }
 
+/// The nice value of the high-priority pools' workers. The kernel uses -20
+/// for its `kworker/*H` threads; a user-space runtime sharing the machine
+/// asks for less. Lowering a thread's nice value needs CAP_SYS_NICE or a
+/// RLIMIT_NICE that allows it: without, the workers run at the process's
+/// value, and are still separate workers that a saturated normal pool
+/// cannot delay.
+pub const HIGHPRI_NICE: i32 = -10;
+
 impl Inner {
+    /// The high-priority pool: separate workers, named like the normal
+    /// ones with an `H` (the kernel's `kworker/0:1H`), at `HIGHPRI_NICE`
+    /// where the process may set it. Created on first use.
+    pub(crate) fn highpri_pool(&self) -> io::Result<&Pool> {
+        if let Some(pool) = self.highpri.get() {
+            return Ok(pool);
+        }
+        let _init = self.highpri_init.lock();
+        if let Some(pool) = self.highpri.get() {
+            return Ok(pool);
+        }
+        if self.pool.is_closed() {
+            return Err(io::Error::other("the runtime is shut down"));
+        }
+        let mut config = self.pool_config.clone();
+        let name = config.thread_name.clone();
+        config.thread_name = Arc::new(move || format!("{}H", name()));
+        config.nice = Some(HIGHPRI_NICE);
+        // The normal pool drives the timers; this one only fires what is
+        // due while it runs.
+        config.drives_timers = false;
+        // The monitor watches the normal pool.
+        config.stamp_polls = false;
+        let pool = Pool::new(config);
+        pool.start()?;
+        Ok(self.highpri.get_or_init(|| pool))
+    }
+
     fn stop_monitor(&self) {
         if let Some(monitor) = &self.monitor {
             monitor.stop();
@@ -111,6 +153,7 @@ impl Runtime {
         }));
         let time = config.timers.clone();
         config.stamp_polls = monitor.is_some();
+        let pool_config = config.clone();
         let pool = Pool::new(config);
         let monitor = match monitor {
             Some(monitor) => Some(Monitor::start(pool.clone(), tasks.clone(), monitor)?),
@@ -122,6 +165,9 @@ impl Runtime {
             time,
             monitor,
             system_queues: SystemQueues::default(),
+            highpri: OnceLock::new(),
+            highpri_init: parking_lot::Mutex::new(()),
+            pool_config,
         });
         let _ = slot.set(Arc::downgrade(&inner));
         // Threads start only now, so each finds the handle in the slot.
@@ -219,12 +265,26 @@ impl Runtime {
         }
         // Task destructors run below may spawn or look up the runtime.
         let _current = context::set_current(self.handle.clone());
-        inner.pool.close();
+        let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
+        let highpri = {
+            let _init = inner.highpri_init.lock();
+            inner.pool.close();
+            inner.highpri.get().cloned()
+        };
+        if let Some(highpri) = &highpri {
+            highpri.close();
+        }
         inner.stop_monitor();
         for waker in inner.tasks.close() {
             waker.wake();
         }
-        inner.pool.wait_for_exit(timeout);
+        let left = |deadline: Option<std::time::Instant>| {
+            deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
+        };
+        inner.pool.wait_for_exit(left(deadline));
+        if let Some(highpri) = &highpri {
+            highpri.wait_for_exit(left(deadline));
+        }
     }
 }
 

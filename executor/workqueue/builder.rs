@@ -75,7 +75,12 @@ impl WorkqueueBuilder {
         self
     }
 
-    /// Served by the high-priority pools (`WQ_HIGHPRI`).
+    /// Served by the runtime's high-priority pool (`WQ_HIGHPRI`): separate
+    /// workers (threads named like the others with an `H`), with their own
+    /// concurrency target, run at nice [`HIGHPRI_NICE`](crate::HIGHPRI_NICE)
+    /// where the process may lower its threads' nice value (see
+    /// `RuntimeMetrics::highpri_nice_applied`). A saturated normal pool does
+    /// not delay them. The pool is created by the first highpri queue.
     pub fn highpri(mut self) -> WorkqueueBuilder {
         self.attrs.highpri = true;
         self
@@ -159,6 +164,9 @@ impl WorkqueueBuilder {
                 ))
             })?,
         };
+        if self.attrs.highpri {
+            handle.highpri_pool()?;
+        }
         Ok(Workqueue::from_parts(name, handle, self.attrs, max_active))
     }
 }

@@ -260,6 +260,14 @@ impl Workqueue {
             }
         };
         let gated = Gated::new(future, inner.clone(), admission);
+        if inner.attrs.highpri {
+            // Created by `build` (or here, for `system_highpri`); if it
+            // cannot be, the runtime is shutting down or out of threads:
+            // the normal pool still runs the task.
+            if let Ok(pool) = inner.handle.highpri_pool() {
+                return Ok(inner.handle.spawn_on_pool(gated, meta, pool));
+            }
+        }
         Ok(inner.handle.spawn_with(gated, meta))
     }
 

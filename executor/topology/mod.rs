@@ -1,0 +1,1 @@
+//! CPU topology (being written).
