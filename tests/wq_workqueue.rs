@@ -484,3 +484,36 @@ fn highpri_tasks_are_not_delayed_by_a_saturated_normal_pool() {
     assert!(metrics.highpri_nice_applied().is_some());
     rt.block_on(blocker).unwrap();
 }
+
+/// The monitor watches the high-priority pool too: a highpri task blocked
+/// without annotation does not hold back the next highpri task.
+#[test]
+fn monitor_watches_the_highpri_pool() {
+    let rt = wq::Builder::new().workers(1).build().unwrap();
+    let urgent = wq::Workqueue::builder("urgent")
+        .highpri()
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    let blocker_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let blocker = {
+        let done = blocker_done.clone();
+        urgent.spawn(async move {
+            inside_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            done.store(true, SeqCst);
+        })
+    };
+    inside_rx.recv().unwrap();
+    let next = {
+        let done = blocker_done.clone();
+        urgent.spawn(async move { !done.load(SeqCst) })
+    };
+    assert!(
+        rt.block_on(next).unwrap(),
+        "waited behind the blocked highpri worker"
+    );
+    assert!(rt.handle().metrics().blocked_detections() >= 1);
+    rt.block_on(blocker).unwrap();
+}

@@ -5,6 +5,9 @@
 //!
 //! # What it watches
 //!
+//! The runtime's pools: the normal one, and the high-priority one once a
+//! `highpri` workqueue creates it (`Monitor::watch`).
+//!
 //! Every worker publishes its poll in a stamp (`pool/stamp.rs`): a sequence
 //! number and an in-poll bit, written at each poll start and end. The
 //! monitor thread reads the stamps every tick. A poll seen at two ticks
@@ -93,6 +96,8 @@ pub(crate) struct Monitor {
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<MonitorStats>,
+    /// The pools watched, the first one (the runtime's normal pool) first.
+    pools: Arc<Mutex<Vec<Pool>>>,
 }
 
 impl Monitor {
@@ -104,8 +109,10 @@ impl Monitor {
     ) -> io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MonitorStats::default());
+        let pools = Arc::new(Mutex::new(vec![pool.clone()]));
         let mut watcher = Watcher {
             pool,
+            pools: pools.clone(),
             tasks,
             config,
             stop: stop.clone(),
@@ -120,7 +127,24 @@ impl Monitor {
             stop,
             thread: Mutex::new(Some(thread)),
             stats,
+            pools,
         })
+    }
+
+    /// Watches `pool` too (a pool created after the runtime started, whose
+    /// workers stamp their polls). Call before the pool starts.
+    pub(crate) fn watch(&self, pool: Pool) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(thread) = thread.as_ref() else {
+            return;
+        };
+        let me = thread.thread().clone();
+        pool.set_observer(Box::new(move || me.unpark()));
+        self.pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pool);
+        thread.thread().unpark();
     }
 
     pub(crate) fn stats(&self) -> &MonitorStats {
@@ -144,7 +168,10 @@ impl Monitor {
 
 /// The monitor thread's state.
 struct Watcher {
+    /// The runtime's normal pool: the monitor ends when it closes.
     pool: Pool,
+    /// Every pool watched, this one included.
+    pools: Arc<Mutex<Vec<Pool>>>,
     tasks: Arc<Registry>,
     config: MonitorConfig,
     stop: Arc<AtomicBool>,
@@ -156,6 +183,8 @@ struct Watcher {
 
 /// One worker as the monitor follows it.
 struct Watched {
+    /// The worker's pool.
+    pool: Pool,
     worker: WorkerRef,
     /// Made once the worker's thread id is known; `None` where the platform
     /// offers none.
@@ -194,6 +223,18 @@ struct Tick {
     following: bool,
 }
 
+/// Tells every pool the monitor is about to sleep; false (and awake again)
+/// if a worker of any of them runs.
+fn may_sleep(pools: &[Pool]) -> bool {
+    for (i, pool) in pools.iter().enumerate() {
+        if !pool.observer_may_sleep() {
+            pools[..i].iter().for_each(Pool::observer_awake);
+            return false;
+        }
+    }
+    true
+}
+
 impl Watcher {
     fn run(&mut self) {
         let me = thread::current();
@@ -202,26 +243,33 @@ impl Watcher {
         let slow_tick = tick.max(self.config.cpu_intensive_threshold / 2);
         while !self.stop.load(SeqCst) && !self.pool.is_closed() {
             self.stats.ticks.fetch_add(1, Relaxed);
-            let found = self.tick();
-            if found.watching || self.pool.nr_running() > 0 {
+            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let found = self.tick(&pools);
+            if found.watching || pools.iter().any(|pool| pool.nr_running() > 0) {
                 thread::park_timeout(tick);
             } else if found.following {
                 thread::park_timeout(slow_tick);
-            } else if self.pool.observer_may_sleep() {
+            } else if may_sleep(&pools) {
                 // Deep sleep: no worker runs, so none can get stuck. The
-                // next worker to run (a kick, a return from blocking) wakes
-                // us, and so does `stop`.
+                // next worker to run (a kick, a return from blocking) in any
+                // pool wakes us, and so do `stop` and `watch`.
                 thread::park();
-                self.pool.observer_awake();
+                pools.iter().for_each(Pool::observer_awake);
             }
         }
     }
 
     /// Looks at every worker once.
-    fn tick(&mut self) -> Tick {
-        let live = self.pool.workers();
+    fn tick(&mut self, pools: &[Pool]) -> Tick {
+        let live: Vec<(Pool, WorkerRef)> = pools
+            .iter()
+            .flat_map(|pool| pool.workers().into_iter().map(move |w| (pool.clone(), w)))
+            .collect();
         let unchanged = live.len() == self.workers.len()
-            && live.iter().zip(&self.workers).all(|(l, w)| *l == w.worker);
+            && live
+                .iter()
+                .zip(&self.workers)
+                .all(|((_, l), w)| *l == w.worker);
         if !unchanged {
             // Threads were created or exited: keep what is known of the
             // survivors. O(workers), as is the rest of the tick.
@@ -232,8 +280,9 @@ impl Watcher {
                 .collect();
             self.workers = live
                 .into_iter()
-                .map(|worker| {
+                .map(|(pool, worker)| {
                     known.remove(&worker.key()).unwrap_or(Watched {
+                        pool,
                         worker,
                         probe: None,
                         probe_tried: false,
@@ -333,7 +382,7 @@ impl Watcher {
                     _ => &self.stats.blocked,
                 };
                 counter.fetch_add(1, Relaxed);
-                if !self.pool.detach_stuck(&watched.worker, seen) {
+                if !watched.pool.detach_stuck(&watched.worker, seen) {
                     // The poll ended (or entered `wq::blocking`) just now.
                     counter.fetch_sub(1, Relaxed);
                     self.workers[i].poll = None;

@@ -81,9 +81,11 @@ impl Inner {
         // The normal pool drives the timers; this one only fires what is
         // due while it runs.
         config.drives_timers = false;
-        // The monitor watches the normal pool.
-        config.stamp_polls = false;
+        config.stamp_polls = self.monitor.is_some();
         let pool = Pool::new(config);
+        if let Some(monitor) = &self.monitor {
+            monitor.watch(pool.clone());
+        }
         pool.start()?;
         Ok(self.highpri.get_or_init(|| pool))
     }
