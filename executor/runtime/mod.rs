@@ -45,8 +45,9 @@ pub(crate) struct Inner {
     pub(crate) system_queues: SystemQueues,
     /// The high-priority pool, created with the first `highpri` workqueue.
     pub(crate) highpri: OnceLock<Pool>,
-    /// Serializes the creation of `highpri` with shutdown.
-    highpri_init: parking_lot::Mutex<()>,
+    /// Every pool besides the normal one, for shutdown. Its lock also
+    /// serializes the creation of pools with shutdown.
+    extra_pools: parking_lot::Mutex<Vec<Pool>>,
     /// The normal pool's configuration, for the pools created later.
     pool_config: PoolConfig,
 }
@@ -67,27 +68,38 @@ impl Inner {
         if let Some(pool) = self.highpri.get() {
             return Ok(pool);
         }
-        let _init = self.highpri_init.lock();
+        let mut pools = self.extra_pools.lock();
         if let Some(pool) = self.highpri.get() {
             return Ok(pool);
-        }
-        if self.pool.is_closed() {
-            return Err(io::Error::other("the runtime is shut down"));
         }
         let mut config = self.pool_config.clone();
         let name = config.thread_name.clone();
         config.thread_name = Arc::new(move || format!("{}H", name()));
         config.nice = Some(HIGHPRI_NICE);
-        // The normal pool drives the timers; this one only fires what is
-        // due while it runs.
+        let pool = self.start_extra_pool(&mut pools, config)?;
+        Ok(self.highpri.get_or_init(|| pool))
+    }
+
+    /// Creates and starts a pool besides the normal one, under the
+    /// `extra_pools` lock.
+    fn start_extra_pool(&self, pools: &mut Vec<Pool>, mut config: PoolConfig) -> io::Result<Pool> {
+        if self.pool.is_closed() {
+            return Err(io::Error::other("the runtime is shut down"));
+        }
+        // The normal pool drives the timers; the others only fire what is
+        // due while they run.
         config.drives_timers = false;
         config.stamp_polls = self.monitor.is_some();
         let pool = Pool::new(config);
         if let Some(monitor) = &self.monitor {
             monitor.watch(pool.clone());
         }
-        pool.start()?;
-        Ok(self.highpri.get_or_init(|| pool))
+        if let Err(err) = pool.start() {
+            pool.close();
+            return Err(err);
+        }
+        pools.push(pool.clone());
+        Ok(pool)
     }
 
     fn stop_monitor(&self) {
@@ -168,7 +180,7 @@ impl Runtime {
             monitor,
             system_queues: SystemQueues::default(),
             highpri: OnceLock::new(),
-            highpri_init: parking_lot::Mutex::new(()),
+            extra_pools: parking_lot::Mutex::new(Vec::new()),
             pool_config,
         });
         let _ = slot.set(Arc::downgrade(&inner));
@@ -268,13 +280,13 @@ impl Runtime {
         // Task destructors run below may spawn or look up the runtime.
         let _current = context::set_current(self.handle.clone());
         let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
-        let highpri = {
-            let _init = inner.highpri_init.lock();
+        let extra_pools = {
+            let pools = inner.extra_pools.lock();
             inner.pool.close();
-            inner.highpri.get().cloned()
+            pools.clone()
         };
-        if let Some(highpri) = &highpri {
-            highpri.close();
+        for pool in &extra_pools {
+            pool.close();
         }
         inner.stop_monitor();
         for waker in inner.tasks.close() {
@@ -284,8 +296,8 @@ impl Runtime {
             deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
         };
         inner.pool.wait_for_exit(left(deadline));
-        if let Some(highpri) = &highpri {
-            highpri.wait_for_exit(left(deadline));
+        for pool in &extra_pools {
+            pool.wait_for_exit(left(deadline));
         }
     }
 }
