@@ -6,7 +6,7 @@ use std::fmt;
 /// CPU ids at or above this are rejected, so that a corrupt range such as
 /// `0-4294967295` cannot make the parser allocate gigabytes. Linux's own
 /// limit (`CONFIG_NR_CPUS`) is at most 8192 today.
-pub(crate) const MAX_CPUS: usize = 1 << 16;
+pub(super) const MAX_CPUS: usize = 1 << 16;
 
 /// Why a cpulist could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,11 @@ impl fmt::Display for CpuListError {
                 write!(f, "range `{start}-{end}` ends before it starts")
             }
             CpuListError::TooLarge(cpu) => {
-                write!(f, "CPU {cpu} is beyond the supported maximum of {}", MAX_CPUS - 1)
+                write!(
+                    f,
+                    "CPU {cpu} is beyond the supported maximum of {}",
+                    MAX_CPUS - 1
+                )
             }
         }
     }
@@ -107,7 +111,10 @@ mod tests {
 
     #[test]
     fn single_cpus_and_ranges() {
-        assert_eq!(parse_cpulist("0-3,8,10-11"), Ok(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpulist("0-3,8,10-11"),
+            Ok(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpulist("5"), Ok(vec![5]));
         assert_eq!(parse_cpulist("4-4"), Ok(vec![4]));
         assert_eq!(parse_cpulist("0-1,24-25"), Ok(vec![0, 1, 24, 25]));
@@ -115,7 +122,10 @@ mod tests {
 
     #[test]
     fn whitespace_and_newline_are_ignored() {
-        assert_eq!(parse_cpulist("0-3,8-11\n"), Ok(vec![0, 1, 2, 3, 8, 9, 10, 11]));
+        assert_eq!(
+            parse_cpulist("0-3,8-11\n"),
+            Ok(vec![0, 1, 2, 3, 8, 9, 10, 11])
+        );
         assert_eq!(parse_cpulist("  2 , 4 - 5 \n"), Ok(vec![2, 4, 5]));
         assert_eq!(parse_cpulist("\t7\r\n"), Ok(vec![7]));
     }
