@@ -335,12 +335,21 @@ fn counted_work(
 /// once.
 #[wq::test(workers = 2)]
 async fn work_item_queues_once_and_never_overlaps() {
-    let queue = wq::Workqueue::builder("items").build().unwrap();
+    let queue = wq::Workqueue::builder("items")
+        .max_active(1)
+        .build()
+        .unwrap();
+    // Hold the queue's only slot so that the item stays pending.
+    let (release, released) = oneshot::channel::<()>();
+    let holder = queue.spawn(async move { released.await.unwrap() });
     let runs = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (work, in_flight) = counted_work(runs.clone(), gate.clone());
     assert!(work.queue(&queue));
     assert!(!work.queue(&queue), "queued twice while pending");
+    assert!(work.is_pending());
+    release.send(()).unwrap();
+    holder.await.unwrap();
     // Wait until the run has started (it is then no longer pending).
     while in_flight.load(SeqCst) == 0 {
         wq::time::sleep(Duration::from_millis(1)).await;
@@ -516,4 +525,60 @@ fn monitor_watches_the_highpri_pool() {
     );
     assert!(rt.handle().metrics().blocked_detections() >= 1);
     rt.block_on(blocker).unwrap();
+}
+
+/// The CPUs the calling thread may run on, from /proc (Linux).
+fn allowed_cpus() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
+}
+
+/// Unbound queues run on per-pod pools: with strict affinity and the `Cpu`
+/// scope, a task's worker may run on exactly one CPU; with the `System`
+/// scope there is one pod, number 0.
+#[test]
+fn unbound_queues_run_on_pod_pools() {
+    let rt = wq::Builder::new()
+        .workers(2)
+        .thread_name("ub")
+        .build()
+        .unwrap();
+    let per_cpu = wq::Workqueue::builder("per-cpu")
+        .unbound(wq::Scope::Cpu)
+        .affinity_strict(true)
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    let (name, allowed) = rt
+        .block_on(per_cpu.spawn(async {
+            let name = std::thread::current().name().map(str::to_owned);
+            (name, allowed_cpus())
+        }))
+        .unwrap();
+    let name = name.unwrap();
+    assert!(name.starts_with("ubU"), "not an unbound worker: {name}");
+    if let Some(allowed) = allowed {
+        assert!(name["ubU".len()..].parse::<usize>().is_ok(), "{name}");
+        assert!(
+            !allowed.contains(',') && !allowed.contains('-'),
+            "a strict per-CPU worker may run on {allowed}"
+        );
+    }
+
+    let system = wq::Workqueue::builder("everywhere")
+        .unbound(wq::Scope::System)
+        .handle(rt.handle())
+        .build()
+        .unwrap();
+    let handles: Vec<_> = (0..100)
+        .map(|i| system.spawn(async move { (i, std::thread::current().name().map(str::to_owned)) }))
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        let (j, name) = rt.block_on(handle).unwrap();
+        assert_eq!(i, j);
+        assert_eq!(name.as_deref(), Some("ubU0"));
+    }
 }

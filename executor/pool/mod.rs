@@ -32,8 +32,8 @@ use crate::time::driver::Driver;
 use idle::{Idle, Kick};
 pub(crate) use park::Parker;
 pub(crate) use stamp::Seen;
-pub(crate) use worker::BlockingGuard;
 pub(crate) use worker::WorkerRef;
+pub(crate) use worker::{current_cpu, BlockingGuard};
 
 /// A hook run on worker threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -61,6 +61,8 @@ pub(crate) struct PoolConfig {
     /// Whether idle workers of this pool sleep on the timers (one pool per
     /// runtime does: the timer role and its nudges belong to one pool).
     pub(crate) drives_timers: bool,
+    /// CPUs the worker threads are pinned to (strict affinity), if any.
+    pub(crate) affinity: Option<Arc<[usize]>>,
 }
 
 /// A handle to a pool. Cloning shares the pool.

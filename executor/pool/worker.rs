@@ -133,6 +133,11 @@ pub(super) fn main(
     if let Some(tid) = current_os_tid() {
         let _ = me.os_tid.set(tid);
     }
+    if let Some(cpus) = &shared.config.affinity {
+        // Best effort: a CPU outside the process's cpuset makes it fail,
+        // and the worker then runs wherever the process may.
+        pin_current_thread(cpus);
+    }
     if let Some(nice) = shared.config.nice {
         let applied = set_current_thread_nice(nice);
         shared.nice_applied.store(
@@ -594,4 +599,33 @@ fn set_current_thread_nice(nice: i32) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn set_current_thread_nice(_nice: i32) -> bool {
     false
+}
+
+/// Pins the calling thread to `cpus`; returns whether it took.
+#[cfg(target_os = "linux")]
+fn pin_current_thread(cpus: &[usize]) -> bool {
+    let mut set = rustix::thread::CpuSet::new();
+    for &cpu in cpus {
+        if cpu < rustix::thread::CpuSet::MAX_CPU {
+            set.set(cpu);
+        }
+    }
+    rustix::thread::sched_setaffinity(None, &set).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin_current_thread(_cpus: &[usize]) -> bool {
+    false
+}
+
+/// The CPU the calling thread runs on now (0 where that cannot be known).
+pub(crate) fn current_cpu() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::thread::sched_getcpu()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
 }

@@ -311,6 +311,7 @@ impl Builder {
             stamp_polls: false,
             nice: None,
             drives_timers: true,
+            affinity: None,
         };
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,

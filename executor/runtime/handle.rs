@@ -129,6 +129,16 @@ impl Handle {
         self.inner.highpri_pool()
     }
 
+    /// The unbound pool of the caller's pod in `scope`, created on first use.
+    pub(crate) fn unbound_pool(
+        &self,
+        scope: crate::topology::PodScope,
+        strict: bool,
+        highpri: bool,
+    ) -> std::io::Result<Pool> {
+        self.inner.unbound_pool(scope, strict, highpri)
+    }
+
     /// Spawns `future` onto `pool`, one of this runtime's pools.
     pub(crate) fn spawn_on_pool<F>(
         &self,

@@ -24,11 +24,13 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::monitor::{Monitor, MonitorConfig};
-use crate::pool::{Pool, PoolConfig};
+use crate::pool::{current_cpu, Pool, PoolConfig};
 use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
+use crate::topology::{PodScope, Topology};
 use crate::workqueue::SystemQueues;
+use std::collections::HashMap;
 
 pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
 pub(crate) use context::is_driving;
@@ -50,7 +52,15 @@ pub(crate) struct Inner {
     extra_pools: parking_lot::Mutex<Vec<Pool>>,
     /// The normal pool's configuration, for the pools created later.
     pool_config: PoolConfig,
+    /// Unbound pools, by affinity scope, pod and strictness; created (under
+    /// the `extra_pools` lock) by the first task of a pod.
+    unbound: parking_lot::Mutex<HashMap<UnboundKey, Pool>>,
+    /// The machine's CPU pods, read on first use.
+    topology: OnceLock<Topology>,
 }
+
+/// An unbound pool's attributes: scope, pod, strict affinity, highpri.
+type UnboundKey = (PodScope, usize, bool, bool);
 
 /// The nice value of the high-priority pools' workers. The kernel uses -20
 /// for its `kworker/*H` threads; a user-space runtime sharing the machine
@@ -78,6 +88,48 @@ impl Inner {
         config.nice = Some(HIGHPRI_NICE);
         let pool = self.start_extra_pool(&mut pools, config)?;
         Ok(self.highpri.get_or_init(|| pool))
+    }
+
+    /// The unbound pool for `scope`'s pod of the CPU the caller runs on
+    /// (as the kernel picks the pod of the queueing CPU): its own workers,
+    /// as many running as the pod has CPUs, named like the others with
+    /// `U` and the pod's number, pinned to the pod's CPUs if `strict`
+    /// (and the topology is known), at `HIGHPRI_NICE` if `highpri`.
+    /// Created on first use.
+    pub(crate) fn unbound_pool(
+        &self,
+        scope: PodScope,
+        strict: bool,
+        highpri: bool,
+    ) -> io::Result<Pool> {
+        let topology = self.topology.get_or_init(Topology::detect);
+        let pod = topology.pod_of(scope, current_cpu()).unwrap_or(0);
+        let key = (scope, pod, strict, highpri);
+        if let Some(pool) = self.unbound.lock().get(&key) {
+            return Ok(pool.clone());
+        }
+        let mut pools = self.extra_pools.lock();
+        if let Some(pool) = self.unbound.lock().get(&key) {
+            return Ok(pool.clone());
+        }
+        let cpus: Arc<[usize]> = match topology.pods(scope).get(pod) {
+            Some(cpus) => cpus.as_slice().into(),
+            None => topology.cpus().into(),
+        };
+        let mut config = self.pool_config.clone();
+        let name = config.thread_name.clone();
+        let suffix = if highpri { "H" } else { "" };
+        config.thread_name = Arc::new(move || format!("{}U{pod}{suffix}", name()));
+        if highpri {
+            config.nice = Some(HIGHPRI_NICE);
+        }
+        config.workers = cpus.len().clamp(1, config.max_workers);
+        if strict && topology.fallback(scope).is_none() {
+            config.affinity = Some(cpus);
+        }
+        let pool = self.start_extra_pool(&mut pools, config)?;
+        self.unbound.lock().insert(key, pool.clone());
+        Ok(pool)
     }
 
     /// Creates and starts a pool besides the normal one, under the
@@ -181,6 +233,8 @@ impl Runtime {
             system_queues: SystemQueues::default(),
             highpri: OnceLock::new(),
             extra_pools: parking_lot::Mutex::new(Vec::new()),
+            unbound: parking_lot::Mutex::new(HashMap::new()),
+            topology: OnceLock::new(),
             pool_config,
         });
         let _ = slot.set(Arc::downgrade(&inner));

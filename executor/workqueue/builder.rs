@@ -4,6 +4,7 @@ use std::io;
 
 use super::{invalid, validate_max_active, Attrs, Workqueue, DEFAULT_MAX_ACTIVE};
 use crate::runtime::Handle;
+use crate::topology::PodScope;
 
 /// The CPUs an unbound workqueue's workers may share (the kernel's
 /// `affinity_scope`), from the narrowest to the widest.
@@ -22,6 +23,19 @@ pub enum Scope {
     Numa,
     /// Every CPU.
     System,
+}
+
+impl Scope {
+    pub(crate) fn pod_scope(self) -> PodScope {
+        match self {
+            Scope::Cpu => PodScope::Cpu,
+            Scope::Smt => PodScope::Smt,
+            Scope::Cache => PodScope::Cache,
+            Scope::CacheShard => PodScope::CacheShard,
+            Scope::Numa => PodScope::Numa,
+            Scope::System => PodScope::System,
+        }
+    }
 }
 
 /// Builds a [`Workqueue`]; see [`Workqueue::builder`].
@@ -103,14 +117,22 @@ impl WorkqueueBuilder {
     }
 
     /// Served by unbound pools whose workers share the CPUs of `scope`
-    /// (`WQ_UNBOUND` with an affinity scope).
+    /// (`WQ_UNBOUND` with an affinity scope): one pool per pod of that scope
+    /// (see the CPU topology in `executor/topology/`), created with the
+    /// first task queued from one of its CPUs, as many workers running as
+    /// the pod has CPUs. A task goes to the pool of the pod of the CPU that
+    /// queues it, as in the kernel. With `highpri`, the pool's workers also
+    /// get the high-priority nice value.
     pub fn unbound(mut self, scope: Scope) -> WorkqueueBuilder {
         self.attrs.unbound = Some(scope);
         self
     }
 
-    /// Whether an unbound queue's workers are pinned to their scope's CPUs
-    /// (`affinity_strict`), rather than merely started there.
+    /// Whether an unbound queue's workers are pinned to their pod's CPUs
+    /// (`affinity_strict`). Without it they run wherever the scheduler puts
+    /// them: user space has no way to express the kernel's soft preference
+    /// for the pod, so non-strict pods only group tasks by where they were
+    /// queued. Pinning is skipped where the topology could not be read.
     pub fn affinity_strict(mut self, strict: bool) -> WorkqueueBuilder {
         self.attrs.affinity_strict = strict;
         self
@@ -164,7 +186,7 @@ impl WorkqueueBuilder {
                 ))
             })?,
         };
-        if self.attrs.highpri {
+        if self.attrs.highpri && self.attrs.unbound.is_none() {
             handle.highpri_pool()?;
         }
         Ok(Workqueue::from_parts(name, handle, self.attrs, max_active))

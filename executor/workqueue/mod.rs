@@ -260,6 +260,16 @@ impl Workqueue {
             }
         };
         let gated = Gated::new(future, inner.clone(), admission);
+        if let Some(scope) = inner.attrs.unbound {
+            let strict = inner.attrs.affinity_strict;
+            let highpri = inner.attrs.highpri;
+            if let Ok(pool) = inner
+                .handle
+                .unbound_pool(scope.pod_scope(), strict, highpri)
+            {
+                return Ok(inner.handle.spawn_on_pool(gated, meta, &pool));
+            }
+        }
         if inner.attrs.highpri {
             // Created by `build` (or here, for `system_highpri`); if it
             // cannot be, the runtime is shutting down or out of threads:
