@@ -45,7 +45,6 @@ type WorkFn = dyn Fn() -> BoxFuture + Send + Sync + 'static;
 /// };
 /// let queue = wq::system();
 /// assert!(work.queue(&queue));
-/// assert!(!work.queue(&queue), "already pending");
 /// work.flush().await;
 /// assert_eq!(runs.load(Ordering::SeqCst), 1);
 /// # });
