@@ -2,8 +2,15 @@
 //! (`max_active`), optionally ordered, flushable and drainable, like the
 //! kernel's `alloc_workqueue` (see `cmwq.md`).
 //!
-//! A workqueue does not own threads: its tasks run on the runtime's pool.
-//! What it adds is the kernel's `pool_workqueue` bookkeeping, per queue:
+//! A workqueue does not own threads: its tasks run on one of the runtime's
+//! pools, chosen by its attributes and shared with every queue that has the
+//! same ones, as in the kernel: the normal pool; the high-priority pool
+//! (`highpri`: separate workers at a better nice value); or, for `unbound`
+//! queues, the pool of the affinity pod of the CPU that queues the task
+//! (`executor/topology/`), pinned to the pod with `affinity_strict`. Every
+//! pool is concurrency-managed and watched by the monitor; only the normal
+//! pool drives the timers. What a queue adds is the kernel's
+//! `pool_workqueue` bookkeeping, per queue:
 //!
 //! - **Admission.** Each task is admitted when it is queued (at spawn, or
 //!   when a delayed task's timer fires), in queue order: if fewer than
