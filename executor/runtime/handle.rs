@@ -129,14 +129,9 @@ impl Handle {
         self.inner.highpri_pool()
     }
 
-    /// The unbound pool of the caller's pod in `scope`, created on first use.
-    pub(crate) fn unbound_pool(
-        &self,
-        scope: crate::topology::PodScope,
-        strict: bool,
-        highpri: bool,
-    ) -> std::io::Result<Pool> {
-        self.inner.unbound_pool(scope, strict, highpri)
+    /// The runtime's shared state, for the layers above the pools.
+    pub(crate) fn inner(&self) -> &super::Inner {
+        &self.inner
     }
 
     /// Spawns `future` onto `pool`, one of this runtime's pools.

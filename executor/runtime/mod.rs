@@ -90,20 +90,30 @@ impl Inner {
         Ok(self.highpri.get_or_init(|| pool))
     }
 
-    /// The unbound pool for `scope`'s pod of the CPU the caller runs on
-    /// (as the kernel picks the pod of the queueing CPU): its own workers,
-    /// as many running as the pod has CPUs, named like the others with
-    /// `U` and the pod's number, pinned to the pod's CPUs if `strict`
+    /// The machine's CPU pods, read on first use.
+    pub(crate) fn topology(&self) -> &Topology {
+        self.topology.get_or_init(Topology::detect)
+    }
+
+    /// The pod of `scope` holding the CPU the caller runs on.
+    pub(crate) fn current_pod(&self, scope: PodScope) -> usize {
+        self.topology().pod_of(scope, current_cpu()).unwrap_or(0)
+    }
+
+    /// The unbound pool of pod `pod` of `scope` (workqueues ask for the pod
+    /// of the CPU that queues a task, as the kernel picks it): its own
+    /// workers, as many running as the pod has CPUs, named like the others
+    /// with `U` and the pod's number, pinned to the pod's CPUs if `strict`
     /// (and the topology is known), at `HIGHPRI_NICE` if `highpri`.
     /// Created on first use.
-    pub(crate) fn unbound_pool(
+    pub(crate) fn unbound_pool_of(
         &self,
         scope: PodScope,
+        pod: usize,
         strict: bool,
         highpri: bool,
     ) -> io::Result<Pool> {
-        let topology = self.topology.get_or_init(Topology::detect);
-        let pod = topology.pod_of(scope, current_cpu()).unwrap_or(0);
+        let topology = self.topology();
         let key = (scope, pod, strict, highpri);
         if let Some(pool) = self.unbound.lock().get(&key) {
             return Ok(pool.clone());

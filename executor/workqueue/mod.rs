@@ -84,6 +84,9 @@ pub(crate) struct Inner {
     handle: Handle,
     attrs: Attrs,
     state: Mutex<State>,
+    /// For an unbound queue, its pool for each pod of its scope, looked up
+    /// once (lock-free afterwards).
+    pod_pools: Box<[OnceLock<crate::pool::Pool>]>,
     total: AtomicU64,
     completed: AtomicU64,
 }
@@ -172,6 +175,13 @@ impl Workqueue {
         attrs: Attrs,
         max_active: usize,
     ) -> Workqueue {
+        let pod_pools = match attrs.unbound {
+            Some(scope) => {
+                let pods = handle.inner().topology().pods(scope.pod_scope()).len();
+                (0..pods.max(1)).map(|_| OnceLock::new()).collect()
+            }
+            None => Box::new([]) as Box<[_]>,
+        };
         Workqueue {
             inner: Arc::new(Inner {
                 name,
@@ -188,6 +198,7 @@ impl Workqueue {
                     draining: 0,
                     drainers: Vec::new(),
                 }),
+                pod_pools,
                 total: AtomicU64::new(0),
                 completed: AtomicU64::new(0),
             }),
@@ -267,15 +278,8 @@ impl Workqueue {
             }
         };
         let gated = Gated::new(future, inner.clone(), admission);
-        if let Some(scope) = inner.attrs.unbound {
-            let strict = inner.attrs.affinity_strict;
-            let highpri = inner.attrs.highpri;
-            if let Ok(pool) = inner
-                .handle
-                .unbound_pool(scope.pod_scope(), strict, highpri)
-            {
-                return Ok(inner.handle.spawn_on_pool(gated, meta, &pool));
-            }
+        if let Some(pool) = inner.unbound_pool() {
+            return Ok(inner.handle.spawn_on_pool(gated, meta, &pool));
         }
         if inner.attrs.highpri {
             // Created by `build` (or here, for `system_highpri`); if it
@@ -388,6 +392,23 @@ impl Workqueue {
 }
 
 impl Inner {
+    /// For an unbound queue, the pool of the pod of the CPU the caller runs
+    /// on; `None` for other queues (or if the pool cannot be created: then
+    /// the normal pool runs the task).
+    fn unbound_pool(&self) -> Option<crate::pool::Pool> {
+        let scope = self.attrs.unbound?.pod_scope();
+        let runtime = self.handle.inner();
+        let pod = runtime.current_pod(scope);
+        let slot = self.pod_pools.get(pod)?;
+        if let Some(pool) = slot.get() {
+            return Some(pool.clone());
+        }
+        let pool = runtime
+            .unbound_pool_of(scope, pod, self.attrs.affinity_strict, self.attrs.highpri)
+            .ok()?;
+        Some(slot.get_or_init(|| pool).clone())
+    }
+
     fn id(&self) -> usize {
         self as *const Inner as usize
     }
