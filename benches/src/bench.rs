@@ -17,6 +17,7 @@ mod rt;
 mod stats;
 mod suite;
 mod sys;
+mod topology;
 mod workloads;
 
 use std::fs;
@@ -271,6 +272,10 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         workloads.push(summary);
     }
 
+    let scope_pods = workloads
+        .iter()
+        .any(|w| w.scope.is_some())
+        .then(topology::PodCounts::detect);
     let report = Report {
         machine,
         run: RunInfo::new(&config, args),
@@ -279,6 +284,7 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         memory,
         hog,
         monitor_cost,
+        scope_pods,
     };
     println!("\n{}", report::text(&report));
 
@@ -364,6 +370,27 @@ mod tests {
             ]
         );
         assert_eq!(selected("hog"), ["hog"]);
+        assert_eq!(
+            selected("seed_scope"),
+            [
+                "seed_scope_cpu",
+                "seed_scope_cpu_strict",
+                "seed_scope_smt",
+                "seed_scope_cache_shard",
+                "seed_scope_cache_shard_strict",
+                "seed_scope_cache",
+                "seed_scope_numa",
+                "seed_scope_system"
+            ]
+        );
+        assert_eq!(
+            selected("seed_round_trip"),
+            [
+                "seed_round_trip_p1",
+                "seed_round_trip_p2",
+                "seed_round_trip_p4"
+            ]
+        );
         assert_eq!(selected("monitor_cost").len(), 6);
         assert_eq!(
             selected("chained_spawn"),

@@ -184,6 +184,23 @@ fn warm_up<A: Rt, B: Rt>(workload: Workload, config: &Config, a: &A, b: &B) -> u
             short.run(b, config.workers, 1);
             return 1;
         }
+        Workload::SeedScope {
+            scope,
+            strict,
+            producers,
+            items,
+        } => {
+            // Also starts the pools of the pods the producers run on.
+            let short = Workload::SeedScope {
+                scope,
+                strict,
+                producers,
+                items: items.min(SEED_WARMUP_ITEMS),
+            };
+            short.run(a, config.workers, 1);
+            short.run(b, config.workers, 1);
+            return 1;
+        }
         _ if matches!(workload.kind(), Kind::Timer | Kind::Blocking) => {
             workload.run(a, config.workers, 1);
             workload.run(b, config.workers, 1);

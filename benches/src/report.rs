@@ -14,6 +14,7 @@ use crate::harness::{Comparison, Config, MonitorCost};
 use crate::machine::Machine;
 use crate::stats::{median, quantile};
 use crate::suite::Entry;
+use crate::topology::{scope_name, PodCounts, SCOPES};
 use crate::workloads::{grouped, Sample, Workload};
 
 /// What the monitor may cost, at most: the target for every on/off ratio
@@ -44,6 +45,9 @@ pub struct Report {
     /// The `monitor_cost/*` entries run: wq with its monitor against wq
     /// without.
     pub monitor_cost: Vec<MonitorCostReport>,
+    /// The pods of each affinity scope on this machine, if a `seed_scope_*`
+    /// workload was run.
+    pub scope_pods: Option<PodCounts>,
 }
 
 /// The settings of the run.
@@ -119,6 +123,8 @@ pub struct WorkloadReport {
     pub ratios: Vec<f64>,
     /// Throughput and spawn latency, for the seed round trip.
     pub seed: Option<SeedReport>,
+    /// Throughput, spawn latency and pools, for `seed_scope_*`.
+    pub scope: Option<ScopeReport>,
     /// Time per timer, for `timers_create_cancel`.
     pub timers: Option<TimersReport>,
     /// Lateness and times, for `sleeps_100k`.
@@ -599,6 +605,59 @@ pub struct SeedReport {
     pub tokio_spawn_p95_ns: f64,
 }
 
+/// `seed_scope_*` figures: the seed round trip with wq's producers spawning
+/// through an unbound workqueue of one affinity scope; tokio (no scopes)
+/// runs the plain round trip, the same reference in every row.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScopeReport {
+    /// The scope (`cpu`, `smt`, `cache_shard`, `cache`, `numa`, `system`).
+    pub scope: String,
+    /// Whether the queue was `affinity_strict` (workers pinned to their
+    /// pod's CPUs).
+    pub strict: bool,
+    /// Pods of the scope on this machine (read from sysfs by the runner);
+    /// `None` if unknown.
+    pub pods: Option<usize>,
+    /// Unbound pools (one per pod that got a task) wq's threads showed after
+    /// its last sample.
+    pub wq_pools: Option<usize>,
+    /// Their worker threads, together.
+    pub wq_pool_threads: Option<usize>,
+    /// Throughput and spawn-call latency, as for the seed round trip.
+    pub seed: SeedReport,
+}
+
+/// Items per second and spawn-call latency of a seed round trip comparison
+/// (`seed_round_trip_*` or `seed_scope_*`) with `producers` x `items` items
+/// per run; `wq_ns` and `tokio_ns` are the per-run times.
+fn seed_figures(
+    comparison: &Comparison,
+    producers: usize,
+    items: usize,
+    wq_ns: &[f64],
+    tokio_ns: &[f64],
+) -> SeedReport {
+    let total = producers * items;
+    let latency = |samples: &[Sample], p95: bool| -> f64 {
+        let values: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.spawn_latency)
+            .map(|l| if p95 { l.p95 } else { l.p50 }.as_secs_f64() * 1e9)
+            .collect();
+        median(&values)
+    };
+    SeedReport {
+        producers,
+        items: total,
+        wq_items_per_s: total as f64 / (median(wq_ns) / 1e9),
+        tokio_items_per_s: total as f64 / (median(tokio_ns) / 1e9),
+        wq_spawn_p50_ns: latency(&comparison.wq, false),
+        wq_spawn_p95_ns: latency(&comparison.wq, true),
+        tokio_spawn_p50_ns: latency(&comparison.tokio, false),
+        tokio_spawn_p95_ns: latency(&comparison.tokio, true),
+    }
+}
+
 impl WorkloadReport {
     /// Summarises one comparison.
     pub fn new(comparison: &Comparison) -> Self {
@@ -614,25 +673,36 @@ impl WorkloadReport {
         let workload = comparison.workload;
 
         let seed = match workload {
-            Workload::SeedRoundTrip { producers, items } => {
-                let total = producers * items;
-                let latency = |samples: &[Sample], p95: bool| -> f64 {
-                    let values: Vec<f64> = samples
-                        .iter()
-                        .filter_map(|s| s.spawn_latency)
-                        .map(|l| if p95 { l.p95 } else { l.p50 }.as_secs_f64() * 1e9)
-                        .collect();
-                    median(&values)
-                };
-                Some(SeedReport {
-                    producers,
-                    items: total,
-                    wq_items_per_s: total as f64 / (median(&wq_samples_ns) / 1e9),
-                    tokio_items_per_s: total as f64 / (median(&tokio_samples_ns) / 1e9),
-                    wq_spawn_p50_ns: latency(&comparison.wq, false),
-                    wq_spawn_p95_ns: latency(&comparison.wq, true),
-                    tokio_spawn_p50_ns: latency(&comparison.tokio, false),
-                    tokio_spawn_p95_ns: latency(&comparison.tokio, true),
+            Workload::SeedRoundTrip { producers, items } => Some(seed_figures(
+                comparison,
+                producers,
+                items,
+                &wq_samples_ns,
+                &tokio_samples_ns,
+            )),
+            _ => None,
+        };
+        let scope = match workload {
+            Workload::SeedScope {
+                scope,
+                strict,
+                producers,
+                items,
+            } => {
+                let pools = comparison.wq.iter().rev().find_map(|s| s.pools);
+                Some(ScopeReport {
+                    scope: scope_name(scope).to_owned(),
+                    strict,
+                    pods: PodCounts::detect().of(scope),
+                    wq_pools: pools.map(|p| p.pools),
+                    wq_pool_threads: pools.map(|p| p.threads),
+                    seed: seed_figures(
+                        comparison,
+                        producers,
+                        items,
+                        &wq_samples_ns,
+                        &tokio_samples_ns,
+                    ),
                 })
             }
             _ => None,
@@ -676,6 +746,7 @@ impl WorkloadReport {
             tokio_samples_ns,
             ratios,
             seed,
+            scope,
             timers,
             sleeps,
             storm,
@@ -790,15 +861,21 @@ pub fn text(report: &Report) -> String {
     }
 
     if !report.workloads.is_empty() {
+        // `seed_scope_cache_shard_strict` is longer than the others.
+        let width = report
+            .workloads
+            .iter()
+            .map(|w| w.name.len())
+            .fold(24, usize::max);
         let _ = writeln!(
             out,
-            "\n{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  one repetition",
+            "\n{:<width$} {:>11} {:>11} {:>9} {:>13}  {:<5}  one repetition",
             "workload", "wq", "tokio", "wq/tokio", "ratio p25-p75", "pairs"
         );
         for w in &report.workloads {
             let _ = writeln!(
                 out,
-                "{:<24} {:>11} {:>11} {:>9} {:>13}  {:<5}  {}",
+                "{:<width$} {:>11} {:>11} {:>9} {:>13}  {:<5}  {}",
                 w.name,
                 fmt_ns(w.wq_median_ns),
                 fmt_ns(w.tokio_median_ns),
@@ -846,6 +923,63 @@ pub fn text(report: &Report) -> String {
                 ),
             );
         }
+    }
+
+    let scopes: Vec<_> = report
+        .workloads
+        .iter()
+        .filter_map(|w| w.scope.as_ref().map(|s| (w, s)))
+        .collect();
+    if let Some((_, first)) = scopes.first() {
+        let _ = writeln!(
+            out,
+            "\nseed_scope: {} producers x {} items; wq spawns each item through an unbound \
+             workqueue of the scope; {TOKIO_SCOPE_NOTE}",
+            first.seed.producers,
+            grouped(first.seed.items / first.seed.producers.max(1)),
+        );
+        if let Some(pods) = &report.scope_pods {
+            let _ = writeln!(out, "{}", scope_topology_note(pods));
+        }
+        let _ = writeln!(
+            out,
+            "{:<18} {:>4} {:>10} {:>12} {:>13} {:>21} {:>21} {:>9}",
+            "scope",
+            "pods",
+            "wq pools",
+            "wq items/s",
+            "tokio items/s",
+            "wq spawn p50/p95",
+            "tokio spawn p50/p95",
+            "wq/tokio"
+        );
+        for (w, s) in scopes {
+            let _ = writeln!(
+                out,
+                "{:<18} {:>4} {:>10} {:>12} {:>13} {:>21} {:>21} {:>9}",
+                scope_label(s),
+                fmt_opt_usize(s.pods),
+                fmt_pools(s),
+                fmt_rate(s.seed.wq_items_per_s),
+                fmt_rate(s.seed.tokio_items_per_s),
+                format!(
+                    "{} / {}",
+                    fmt_ns(s.seed.wq_spawn_p50_ns),
+                    fmt_ns(s.seed.wq_spawn_p95_ns)
+                ),
+                format!(
+                    "{} / {}",
+                    fmt_ns(s.seed.tokio_spawn_p50_ns),
+                    fmt_ns(s.seed.tokio_spawn_p95_ns)
+                ),
+                fmt_ratio(w.ratio_median)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(wq pools: unbound pools / their worker threads after wq's last sample; \
+             wq/tokio: median of per-pair makespan ratios)"
+        );
     }
 
     for t in report.workloads.iter().filter_map(|w| w.timers.as_ref()) {
@@ -1121,6 +1255,102 @@ fn idle_monitor_note(idle: &IdleReport) -> String {
     }
 }
 
+/// What tokio's side of `seed_scope_*` is.
+const TOKIO_SCOPE_NOTE: &str = "tokio has no affinity scopes, so its side is the plain \
+                                seed round trip (spawned through the runtime handle), \
+                                the same reference in every row, re-measured as each \
+                                row's pair partner";
+
+/// A `seed_scope_*` row's scope, with `_strict` for pinned workers.
+fn scope_label(scope: &ScopeReport) -> String {
+    format!(
+        "{}{}",
+        scope.scope,
+        if scope.strict { "_strict" } else { "" }
+    )
+}
+
+/// Formats an optional count; `?` when unknown.
+fn fmt_opt_usize(n: Option<usize>) -> String {
+    n.map_or_else(|| "?".to_owned(), |n| n.to_string())
+}
+
+/// wq's unbound pools and their threads, as `pools / threads`.
+fn fmt_pools(scope: &ScopeReport) -> String {
+    match (scope.wq_pools, scope.wq_pool_threads) {
+        (Some(pools), Some(threads)) => format!("{pools} / {threads}"),
+        _ => "?".to_owned(),
+    }
+}
+
+/// How many pods each scope has on this machine, and what that means for
+/// `seed_scope_*`.
+fn scope_topology_note(pods: &PodCounts) -> String {
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut machine = Vec::new();
+    if let Some(cpus) = pods.cpu {
+        machine.push(plural(cpus, "CPU", "CPUs"));
+    }
+    match (pods.cpu, pods.smt) {
+        (Some(cpus), Some(cores)) if cpus == cores => machine.push("no SMT".to_owned()),
+        (_, Some(cores)) => machine.push(plural(cores, "core", "cores")),
+        _ => {}
+    }
+    if let Some(llcs) = pods.cache {
+        machine.push(plural(llcs, "last-level cache", "last-level caches"));
+    }
+    if let Some(nodes) = pods.numa {
+        machine.push(plural(nodes, "NUMA node", "NUMA nodes"));
+    }
+    // Scopes grouped by pod count, most pods first.
+    let mut groups: Vec<(Option<usize>, Vec<&str>)> = Vec::new();
+    for (scope, name) in SCOPES {
+        let n = pods.of(scope);
+        match groups.iter_mut().find(|(count, _)| *count == n) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((n, vec![name])),
+        }
+    }
+    groups.sort_by_key(|(count, _)| std::cmp::Reverse(*count));
+    let groups: Vec<String> = groups
+        .into_iter()
+        .map(|(count, names)| {
+            let pods = match count {
+                Some(n) => plural(n, "pod", "pods"),
+                None => "an unknown number of pods".to_owned(),
+            };
+            let scopes = if names.len() == 1 {
+                "scope gives"
+            } else {
+                "scopes give"
+            };
+            format!("the {} {scopes} {pods}", join_and(&names))
+        })
+        .collect();
+    format!(
+        "topology: {}, so {}. One pod means one unbound pool with as many workers running \
+         as the machine has CPUs; several mean a pool per pod, with as many running as the \
+         pod has CPUs, and each item goes to the pool of the CPU its producer was on.",
+        machine.join(", "),
+        groups.join("; ")
+    )
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// The Markdown report (the contents of `BENCHMARKS.md`).
 pub fn markdown(report: &Report, plot_path: &str) -> String {
     let m = &report.machine;
@@ -1216,6 +1446,55 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
                 fmt_ns(s.wq_spawn_p95_ns),
                 fmt_ns(s.tokio_spawn_p50_ns),
                 fmt_ns(s.tokio_spawn_p95_ns)
+            );
+        }
+    }
+
+    let scopes: Vec<_> = report
+        .workloads
+        .iter()
+        .filter_map(|w| w.scope.as_ref().map(|s| (w, s)))
+        .collect();
+    if let Some((_, first)) = scopes.first() {
+        let _ = writeln!(out, "\n## Seed round trip by affinity scope\n");
+        let _ = writeln!(
+            out,
+            "The seed round trip with {} producers, like the kernel's `test_workqueue`: \
+             on wq each item is spawned through an unbound workqueue of the scope \
+             (`Workqueue::builder(..).unbound(scope)`, `affinity_strict` only in the \
+             `_strict` rows), which sends it to the pool of the pod of the CPU the \
+             producer runs on. Note: {TOKIO_SCOPE_NOTE}. Items/s come from the median \
+             makespan; spawn latency is the spawn call alone (per run over all items, \
+             median across runs); wq/tokio is the median of the per-pair makespan \
+             ratios. Pods are read from sysfs; wq pools are the unbound pools (and \
+             their worker threads) wq had started by the end of its last sample.\n",
+            first.seed.producers
+        );
+        if let Some(pods) = &report.scope_pods {
+            let _ = writeln!(out, "{}\n", scope_topology_note(pods));
+        }
+        let _ = writeln!(
+            out,
+            "| workload | pods | wq pools / threads | wq items/s | tokio items/s | wq spawn p50 / p95 | tokio spawn p50 / p95 | wq/tokio |"
+        );
+        let _ = writeln!(
+            out,
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for (w, s) in scopes {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} / {} | {} / {} | **{}** |",
+                w.name,
+                fmt_opt_usize(s.pods),
+                fmt_pools(s),
+                fmt_rate(s.seed.wq_items_per_s),
+                fmt_rate(s.seed.tokio_items_per_s),
+                fmt_ns(s.seed.wq_spawn_p50_ns),
+                fmt_ns(s.seed.wq_spawn_p95_ns),
+                fmt_ns(s.seed.tokio_spawn_p50_ns),
+                fmt_ns(s.seed.tokio_spawn_p95_ns),
+                fmt_ratio(w.ratio_median)
             );
         }
     }
@@ -1734,6 +2013,7 @@ mod tests {
             elapsed,
             reps: 1,
             spawn_latency: None,
+            pools: None,
             sleeps,
             storm: None,
         };
@@ -1790,6 +2070,7 @@ mod tests {
             )),
             hog: None,
             monitor_cost: Vec::new(),
+            scope_pods: None,
         };
 
         let sleeps = &report.workloads[1];
@@ -1843,6 +2124,7 @@ mod tests {
                 elapsed: run.makespan,
                 reps: 1,
                 spawn_latency: None,
+                pools: None,
                 sleeps: None,
                 storm: Some(run),
             }
@@ -1875,6 +2157,7 @@ mod tests {
             elapsed,
             reps: 10,
             spawn_latency: None,
+            pools: None,
             sleeps: None,
             storm: None,
         };
@@ -1901,6 +2184,7 @@ mod tests {
             memory: None,
             hog: Some(HogReport::new("hog".into(), &hog)),
             monitor_cost: vec![MonitorCostReport::new(&cost)],
+            scope_pods: None,
         };
 
         let w = &report.workloads[0];
@@ -1949,6 +2233,97 @@ mod tests {
         let json = serde_json::to_string(&report).unwrap();
         assert!(json.contains(r#""wq_detected_runs":2"#), "{json}");
         assert!(json.contains(r#""on_median_ns":10200000.0"#), "{json}");
+    }
+
+    #[test]
+    fn reports_scope_figures() {
+        use std::time::Duration;
+
+        use crate::rt::UnboundPools;
+        use crate::workloads::SpawnLatency;
+
+        let us = Duration::from_micros;
+        let sample = |elapsed: Duration, p50: u64, pools: Option<UnboundPools>| Sample {
+            elapsed,
+            reps: 1,
+            spawn_latency: Some(SpawnLatency {
+                p50: us(p50),
+                p95: us(2 * p50),
+            }),
+            pools,
+            sleeps: None,
+            storm: None,
+        };
+        let pools = UnboundPools {
+            pools: 2,
+            threads: 5,
+        };
+        let comparison = Comparison {
+            workload: Workload::SeedScope {
+                scope: wq::Scope::Cpu,
+                strict: true,
+                producers: 2,
+                items: 50_000,
+            },
+            reps: 1,
+            wq: vec![sample(Duration::from_secs(2), 4, Some(pools)); 2],
+            tokio: vec![sample(Duration::from_secs(1), 2, None); 2],
+        };
+        let config = Config {
+            workers: 2,
+            samples: 4,
+            seed_samples: 2,
+            timer_samples: 2,
+            idle: Duration::from_secs(2),
+            warmup: Duration::from_millis(50),
+            sample_time: Duration::from_millis(20),
+        };
+        let pods = PodCounts {
+            cpu: Some(2),
+            smt: Some(2),
+            cache_shard: Some(1),
+            cache: Some(1),
+            numa: Some(1),
+            system: Some(1),
+        };
+        let report = Report {
+            machine: Machine::detect(),
+            run: RunInfo::new(&config, Vec::new()),
+            workloads: vec![WorkloadReport::new(&comparison)],
+            idle: None,
+            memory: None,
+            hog: None,
+            monitor_cost: Vec::new(),
+            scope_pods: Some(pods),
+        };
+
+        let w = &report.workloads[0];
+        assert_eq!(w.name, "seed_scope_cpu_strict");
+        assert!(w.seed.is_none(), "not in the producers table");
+        let s = w.scope.as_ref().unwrap();
+        assert_eq!((s.scope.as_str(), s.strict), ("cpu", true));
+        assert_eq!((s.wq_pools, s.wq_pool_threads), (Some(2), Some(5)));
+        assert_eq!(s.seed.wq_items_per_s, 50_000.0);
+        assert_eq!(s.seed.tokio_items_per_s, 100_000.0);
+        assert_eq!(w.ratio_median, 2.0);
+
+        let note = "topology: 2 CPUs, no SMT, 1 last-level cache, 1 NUMA node, so the cpu \
+                    and smt scopes give 2 pods; the cache_shard, cache, numa and system \
+                    scopes give 1 pod.";
+        let md = markdown(&report, "plot.svg");
+        assert!(md.contains("## Seed round trip by affinity scope"), "{md}");
+        assert!(md.contains(note), "{md}");
+        assert!(
+            md.contains("| `seed_scope_cpu_strict` | 2 | 2 / 5 | 50.0 k/s | 100 k/s | 4.00 µs / 8.00 µs | 2.00 µs / 4.00 µs | **2.00** |"),
+            "{md}"
+        );
+        let text = text(&report);
+        assert!(text.contains("tokio has no affinity scopes"), "{text}");
+        assert!(text.contains(note), "{text}");
+        assert!(text.contains("cpu_strict"), "{text}");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""scope":"cpu""#), "{json}");
+        assert!(json.contains(r#""cache_shard":1"#), "{json}");
     }
 
     #[test]

@@ -86,6 +86,66 @@ pub trait Rt: Sized {
     /// a thread still inside a poll then (a task spinning forever) is left
     /// to finish on its own.
     fn shutdown_timeout(self, timeout: Duration);
+
+    /// What the `seed_scope_*` producers spawn through: for wq an unbound
+    /// workqueue of the scope; tokio has no affinity scopes, so its runtime
+    /// handle (which makes its side the plain seed round trip).
+    type Scoped: Clone + Send + Sync + 'static;
+
+    /// Builds the spawn target of `seed_scope_*` for `scope`, with workers
+    /// pinned to their pod's CPUs if `strict` (ignored by tokio).
+    fn scoped(&self, scope: wq::Scope, strict: bool) -> io::Result<Self::Scoped>;
+
+    /// Spawns a task through a [`Rt::Scoped`] target (from any thread).
+    fn spawn_scoped<F>(scoped: &Self::Scoped, fut: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+
+    /// The unbound (per-pod) pools the process's runtime threads show, if
+    /// the runtime has such pools (wq; tokio has none).
+    fn unbound_pools() -> Option<UnboundPools>;
+}
+
+/// The unbound pools of wq found among the process's threads: wq names the
+/// workers of the pool of pod `N` after its own workers with `UN` appended
+/// (`wq-workerU0`; `H` follows for high-priority pools, not counted).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UnboundPools {
+    /// Distinct pods with a pool.
+    pub pools: usize,
+    /// Their worker threads, together.
+    pub threads: usize,
+}
+
+/// wq's default worker thread name, which `Wq::build` keeps.
+const WQ_WORKER_NAME: &str = "wq-worker";
+
+impl UnboundPools {
+    /// Counts the unbound pools among the process's thread names.
+    pub fn read() -> Option<Self> {
+        let names = crate::sys::thread_names().ok()?;
+        Some(Self::of(names.iter().map(String::as_str)))
+    }
+
+    fn of<'a>(names: impl Iterator<Item = &'a str>) -> Self {
+        let mut pods = std::collections::BTreeSet::new();
+        let mut threads = 0;
+        for name in names {
+            let pod = name
+                .strip_prefix(WQ_WORKER_NAME)
+                .and_then(|rest| rest.strip_prefix('U'))
+                .filter(|pod| !pod.is_empty() && pod.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(pod) = pod {
+                pods.insert(pod.to_owned());
+                threads += 1;
+            }
+        }
+        Self {
+            pools: pods.len(),
+            threads,
+        }
+    }
 }
 
 /// The counters of wq's monitor (`wq::RuntimeMetrics`), read at one moment.
@@ -191,6 +251,24 @@ impl Rt for Tokio {
     fn shutdown_timeout(self, timeout: Duration) {
         self.0.shutdown_timeout(timeout);
     }
+
+    type Scoped = tokio::runtime::Handle;
+
+    fn scoped(&self, _scope: wq::Scope, _strict: bool) -> io::Result<Self::Scoped> {
+        Ok(self.handle())
+    }
+
+    fn spawn_scoped<F>(scoped: &Self::Scoped, fut: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio_join(scoped.spawn(fut))
+    }
+
+    fn unbound_pools() -> Option<UnboundPools> {
+        None
+    }
 }
 
 /// The wq runtime, built with its monitor of stuck polls on (`MONITOR`) or
@@ -286,6 +364,32 @@ impl<const MONITOR: bool> Rt for WqRuntime<MONITOR> {
     fn shutdown_timeout(self, timeout: Duration) {
         self.0.shutdown_timeout(timeout);
     }
+
+    type Scoped = wq::Workqueue;
+
+    fn scoped(&self, scope: wq::Scope, strict: bool) -> io::Result<Self::Scoped> {
+        let strict_suffix = if strict { "_strict" } else { "" };
+        wq::Workqueue::builder(format!(
+            "seed_scope_{}{strict_suffix}",
+            crate::topology::scope_name(scope)
+        ))
+        .unbound(scope)
+        .affinity_strict(strict)
+        .handle(self.0.handle())
+        .build()
+    }
+
+    fn spawn_scoped<F>(scoped: &Self::Scoped, fut: F) -> Self::Join<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        wq_join(scoped.spawn(fut))
+    }
+
+    fn unbound_pools() -> Option<UnboundPools> {
+        UnboundPools::read()
+    }
 }
 
 #[cfg(test)]
@@ -312,5 +416,46 @@ mod tests {
         off.block_on(off.spawn(async {})).unwrap();
         assert_eq!(WqNoMonitor::monitor_counts(&off.handle()), None);
         assert_eq!(off.0.handle().metrics().monitor_ticks(), 0);
+    }
+
+    #[test]
+    fn counts_unbound_pools_by_thread_name() {
+        let names = [
+            "wq-worker",
+            "wq-workerU0",
+            "wq-workerU0",
+            "wq-workerU1",
+            "wq-workerU1H",
+            "wq-workerH",
+            "tokio-runtime-w",
+        ];
+        assert_eq!(
+            UnboundPools::of(names.into_iter()),
+            UnboundPools {
+                pools: 2,
+                threads: 3
+            }
+        );
+    }
+
+    #[test]
+    fn scoped_spawns_run() {
+        let wq = Wq::build(2).unwrap();
+        let queue = wq.scoped(wq::Scope::System, false).unwrap();
+        assert_eq!(
+            wq.block_on(Wq::spawn_scoped(&queue, async { 7 })).unwrap(),
+            7
+        );
+        let pools = Wq::unbound_pools().expect("thread names are readable");
+        assert!(pools.pools >= 1 && pools.threads >= 1, "{pools:?}");
+        let tokio = Tokio::build(2).unwrap();
+        let handle = tokio.scoped(wq::Scope::Cpu, true).unwrap();
+        assert_eq!(
+            tokio
+                .block_on(Tokio::spawn_scoped(&handle, async { 7 }))
+                .unwrap(),
+            7
+        );
+        assert_eq!(Tokio::unbound_pools(), None);
     }
 }

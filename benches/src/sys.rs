@@ -1,5 +1,5 @@
 //! Figures from the operating system: CPU time of the process or of one
-//! thread, and resident memory.
+//! thread, resident memory, and the names of the process's threads.
 
 use std::fs;
 use std::io;
@@ -64,6 +64,19 @@ fn page_size() -> u64 {
     u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
+/// The names of the process's threads (`/proc/self/task/*/comm`). A thread
+/// that exits while they are read is skipped.
+pub fn thread_names() -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for task in fs::read_dir("/proc/self/task")? {
+        let Ok(task) = task else { continue };
+        if let Ok(name) = fs::read_to_string(task.path().join("comm")) {
+            names.push(name.trim_end().to_owned());
+        }
+    }
+    Ok(names)
+}
+
 /// Hands memory the allocator has cached but no longer uses back to the
 /// operating system, so that a following RSS reading starts from what is
 /// really in use. Does nothing where the allocator offers no such call.
@@ -90,6 +103,7 @@ mod tests {
         assert!(process_cpu_time() >= before);
         assert!(thread_cpu_time() > Duration::ZERO);
         assert!(resident_bytes().unwrap() > 0);
+        assert!(!thread_names().unwrap().is_empty());
         release_free_memory();
     }
 }

@@ -3,7 +3,9 @@
 //! The scheduler workloads follow the shapes of tokio's own
 //! `benches/rt_multi_threaded.rs`; the seed round trip follows the shape of
 //! the kernel's workqueue self-test: producers outside the runtime hand one
-//! item at a time to the runtime and wait for it to run. The timer workloads
+//! item at a time to the runtime and wait for it to run. `seed_scope_*` is
+//! the same round trip through an unbound workqueue of each affinity scope
+//! on wq, against tokio's plain round trip (tokio has no scopes). The timer workloads
 //! measure the timer wheel alone (`timers_create_cancel`) and sleeping tasks
 //! end to end (`sleeps_100k`). The blocking tolerance workloads
 //! (`blocking_storm_*`, `hog`) stall workers behind the runtime's back and
@@ -11,6 +13,7 @@
 //! `memory_100k_pending` are measured once per runtime rather than in pairs
 //! (see `footprint.rs`).
 
+use std::future::Future;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -25,9 +28,10 @@ use crate::blocking::{
     self, StormRun, HOG_SPAWN_EVERY, HOG_WINDOW, STORM_BLOCK, STORM_BLOCKERS, STORM_SPAN,
     STORM_TIMERS,
 };
-use crate::rt::Rt;
+use crate::rt::{Rt, UnboundPools};
 use crate::stats::{percentile_sorted, quantile};
 use crate::sys::process_cpu_time;
+use crate::topology::scope_name;
 
 /// Tasks spawned per iteration of the `spawn_many_*` workloads.
 pub const NUM_SPAWN: usize = 10_000;
@@ -46,6 +50,21 @@ pub const STALL: Duration = Duration::from_micros(10);
 pub const SEED_ITEMS: usize = 50_000;
 /// Producer counts the seed round trip is measured with.
 pub const SEED_PRODUCERS: [usize; 3] = [1, 2, 4];
+/// Producers of each `seed_scope_*` run.
+pub const SEED_SCOPE_PRODUCERS: usize = 2;
+/// The `seed_scope_*` workloads, in report order: each scope (narrowest
+/// first) without pinning, and `cpu` and `cache_shard` also with
+/// `affinity_strict`.
+pub const SEED_SCOPES: [(wq::Scope, bool); 8] = [
+    (wq::Scope::Cpu, false),
+    (wq::Scope::Cpu, true),
+    (wq::Scope::Smt, false),
+    (wq::Scope::CacheShard, false),
+    (wq::Scope::CacheShard, true),
+    (wq::Scope::Cache, false),
+    (wq::Scope::Numa, false),
+    (wq::Scope::System, false),
+];
 /// Timers created, registered and cancelled in one `timers_create_cancel`
 /// run.
 pub const NUM_TIMERS: usize = 1_000_000;
@@ -102,6 +121,23 @@ pub enum Workload {
     /// that task has run. Measures the full hand-off round trip into and out
     /// of the runtime: items/s, and the spawn call's latency.
     SeedRoundTrip {
+        /// Producer threads running at once.
+        producers: usize,
+        /// Items each producer hands over.
+        items: usize,
+    },
+    /// As [`Workload::SeedRoundTrip`], but wq's producers spawn each item
+    /// through an unbound workqueue of `scope` (`Workqueue::spawn`: the task
+    /// goes to the pool of the pod of the CPU the producer runs on), with
+    /// its workers pinned to the pod's CPUs if `strict`. tokio has no
+    /// scopes: its producers spawn through the runtime handle, exactly as in
+    /// the plain round trip, so its side is the same reference for every
+    /// scope.
+    SeedScope {
+        /// The workqueue's affinity scope.
+        scope: wq::Scope,
+        /// `affinity_strict`.
+        strict: bool,
         /// Producer threads running at once.
         producers: usize,
         /// Items each producer hands over.
@@ -177,6 +213,8 @@ pub struct Sample {
     pub reps: u64,
     /// For the seed round trip: the spawn-call latencies of this run.
     pub spawn_latency: Option<SpawnLatency>,
+    /// For `seed_scope_*` on wq: the unbound pools alive after the run.
+    pub pools: Option<UnboundPools>,
     /// For `sleeps_100k`: CPU time and lateness of this run.
     pub sleeps: Option<SleepRun>,
     /// For `blocking_storm_*`: timer lateness and makespan of this run.
@@ -241,6 +279,12 @@ impl Workload {
             producers,
             items: SEED_ITEMS,
         }));
+        all.extend(SEED_SCOPES.map(|(scope, strict)| Self::SeedScope {
+            scope,
+            strict,
+            producers: SEED_SCOPE_PRODUCERS,
+            items: SEED_ITEMS,
+        }));
         all.extend([
             Self::TimersCreateCancel { timers: NUM_TIMERS },
             Self::Sleeps { tasks: NUM_SLEEPS },
@@ -264,6 +308,11 @@ impl Workload {
             Self::YieldMany => "yield_many".into(),
             Self::ChainedSpawn => "chained_spawn".into(),
             Self::SeedRoundTrip { producers, .. } => format!("seed_round_trip_p{producers}"),
+            Self::SeedScope { scope, strict, .. } => format!(
+                "seed_scope_{}{}",
+                scope_name(scope),
+                if strict { "_strict" } else { "" }
+            ),
             Self::TimersCreateCancel { .. } => "timers_create_cancel".into(),
             Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
             Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
@@ -286,6 +335,17 @@ impl Workload {
             Self::SeedRoundTrip { producers, items } => {
                 format!("{producers} x {} round trips", n(items))
             }
+            Self::SeedScope {
+                scope,
+                strict,
+                producers,
+                items,
+            } => format!(
+                "{producers} x {} round trips; wq via unbound {} queue{}",
+                n(items),
+                scope_name(scope),
+                if strict { ", strict" } else { "" }
+            ),
             Self::TimersCreateCancel { timers } => {
                 format!("{} timers created, registered, cancelled", n(timers))
             }
@@ -320,7 +380,7 @@ impl Workload {
             | Self::PingPong
             | Self::YieldMany
             | Self::ChainedSpawn => Kind::Scheduler,
-            Self::SeedRoundTrip { .. } => Kind::Seed,
+            Self::SeedRoundTrip { .. } | Self::SeedScope { .. } => Kind::Seed,
             Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
             Self::BlockingStorm { .. } => Kind::Blocking,
             Self::Hog => Kind::Fresh,
@@ -345,6 +405,7 @@ impl Workload {
                 elapsed: start.elapsed(),
                 reps,
                 spawn_latency: None,
+                pools: None,
                 sleeps: None,
                 storm: None,
             }
@@ -370,12 +431,38 @@ impl Workload {
                 let mut elapsed = Duration::ZERO;
                 let mut latencies = Vec::with_capacity(producers * items);
                 for _ in 0..reps {
-                    elapsed += seed_round_trip(rt, producers, items, &mut latencies);
+                    let target = ViaHandle::<R>(rt.handle());
+                    elapsed += seed_round_trip(&target, producers, items, &mut latencies);
                 }
                 Sample {
                     elapsed,
                     reps,
                     spawn_latency: Some(SpawnLatency::of(&mut latencies)),
+                    pools: None,
+                    sleeps: None,
+                    storm: None,
+                }
+            }
+            Self::SeedScope {
+                scope,
+                strict,
+                producers,
+                items,
+            } => {
+                let mut elapsed = Duration::ZERO;
+                let mut latencies = Vec::with_capacity(producers * items);
+                for _ in 0..reps {
+                    let scoped = rt.scoped(scope, strict).unwrap_or_else(|err| {
+                        panic!("{}: cannot build the workqueue: {err}", self.name())
+                    });
+                    let target = ViaScoped::<R>(scoped);
+                    elapsed += seed_round_trip(&target, producers, items, &mut latencies);
+                }
+                Sample {
+                    elapsed,
+                    reps,
+                    spawn_latency: Some(SpawnLatency::of(&mut latencies)),
+                    pools: R::unbound_pools(),
                     sleeps: None,
                     storm: None,
                 }
@@ -394,6 +481,7 @@ impl Workload {
                     elapsed,
                     reps,
                     spawn_latency: None,
+                    pools: None,
                     sleeps: Some(SleepRun::sum(&runs)),
                     storm: None,
                 }
@@ -407,6 +495,7 @@ impl Workload {
                     elapsed: run.makespan,
                     reps,
                     spawn_latency: None,
+                    pools: None,
                     sleeps: None,
                     storm: Some(run),
                 }
@@ -662,23 +751,69 @@ impl Ran {
     }
 }
 
-/// One run of [`Workload::SeedRoundTrip`]: returns the makespan (from the
-/// moment all producers are released until the last one has seen its last
-/// item run) and appends every spawn-call latency to `latencies`.
-fn seed_round_trip<R: Rt>(
-    rt: &R,
+/// Where seed round trip producers spawn their items: [`ViaHandle`] for
+/// [`Workload::SeedRoundTrip`], [`ViaScoped`] for [`Workload::SeedScope`].
+trait SeedTarget<R: Rt>: Clone + Send {
+    /// Spawns one item's task.
+    fn spawn_item<F>(&self, fut: F) -> R::Join<()>
+    where
+        F: Future<Output = ()> + Send + 'static;
+}
+
+/// Spawns through a runtime handle ([`Rt::spawn_on`]).
+struct ViaHandle<R: Rt>(R::Handle);
+
+impl<R: Rt> Clone for ViaHandle<R> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<R: Rt> SeedTarget<R> for ViaHandle<R> {
+    fn spawn_item<F>(&self, fut: F) -> R::Join<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        R::spawn_on(&self.0, fut)
+    }
+}
+
+/// Spawns through a scope's target ([`Rt::spawn_scoped`]): an unbound
+/// workqueue on wq, the runtime handle on tokio.
+struct ViaScoped<R: Rt>(R::Scoped);
+
+impl<R: Rt> Clone for ViaScoped<R> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<R: Rt> SeedTarget<R> for ViaScoped<R> {
+    fn spawn_item<F>(&self, fut: F) -> R::Join<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        R::spawn_scoped(&self.0, fut)
+    }
+}
+
+/// One run of [`Workload::SeedRoundTrip`] or [`Workload::SeedScope`]
+/// through `target`: returns the makespan (from the moment all producers
+/// are released until the last one has seen its last item run) and appends
+/// every spawn-call latency to `latencies`.
+fn seed_round_trip<R: Rt, T: SeedTarget<R>>(
+    target: &T,
     producers: usize,
     items: usize,
     latencies: &mut Vec<Duration>,
 ) -> Duration {
-    let handle = rt.handle();
     let go = Barrier::new(producers + 1);
     thread::scope(|scope| {
         let threads = (0..producers)
             .map(|_| {
-                let handle = handle.clone();
+                let target = target.clone();
                 let go = &go;
-                scope.spawn(move || produce::<R>(&handle, items, go))
+                scope.spawn(move || produce::<R, T>(&target, items, go))
             })
             .collect::<Vec<_>>();
         go.wait();
@@ -695,7 +830,11 @@ fn seed_round_trip<R: Rt>(
 
 /// One seed round trip producer: hands over `items` items one at a time.
 /// Returns the spawn-call latencies and when the last item was seen to run.
-fn produce<R: Rt>(handle: &R::Handle, items: usize, go: &Barrier) -> (Vec<Duration>, Instant) {
+fn produce<R: Rt, T: SeedTarget<R>>(
+    target: &T,
+    items: usize,
+    go: &Barrier,
+) -> (Vec<Duration>, Instant) {
     let ran = Arc::new(Ran::default());
     let mut latencies = Vec::with_capacity(items);
     go.wait();
@@ -703,7 +842,7 @@ fn produce<R: Rt>(handle: &R::Handle, items: usize, go: &Barrier) -> (Vec<Durati
         let task_ran = Arc::clone(&ran);
         let task = async move { task_ran.set() };
         let start = Instant::now();
-        let join = R::spawn_on(handle, task);
+        let join = target.spawn_item(task);
         latencies.push(start.elapsed());
         ran.wait_and_reset();
         drop(join);
