@@ -39,8 +39,6 @@ mod pool;
 mod runtime;
 pub mod task;
 pub mod time;
-// Used by the unbound pools that are being added.
-#[allow(dead_code)]
 mod topology;
 mod workqueue;
 
@@ -50,9 +48,10 @@ pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_WORKERS, HIGHPRI_NICE,
 };
+pub use topology::Scope;
 pub use workqueue::{
-    system, system_highpri, system_long, system_unbound, DelayedWork, Scope, SpawnError, Work,
-    Workqueue, WorkqueueBuilder, WorkqueueStats, DEFAULT_MAX_ACTIVE, MAX_MAX_ACTIVE,
+    system, system_highpri, system_long, system_unbound, DelayedWork, SpawnError, Work, Workqueue,
+    WorkqueueBuilder, WorkqueueStats, DEFAULT_MAX_ACTIVE, MAX_MAX_ACTIVE,
 };
 pub use wq_macros::{main, test};
 

@@ -28,7 +28,7 @@ use crate::pool::{current_cpu, Pool, PoolConfig};
 use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
-use crate::topology::{PodScope, Topology};
+use crate::topology::{Scope, Topology};
 use crate::workqueue::SystemQueues;
 use std::collections::HashMap;
 
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
 }
 
 /// An unbound pool's attributes: scope, pod, strict affinity, highpri.
-type UnboundKey = (PodScope, usize, bool, bool);
+type UnboundKey = (Scope, usize, bool, bool);
 
 /// The nice value of the high-priority pools' workers. The kernel uses -20
 /// for its `kworker/*H` threads; a user-space runtime sharing the machine
@@ -96,7 +96,7 @@ impl Inner {
     }
 
     /// The pod of `scope` holding the CPU the caller runs on.
-    pub(crate) fn current_pod(&self, scope: PodScope) -> usize {
+    pub(crate) fn current_pod(&self, scope: Scope) -> usize {
         self.topology().pod_of(scope, current_cpu()).unwrap_or(0)
     }
 
@@ -108,7 +108,7 @@ impl Inner {
     /// Created on first use.
     pub(crate) fn unbound_pool_of(
         &self,
-        scope: PodScope,
+        scope: Scope,
         pod: usize,
         strict: bool,
         highpri: bool,

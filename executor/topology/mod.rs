@@ -73,7 +73,7 @@
 //!
 //! # Files
 //!
-//! - `scope.rs`: [`PodScope`].
+//! - `scope.rs`: [`Scope`].
 //! - `pod_types.rs`: [`Topology`], putting the levels together.
 //! - `pods.rs`: one scope's partition into pods.
 //! - `sysfs.rs`: the readers, and [`ReadError`].
@@ -91,11 +91,11 @@ mod sysfs;
 #[cfg(test)]
 mod tests;
 
-// Nothing outside uses the topology yet: the unbound pools are being added.
-#[allow(unused_imports)]
+pub(crate) use self::pod_types::Topology;
+pub use self::scope::Scope;
+#[cfg(test)]
 pub(crate) use self::{
     cpulist::{parse_cpulist, CpuListError},
-    pod_types::{Topology, SYS_CPU, SYS_NODE},
-    scope::PodScope,
+    pod_types::SYS_CPU,
     sysfs::ReadError,
 };

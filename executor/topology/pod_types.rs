@@ -6,7 +6,7 @@ use std::path::Path;
 use std::thread;
 
 use super::pods::Pods;
-use super::scope::PodScope;
+use super::scope::Scope;
 use super::shard::shard_keys;
 use super::sysfs::{self, ReadError};
 
@@ -16,15 +16,15 @@ pub(crate) const SYS_CPU: &str = "/sys/devices/system/cpu";
 /// Where Linux keeps the NUMA node directories.
 pub(crate) const SYS_NODE: &str = "/sys/devices/system/node";
 
-/// The machine's online CPUs, cut into pods for every [`PodScope`].
+/// The machine's online CPUs, cut into pods for every [`Scope`].
 ///
 /// Read once; CPUs going on- or offline later are not seen.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Topology {
     /// The online CPU ids, sorted.
     cpus: Vec<usize>,
-    /// The pods of each scope, indexed by [`PodScope::index`].
-    levels: [Level; PodScope::ALL.len()],
+    /// The pods of each scope, indexed by [`Scope::index`].
+    levels: [Level; Scope::ALL.len()],
 }
 
 /// The pods of one scope, and why they are a fallback if they are one.
@@ -153,14 +153,14 @@ impl Topology {
 
     /// The pods of `scope`: each a sorted list of CPU ids, sorted by their
     /// first CPU; together they hold every online CPU exactly once.
-    pub(crate) fn pods(&self, scope: PodScope) -> &[Vec<usize>] {
+    pub(crate) fn pods(&self, scope: Scope) -> &[Vec<usize>] {
         self.level(scope).pods.pods()
     }
 
     /// The index, into [`Topology::pods`], of the pod of `scope` holding
     /// `cpu`, or `None` if `cpu` is not one of [`Topology::cpus`] (it was
     /// offline when the topology was read, or does not exist).
-    pub(crate) fn pod_of(&self, scope: PodScope, cpu: usize) -> Option<usize> {
+    pub(crate) fn pod_of(&self, scope: Scope, cpu: usize) -> Option<usize> {
         let index = self.cpus.binary_search(&cpu).ok()?;
         self.level(scope).pods.pod_of_index(index)
     }
@@ -170,12 +170,12 @@ impl Topology {
     /// When every scope reports an error, even `Cpu`, the online CPUs could
     /// not be read and the CPU ids are made up (`0..n`): threads must not be
     /// pinned to them.
-    pub(crate) fn fallback(&self, scope: PodScope) -> Option<&ReadError> {
+    pub(crate) fn fallback(&self, scope: Scope) -> Option<&ReadError> {
         self.level(scope).fallback.as_ref()
     }
 
     /// The level of `scope`.
-    fn level(&self, scope: PodScope) -> &Level {
+    fn level(&self, scope: Scope) -> &Level {
         &self.levels[scope.index()]
     }
 }

@@ -1,14 +1,17 @@
-//! `PodScope`: the kinds of pod the topology is cut into (the kernel's
-//! `enum wq_affn_scope`, without `WQ_AFFN_DFL`).
+//! `Scope`: the kinds of pod the topology is cut into (the kernel's
+//! `enum wq_affn_scope`, without `WQ_AFFN_DFL`), public as `wq::Scope`.
 
 use std::fmt;
 
-/// A way of grouping CPUs into pods, from the narrowest to the widest.
+/// The CPUs an unbound workqueue's workers share (the kernel's
+/// `affinity_scope`): a way of grouping CPUs into pods, from the narrowest
+/// to the widest. See [`WorkqueueBuilder::unbound`](crate::WorkqueueBuilder::unbound).
 ///
-/// What each scope is read from, and what it becomes when sysfs cannot
-/// tell, is in the module docs of `topology`.
+/// Pods are read from sysfs (`/sys/devices/system/cpu` and `node`); where
+/// a scope cannot be read, it falls back to a wider one, and without sysfs
+/// every scope but `Cpu` is one pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum PodScope {
+pub enum Scope {
     /// Each CPU is a pod of its own.
     Cpu,
     /// The SMT siblings of one core (its hyperthreads).
@@ -16,7 +19,7 @@ pub(crate) enum PodScope {
     /// The CPUs sharing one last-level cache.
     Cache,
     /// A last-level cache split into shards of at most 8 cores, never
-    /// splitting a core's siblings.
+    /// splitting a core's siblings (the kernel's default scope).
     CacheShard,
     /// The CPUs of one NUMA node.
     Numa,
@@ -24,37 +27,37 @@ pub(crate) enum PodScope {
     System,
 }
 
-impl PodScope {
+impl Scope {
     /// Every scope, from the narrowest to the widest.
-    pub(crate) const ALL: [PodScope; 6] = [
-        PodScope::Cpu,
-        PodScope::Smt,
-        PodScope::Cache,
-        PodScope::CacheShard,
-        PodScope::Numa,
-        PodScope::System,
+    pub(crate) const ALL: [Scope; 6] = [
+        Scope::Cpu,
+        Scope::Smt,
+        Scope::Cache,
+        Scope::CacheShard,
+        Scope::Numa,
+        Scope::System,
     ];
 
     /// The scope's name as the kernel spells it in
     /// `/sys/devices/virtual/workqueue/*/affinity_scope`.
     pub(crate) fn name(self) -> &'static str {
         match self {
-            PodScope::Cpu => "cpu",
-            PodScope::Smt => "smt",
-            PodScope::Cache => "cache",
-            PodScope::CacheShard => "cache_shard",
-            PodScope::Numa => "numa",
-            PodScope::System => "system",
+            Scope::Cpu => "cpu",
+            Scope::Smt => "smt",
+            Scope::Cache => "cache",
+            Scope::CacheShard => "cache_shard",
+            Scope::Numa => "numa",
+            Scope::System => "system",
         }
     }
 
-    /// The scope's position in [`PodScope::ALL`].
+    /// The scope's position in [`Scope::ALL`].
     pub(super) fn index(self) -> usize {
         self as usize
     }
 }
 
-impl fmt::Display for PodScope {
+impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -66,9 +69,9 @@ mod tests {
 
     #[test]
     fn index_is_the_position_in_all() {
-        for (i, scope) in PodScope::ALL.into_iter().enumerate() {
+        for (i, scope) in Scope::ALL.into_iter().enumerate() {
             assert_eq!(scope.index(), i, "{scope}");
         }
-        assert_eq!(PodScope::CacheShard.to_string(), "cache_shard");
+        assert_eq!(Scope::CacheShard.to_string(), "cache_shard");
     }
 }

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::thread;
 
-use super::{CpuListError, PodScope, ReadError, Topology};
+use super::{CpuListError, ReadError, Scope, Topology};
 
-use PodScope::{Cache, CacheShard, Cpu, Numa, Smt, System};
+use Scope::{Cache, CacheShard, Cpu, Numa, Smt, System};
 
 // ---- helpers ----
 
@@ -54,7 +54,7 @@ fn assert_consistent(topo: &Topology) {
     let cpus = topo.cpus();
     assert!(!cpus.is_empty());
     assert!(cpus.windows(2).all(|w| w[0] < w[1]), "cpus {cpus:?}");
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         let pods = topo.pods(scope);
         let mut all: Vec<usize> = pods.concat();
         all.sort_unstable();
@@ -85,7 +85,7 @@ fn assert_consistent(topo: &Topology) {
 
 /// Asserts that no scope fell back.
 fn assert_no_fallback(topo: &Topology) {
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         assert_eq!(topo.fallback(scope), None, "{scope}");
     }
 }
@@ -249,7 +249,7 @@ fn two_socket_smt_pod_of() {
     assert_eq!(topo.pod_of(CacheShard, 36), Some(2));
     assert_eq!(topo.pod_of(Numa, 47), Some(1));
     assert_eq!(topo.pod_of(System, 47), Some(0));
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         assert_eq!(topo.pod_of(scope, 48), None, "{scope}");
     }
 }
@@ -262,7 +262,7 @@ fn one_cpu_vm_pods() {
     assert_consistent(&topo);
     assert_no_fallback(&topo);
     assert_eq!(topo.cpus(), [0]);
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         assert_eq!(topo.pods(scope), [vec![0]], "{scope}");
         assert_eq!(topo.pod_of(scope, 0), Some(0), "{scope}");
         assert_eq!(topo.pod_of(scope, 1), None, "{scope}");
@@ -330,7 +330,7 @@ fn no_sysfs_gives_one_pod_per_scope_but_cpu() {
         assert_eq!(topo.pods(scope), std::slice::from_ref(&all), "{scope}");
     }
     let missing = not_found(dir.join("cpu/online"));
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         assert_eq!(topo.fallback(scope), Some(&missing), "{scope}");
     }
 }
@@ -345,7 +345,7 @@ fn malformed_online_falls_back_entirely() {
         path: tree.path("cpu/online"),
         error: CpuListError::InvalidNumber("0-".into()),
     };
-    for scope in PodScope::ALL {
+    for scope in Scope::ALL {
         assert_eq!(topo.fallback(scope), Some(&error), "{scope}");
         assert_eq!(
             topo.pods(scope).len(),

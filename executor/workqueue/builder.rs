@@ -4,39 +4,7 @@ use std::io;
 
 use super::{invalid, validate_max_active, Attrs, Workqueue, DEFAULT_MAX_ACTIVE};
 use crate::runtime::Handle;
-use crate::topology::PodScope;
-
-/// The CPUs an unbound workqueue's workers may share (the kernel's
-/// `affinity_scope`), from the narrowest to the widest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    /// One CPU.
-    Cpu,
-    /// SMT siblings (the hyperthreads of one core).
-    Smt,
-    /// CPUs sharing a last-level cache.
-    Cache,
-    /// A last-level cache split into shards of about 8 cores (the kernel's
-    /// default).
-    CacheShard,
-    /// One NUMA node.
-    Numa,
-    /// Every CPU.
-    System,
-}
-
-impl Scope {
-    pub(crate) fn pod_scope(self) -> PodScope {
-        match self {
-            Scope::Cpu => PodScope::Cpu,
-            Scope::Smt => PodScope::Smt,
-            Scope::Cache => PodScope::Cache,
-            Scope::CacheShard => PodScope::CacheShard,
-            Scope::Numa => PodScope::Numa,
-            Scope::System => PodScope::System,
-        }
-    }
-}
+use crate::topology::Scope;
 
 /// Builds a [`Workqueue`]; see [`Workqueue::builder`].
 ///

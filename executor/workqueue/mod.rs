@@ -48,7 +48,8 @@ use parking_lot::Mutex;
 use crate::runtime::Handle;
 use crate::task::registry::SpawnMeta;
 use crate::task::JoinHandle;
-pub use builder::{Scope, WorkqueueBuilder};
+use crate::topology::Scope;
+pub use builder::WorkqueueBuilder;
 use gate::{Admission, Gated};
 pub use work::{DelayedWork, Work};
 
@@ -177,7 +178,7 @@ impl Workqueue {
     ) -> Workqueue {
         let pod_pools = match attrs.unbound {
             Some(scope) => {
-                let pods = handle.inner().topology().pods(scope.pod_scope()).len();
+                let pods = handle.inner().topology().pods(scope).len();
                 (0..pods.max(1)).map(|_| OnceLock::new()).collect()
             }
             None => Box::new([]) as Box<[_]>,
@@ -396,7 +397,7 @@ impl Inner {
     /// on; `None` for other queues (or if the pool cannot be created: then
     /// the normal pool runs the task).
     fn unbound_pool(&self) -> Option<crate::pool::Pool> {
-        let scope = self.attrs.unbound?.pod_scope();
+        let scope = self.attrs.unbound?;
         let runtime = self.handle.inner();
         let pod = runtime.current_pod(scope);
         let slot = self.pod_pools.get(pod)?;
