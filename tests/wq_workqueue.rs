@@ -446,6 +446,28 @@ async fn delayed_work_modify_and_cancel() {
     );
 }
 
+/// A task body that signals once it runs, then sleeps `d` without telling
+/// wq, then sets the returned flag.
+fn unannotated_blocker(
+    d: Duration,
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    Arc<std::sync::atomic::AtomicBool>,
+    std::sync::mpsc::Receiver<()>,
+) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+    let task = {
+        let done = done.clone();
+        async move {
+            inside_tx.send(()).unwrap();
+            std::thread::sleep(d);
+            done.store(true, SeqCst);
+        }
+    };
+    (task, done, inside_rx)
+}
+
 /// Highpri tasks run on separate workers: with the normal pool saturated
 /// (its only worker blocked, no monitor to notice), a highpri task still
 /// runs at once.
@@ -468,17 +490,9 @@ fn highpri_tasks_are_not_delayed_by_a_saturated_normal_pool() {
         .handle(rt.handle())
         .build()
         .unwrap();
-    let blocker_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
-    let blocker = {
-        let done = blocker_done.clone();
-        rt.spawn(async move {
-            inside_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            done.store(true, SeqCst);
-        })
-    };
-    inside_rx.recv().unwrap();
+    let (blocker, blocker_done, inside) = unannotated_blocker(Duration::from_millis(300));
+    let blocker = rt.spawn(blocker);
+    inside.recv().unwrap();
     let task = {
         let done = blocker_done.clone();
         urgent.spawn(async move {
@@ -504,17 +518,9 @@ fn monitor_watches_the_highpri_pool() {
         .handle(rt.handle())
         .build()
         .unwrap();
-    let blocker_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (inside_tx, inside_rx) = std::sync::mpsc::channel();
-    let blocker = {
-        let done = blocker_done.clone();
-        urgent.spawn(async move {
-            inside_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-            done.store(true, SeqCst);
-        })
-    };
-    inside_rx.recv().unwrap();
+    let (blocker, blocker_done, inside) = unannotated_blocker(Duration::from_millis(300));
+    let blocker = urgent.spawn(blocker);
+    inside.recv().unwrap();
     let next = {
         let done = blocker_done.clone();
         urgent.spawn(async move { !done.load(SeqCst) })
