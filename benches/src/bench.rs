@@ -48,6 +48,7 @@ Options:
   --timer-samples K  measured pairs per timer and blocking workload (default: 10)
   --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
+  --skip NAME        skip workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
   --write            also write BENCHMARKS.md and docs/bench-ratios.svg
   --list             list the workloads and exit
@@ -64,6 +65,7 @@ struct Options {
     timer_samples: Option<usize>,
     idle_secs: Option<usize>,
     filters: Vec<String>,
+    skips: Vec<String>,
     quick: bool,
     write: bool,
     list: bool,
@@ -87,6 +89,7 @@ impl Options {
                 "--timer-samples" => options.timer_samples = Some(positive(&value(arg)?, arg)?),
                 "--idle-secs" => options.idle_secs = Some(positive(&value(arg)?, arg)?),
                 "--filter" => options.filters.push(value(arg)?),
+                "--skip" => options.skips.push(value(arg)?),
                 "--quick" => options.quick = true,
                 "--write" => options.write = true,
                 "--list" => options.list = true,
@@ -120,7 +123,8 @@ impl Options {
 
     fn selects(&self, entry: Entry) -> bool {
         let name = entry.name();
-        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+        (self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str())))
+            && !self.skips.iter().any(|s| name.contains(s.as_str()))
     }
 }
 
@@ -334,6 +338,17 @@ mod tests {
         assert_eq!(config.idle, Duration::from_secs(2));
         assert!(options.selects(Entry::Versus(Workload::SpawnManyLocal)));
         assert!(!options.selects(Entry::Versus(Workload::PingPong)));
+    }
+
+    #[test]
+    fn skip_drops_matching_workloads() {
+        let options = parse(&["--filter", "spawn_many_local", "--skip", "monitor_cost"]).unwrap();
+        let names: Vec<String> = Entry::all()
+            .into_iter()
+            .filter(|&e| options.selects(e))
+            .map(Entry::name)
+            .collect();
+        assert_eq!(names, ["spawn_many_local"]);
     }
 
     #[test]
