@@ -264,6 +264,212 @@ async fn system_workqueues_are_shared() {
     assert_eq!(wq::system_unbound().name(), "system_unbound");
 }
 
+/// `wq::spawn`, `Handle::spawn` and `JoinSet` queue on `wq::system()`:
+/// its stats count their tasks and its flush waits for them; it has no
+/// limit, and refuses one.
+#[wq::test(workers = 2)]
+async fn wq_spawn_goes_through_the_system_queue() {
+    let system = wq::system();
+    assert_eq!(system.stats().max_active, usize::MAX, "no limit by default");
+    let before = system.stats();
+    let handles: Vec<_> = (0..1000).map(|i| wq::spawn(async move { i })).collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap(), i);
+    }
+    wq::Handle::current().spawn(async {}).await.unwrap();
+    let mut set = wq::task::JoinSet::new();
+    set.spawn(async {});
+    set.join_next().await.unwrap().unwrap();
+    system.flush().await;
+    let after = system.stats();
+    // The test's own future runs in block_on, not as a task.
+    assert_eq!(after.total - before.total, 1002);
+    assert_eq!(after.completed - before.completed, 1002);
+    assert_eq!(after.active, 0);
+
+    // flush on `system` waits for a `wq::spawn` task queued before it.
+    let (release, released) = oneshot::channel::<()>();
+    let early = wq::spawn(async move { released.await.unwrap() });
+    let flush = wq::spawn(system.flush());
+    for _ in 0..10 {
+        wq::task::yield_now().await;
+    }
+    assert!(
+        !flush.is_finished(),
+        "flush passed a pending wq::spawn task"
+    );
+    release.send(()).unwrap();
+    early.await.unwrap();
+    flush.await.unwrap();
+
+    // No limit can be set on it.
+    let err = system.set_max_active(2).unwrap_err();
+    assert!(err.to_string().contains("`max_active`"), "{err}");
+}
+
+/// Draining `system()` refuses `wq::spawn` from outside its tasks (with a
+/// panic naming the queue) and accepts chained `wq::spawn`s from them.
+#[wq::test(workers = 2)]
+async fn draining_system_refuses_outside_wq_spawn() {
+    let chained = Arc::new(AtomicUsize::new(0));
+    let (release, released) = oneshot::channel::<()>();
+    let first = {
+        let chained = chained.clone();
+        wq::spawn(async move {
+            released.await.unwrap();
+            let chained = chained.clone();
+            wq::spawn(async move {
+                chained.fetch_add(1, SeqCst);
+            });
+        })
+    };
+    let drain = wq::system().drain();
+    let refused = std::panic::catch_unwind(|| wq::spawn(async {})).unwrap_err();
+    let message = refused.downcast_ref::<String>().unwrap();
+    assert!(message.contains("`system` is draining"), "{message}");
+    release.send(()).unwrap();
+    drain.await;
+    assert_eq!(chained.load(SeqCst), 1, "the drain waited for the chained task");
+    first.await.unwrap();
+    // The drain is over: spawning works again.
+    wq::spawn(async {}).await.unwrap();
+}
+
+/// More flushes wait at once than the queue has flush colours (16), each
+/// on a different set of tasks: no flush returns before the task queued
+/// just before it, the first 15 return as soon as their own tasks are done,
+/// and all return once every task is (the later ones waited, as documented,
+/// for the tasks queued while no colour was free).
+#[wq::test(workers = 2)]
+async fn more_waiting_flushes_than_colours() {
+    let queue = wq::Workqueue::builder("colours").build().unwrap();
+    let mut releases = Vec::new();
+    let mut flushes = Vec::new();
+    for _ in 0..40 {
+        let (release, released) = oneshot::channel::<()>();
+        releases.push(release);
+        queue.spawn(async move {
+            let _ = released.await;
+        });
+        flushes.push(wq::spawn(queue.flush()));
+    }
+    for _ in 0..10 {
+        wq::task::yield_now().await;
+    }
+    // Release the tasks one by one, in order.
+    for (i, release) in releases.into_iter().enumerate() {
+        assert!(
+            flushes[i..].iter().all(|f| !f.is_finished()),
+            "a flush returned before task {i}, queued before it, finished"
+        );
+        release.send(()).unwrap();
+        if i < 15 {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !flushes[i].is_finished() {
+                assert!(std::time::Instant::now() < deadline, "flush {i} hangs");
+                wq::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+    for flush in flushes {
+        flush.await.unwrap();
+    }
+    assert_eq!(queue.stats().completed, 40);
+}
+
+/// Four threads spawn on a queue with max_active 4 while a fifth flushes in
+/// a loop: the limit is never exceeded, every task completes exactly once,
+/// and every flush returns only after every task spawned before its call
+/// (as recorded by the spawner) has finished.
+#[test]
+fn concurrent_spawns_and_flushes_keep_the_limit_and_the_flush_promise() {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 2000;
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let queue = rt.block_on(async {
+        wq::Workqueue::builder("contended")
+            .max_active(4)
+            .build()
+            .unwrap()
+    });
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let high_water = Arc::new(AtomicUsize::new(0));
+    // Per thread: how many tasks it has spawned, and how many finished.
+    let spawned: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..THREADS).map(|_| AtomicUsize::new(0)).collect());
+    let finished: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..THREADS).map(|_| AtomicUsize::new(0)).collect());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flusher = {
+        let (queue, spawned, finished, done) = (
+            queue.clone(),
+            spawned.clone(),
+            finished.clone(),
+            done.clone(),
+        );
+        let handle = rt.handle().clone();
+        std::thread::spawn(move || {
+            let mut flushes = 0;
+            while !done.load(SeqCst) {
+                // Tasks are numbered per thread in spawn order and finish
+                // in any order: at least `seen` of them existed at the call.
+                let seen: Vec<usize> = spawned.iter().map(|s| s.load(SeqCst)).collect();
+                handle.block_on(queue.flush());
+                for (t, &seen) in seen.iter().enumerate() {
+                    let finished = finished[t].load(SeqCst);
+                    assert!(finished >= seen, "flush returned with {finished} of thread {t}'s first {seen} tasks finished");
+                }
+                flushes += 1;
+            }
+            flushes
+        })
+    };
+    let spawners: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (queue, in_flight, high_water) =
+                (queue.clone(), in_flight.clone(), high_water.clone());
+            let (spawned, finished) = (spawned.clone(), finished.clone());
+            std::thread::spawn(move || {
+                let mut handles = Vec::with_capacity(PER_THREAD);
+                for i in 0..PER_THREAD {
+                    let (in_flight, high_water, finished) =
+                        (in_flight.clone(), high_water.clone(), finished.clone());
+                    handles.push(queue.spawn(async move {
+                        record_max(&high_water, in_flight.fetch_add(1, SeqCst) + 1);
+                        if i % 7 == 0 {
+                            wq::task::yield_now().await;
+                        }
+                        in_flight.fetch_sub(1, SeqCst);
+                        finished[t].fetch_add(1, SeqCst);
+                        i
+                    }));
+                    spawned[t].fetch_add(1, SeqCst);
+                }
+                handles
+            })
+        })
+        .collect();
+    for spawner in spawners {
+        for (i, handle) in spawner.join().unwrap().into_iter().enumerate() {
+            assert_eq!(rt.block_on(handle).unwrap(), i);
+        }
+    }
+    done.store(true, SeqCst);
+    assert!(flusher.join().unwrap() > 0);
+    let total: usize = finished.iter().map(|f| f.load(SeqCst)).sum();
+    assert_eq!(total, THREADS * PER_THREAD);
+    assert!(
+        high_water.load(SeqCst) <= 4,
+        "max_active exceeded: {}",
+        high_water.load(SeqCst)
+    );
+    let stats = queue.stats();
+    assert_eq!(
+        (stats.total, stats.completed, stats.active, stats.inactive),
+        (8000, 8000, 0, 0)
+    );
+}
+
 /// A cpu_intensive queue's task does not count toward concurrency: with one
 /// worker and no monitor, a task spawned after a 200 ms computation on such
 /// a queue runs while the computation goes on.

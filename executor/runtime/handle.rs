@@ -115,13 +115,14 @@ impl Handle {
         &self.inner.system_queues
     }
 
-    /// Spawns `future`, recording where (and as what) it was spawned.
+    /// Spawns `future` on the `system` workqueue, recording where (and as
+    /// what) it was spawned.
     pub(crate) fn spawn_with<F>(&self, future: F, meta: SpawnMeta) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_on_pool(future, meta, &self.inner.pool)
+        crate::workqueue::spawn_system(self, future, meta)
     }
 
     /// The runtime's high-priority pool, created on first use.
@@ -134,12 +135,14 @@ impl Handle {
         &self.inner
     }
 
-    /// Spawns `future` onto `pool`, one of this runtime's pools.
+    /// Spawns `future` onto `pool`, one of this runtime's pools; `counted`
+    /// counts it in the registry's flush colours (`system` tasks).
     pub(crate) fn spawn_on_pool<F>(
         &self,
         future: F,
         meta: SpawnMeta,
         pool: &Pool,
+        counted: bool,
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -147,7 +150,8 @@ impl Handle {
     {
         let pool = pool.clone();
         let schedule = move |runnable, yielded| pool.schedule(runnable, yielded);
-        let (runnable, handle) = harness::spawn(future, meta, &self.inner.tasks, schedule);
+        let tasks = &self.inner.tasks;
+        let (runnable, handle) = harness::spawn(future, meta, counted, tasks, schedule);
         if let Some(runnable) = runnable {
             runnable.schedule();
         }

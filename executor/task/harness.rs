@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use async_task::{ScheduleInfo, WithInfo};
 use pin_project_lite::pin_project;
 
-use super::registry::{Key, Registry, SpawnMeta};
+use super::registry::{Key, PollingCounted, Registry, SpawnMeta};
 use super::Runnable;
 use super::{Id, JoinError, JoinHandle};
 
@@ -54,6 +54,8 @@ pin_project! {
         header: Arc<Header>,
         registry: Arc<Registry>,
         key: Key,
+        // Counted in the registry's flush colours (`system` tasks).
+        counted: bool,
     }
 
     impl<F> PinnedDrop for TaskFuture<F> {
@@ -86,6 +88,7 @@ impl<F: Future> Future for TaskFuture<F> {
             .as_mut()
             .as_pin_mut()
             .expect("task polled after completion");
+        let _counted = this.counted.then(|| PollingCounted::enter(this.registry));
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
@@ -113,10 +116,12 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) {
 /// `schedule(runnable, woken_while_running)`; the flag is set when the task
 /// woke itself during its own poll (a yield). Returns the runnable to be
 /// scheduled for the first poll, or `None` (and a handle that resolves to a
-/// cancellation) if the registry is closed.
+/// cancellation) if the registry is closed. A `counted` task is counted in
+/// the registry's flush colours (the `system` workqueue's tasks).
 pub(crate) fn spawn<F, S>(
     future: F,
     meta: SpawnMeta,
+    counted: bool,
     registry: &Arc<Registry>,
     schedule: S,
 ) -> (Option<Runnable>, JoinHandle<F::Output>)
@@ -134,12 +139,13 @@ where
     // If the registry is closed `future` is handed back and dropped here,
     // outside the shard lock.
     let mut future = Some(future);
-    let spawned = registry.insert(id, meta, |key| {
+    let spawned = registry.insert(id, meta, counted, |key| {
         let wrapped = TaskFuture {
             future: future.take(),
             header: header.clone(),
             registry: registry.clone(),
             key,
+            counted,
         };
         let schedule = WithInfo(move |runnable, info: ScheduleInfo| {
             schedule(runnable, info.woken_while_running)

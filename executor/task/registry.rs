@@ -9,10 +9,23 @@
 //!
 //! The registry is sharded by task id so that spawns on different workers
 //! rarely contend on one lock.
+//!
+//! It also keeps the flush colours of *counted* tasks (those of the
+//! runtime's `system` workqueue, that is of `wq::spawn`): each shard counts
+//! its counted tasks per colour under its own lock, which the spawn and the
+//! end of the task take anyway, so the count costs them nothing more. A
+//! task is counted (and uncounted) in its own shard, so a colour that no
+//! new task can take (a closed one) only ever goes down in every shard: a
+//! sum read shard by shard that finds zero is exact. The colour a task takes
+//! is read under the shard lock, so a flush that stores a new colour and
+//! then visits every shard (locking each) either sees the task or the task
+//! sees the new colour. The ring and the waiters are the workqueue layer's
+//! (`workqueue/colors.rs`).
 
+use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 
 use parking_lot::Mutex;
@@ -28,15 +41,44 @@ pub(crate) struct Registry {
     /// even if its runnable was already queued when the shutdown woke it
     /// (that wake is then a no-op, and a worker may still run it).
     closed: AtomicBool,
+    /// The colour counted tasks take now (changed only by flushes, under
+    /// their queue's lock).
+    color: AtomicU64,
+    /// Flushes waiting for counted tasks: a task whose shard count of its
+    /// colour drops to zero calls `on_drained` while this is not zero.
+    waiters: AtomicUsize,
+    on_drained: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+/// Counted tasks' colours in the ring (the workqueue layer's `COLORS`).
+#[cfg(not(loom))]
+pub(crate) const FLUSH_COLORS: usize = 16;
+#[cfg(loom)]
+pub(crate) const FLUSH_COLORS: usize = 2;
+
+fn slot(color: u64) -> usize {
+    (color % FLUSH_COLORS as u64) as usize
 }
 
 struct Shard {
     tasks: Slab<Entry>,
     /// Set once, at shutdown, under every shard's lock in turn.
     closed: bool,
+    /// Counted tasks of this shard not finished, by colour.
+    in_flight: [u32; FLUSH_COLORS],
+    /// Counted tasks ever registered in this shard.
+    queued: u64,
+}
+
+thread_local! {
+    /// The registry of the counted task this thread is polling (its
+    /// address), or 0.
+    static POLLING_COUNTED: Cell<usize> = const { Cell::new(0) };
 }
 
 struct Entry {
+    /// The colour of a counted task.
+    color: Option<u64>,
     id: Id,
     meta: SpawnMeta,
     waker: Waker,
@@ -76,6 +118,8 @@ impl Registry {
                 Mutex::new(Shard {
                     tasks: Slab::new(),
                     closed: false,
+                    in_flight: [0; FLUSH_COLORS],
+                    queued: 0,
                 })
             })
             .collect();
@@ -83,17 +127,22 @@ impl Registry {
             shards,
             mask: n - 1,
             closed: AtomicBool::new(false),
+            color: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            on_drained: OnceLock::new(),
         }
     }
 
     /// Registers a task under `id`. `make` builds the task given its key and
     /// returns it with its waker; it runs under the shard's lock, so that the
     /// check for `closed` and the insertion are one step. Returns `None`
-    /// (without calling `make`) once the registry is closed.
+    /// (without calling `make`) once the registry is closed. A `counted`
+    /// task takes the current flush colour.
     pub(crate) fn insert<R>(
         &self,
         id: Id,
         meta: SpawnMeta,
+        counted: bool,
         make: impl FnOnce(Key) -> (R, Waker),
     ) -> Option<R> {
         let shard_index = id.as_u64() as usize & self.mask;
@@ -107,17 +156,46 @@ impl Registry {
             slot: entry.key(),
         };
         let (task, waker) = make(key);
-        entry.insert(Entry { id, meta, waker });
+        let color = counted.then(|| self.color.load(Ordering::Acquire));
+        entry.insert(Entry {
+            color,
+            id,
+            meta,
+            waker,
+        });
+        if let Some(color) = color {
+            shard.in_flight[slot(color)] += 1;
+            shard.queued += 1;
+        }
         Some(task)
     }
 
     /// Unregisters a task. Called exactly once per registered task, when its
     /// future is dropped; a no-op after `close` took the entry.
     pub(crate) fn remove(&self, key: Key) {
-        let waker = self.shards[key.shard].lock().tasks.try_remove(key.slot);
+        let (entry, drained) = {
+            let mut shard = self.shards[key.shard].lock();
+            let entry = shard.tasks.try_remove(key.slot);
+            let color = entry.as_ref().and_then(|entry| entry.color);
+            (entry, color.is_some_and(|color| shard.uncount(color)))
+        };
         // Drop the waker outside the lock: it may be the last reference to
         // the task's allocation.
-        drop(waker);
+        drop(entry);
+        if drained {
+            self.drained();
+        }
+    }
+
+    /// A shard's count of a colour dropped to zero: if a flush waits, tell
+    /// it. (The waiter registers before it reads the counts, under their
+    /// locks; this reads `waiters` after unlocking: one sees the other.)
+    fn drained(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            if let Some(on_drained) = self.on_drained.get() {
+                on_drained();
+            }
+        }
     }
 
     /// Closes the registry and returns the wakers of every task still alive.
@@ -128,9 +206,56 @@ impl Registry {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             shard.closed = true;
-            wakers.extend(shard.tasks.drain().map(|entry| entry.waker));
+            // The tasks are cancelled: flushes stop waiting for them now.
+            let entries: Vec<Entry> = shard.tasks.drain().collect();
+            for entry in entries {
+                if let Some(color) = entry.color {
+                    shard.uncount(color);
+                }
+                wakers.push(entry.waker);
+            }
         }
+        self.drained();
         wakers
+    }
+
+    /// Opens `color` for counted tasks (by a flush, under its queue lock).
+    pub(crate) fn open_counted_color(&self, color: u64) {
+        self.color.store(color, Ordering::Release);
+    }
+
+    /// Counted tasks of `color` (modulo the ring) not finished, summed over
+    /// the shards (exact for a closed colour, see the module's comment).
+    pub(crate) fn counted_in_flight(&self, color: u64) -> u64 {
+        let shards = self.shards.iter();
+        shards
+            .map(|s| u64::from(s.lock().in_flight[slot(color)]))
+            .sum()
+    }
+
+    /// Counted tasks ever registered, and those not finished.
+    pub(crate) fn counted_totals(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(queued, pending), shard| {
+            let shard = shard.lock();
+            let in_flight: u64 = shard.in_flight.iter().map(|&n| u64::from(n)).sum();
+            (queued + shard.queued, pending + in_flight)
+        })
+    }
+
+    /// Flushes waiting for counted tasks, for `on_drained`.
+    pub(crate) fn counted_waiters(&self) -> &AtomicUsize {
+        &self.waiters
+    }
+
+    /// Sets what a drained colour calls while a flush waits (once; later
+    /// calls are ignored).
+    pub(crate) fn set_on_drained(&self, on_drained: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_drained.set(on_drained);
+    }
+
+    /// Whether this thread is polling a counted task of this registry.
+    pub(crate) fn polling_counted(&self) -> bool {
+        POLLING_COUNTED.with(Cell::get) == self as *const Registry as usize
     }
 
     /// Where and how the live task `id` was spawned, if it is alive. Scans
@@ -152,5 +277,31 @@ impl Registry {
     /// How many tasks are alive (spawned, future not yet dropped).
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().tasks.len()).sum()
+    }
+}
+
+impl Shard {
+    /// Uncounts a task of `color`; true if that leaves none in this shard.
+    fn uncount(&mut self, color: u64) -> bool {
+        let count = &mut self.in_flight[slot(color)];
+        *count -= 1;
+        *count == 0
+    }
+}
+
+/// Marks the thread as polling a counted task of `registry` until dropped
+/// (for `drain`: its spawns are chained work).
+pub(crate) struct PollingCounted(usize);
+
+impl PollingCounted {
+    pub(crate) fn enter(registry: &Registry) -> PollingCounted {
+        let address = registry as *const Registry as usize;
+        PollingCounted(POLLING_COUNTED.with(|c| c.replace(address)))
+    }
+}
+
+impl Drop for PollingCounted {
+    fn drop(&mut self) {
+        POLLING_COUNTED.with(|c| c.set(self.0));
     }
 }

@@ -15,9 +15,11 @@ use crate::time::Sleep;
 pub(super) enum Admission {
     /// Not queued yet: a delayed task waiting for its timer.
     Delayed(Pin<Box<Sleep>>),
-    /// Queued, waiting on the inactive FIFO for a slot.
-    Waiting(u64),
-    /// Holding one of the queue's slots: its future may be polled.
+    /// Queued (in flush colour `color`), waiting on the inactive FIFO for
+    /// a slot.
+    Waiting { id: u64, color: u64 },
+    /// Queued (in flush colour `.0`), holding one of the queue's slots: its
+    /// future may be polled.
     Active(u64),
     /// Finished and accounted for.
     Done,
@@ -36,12 +38,8 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             match std::mem::replace(this.admission, Admission::Done) {
-                Admission::Active(seq) => this.queue.finish(seq, true),
-                Admission::Waiting(seq) => {
-                    // A slot handed to it but never used goes on to the next.
-                    let handed = this.queue.state.lock().handed.remove(&seq);
-                    this.queue.finish(seq, handed);
-                }
+                Admission::Active(color) => this.queue.finish_active(color),
+                Admission::Waiting { id, color } => this.queue.finish_waiting(id, color),
                 Admission::Delayed(_) | Admission::Done => {}
             }
         }
@@ -88,23 +86,23 @@ impl<F: Future> Future for Gated<F> {
                     // Queued now, as the kernel queues delayed work when its
                     // timer fires. A drain does not refuse it: it was
                     // accepted before.
-                    *this.admission = this.queue.admit_delayed();
+                    *this.admission = this.queue.queue_task();
                 }
-                Admission::Waiting(seq) => {
-                    let seq = *seq;
+                Admission::Waiting { id, color } => {
+                    let (id, color) = (*id, *color);
                     let mut state = this.queue.state.lock();
-                    if state.handed.remove(&seq) {
+                    if state.handed.remove(&id) {
                         drop(state);
-                        *this.admission = Admission::Active(seq);
+                        *this.admission = Admission::Active(color);
                         continue;
                     }
-                    if let Some(entry) = state.inactive.iter_mut().find(|(s, _)| *s == seq) {
+                    if let Some(entry) = state.inactive.iter_mut().find(|(i, _)| *i == id) {
                         entry.1 = Some(cx.waker().clone());
                     }
                     return Poll::Pending;
                 }
-                Admission::Active(seq) => {
-                    let seq = *seq;
+                Admission::Active(color) => {
+                    let color = *color;
                     let poll = {
                         let _current = CurrentQueue::enter(this.queue.id());
                         if this.queue.attrs.cpu_intensive {
@@ -118,7 +116,7 @@ impl<F: Future> Future for Gated<F> {
                     };
                     if poll.is_ready() {
                         *this.admission = Admission::Done;
-                        this.queue.finish(seq, true);
+                        this.queue.finish_active(color);
                     }
                     return poll;
                 }

@@ -20,36 +20,51 @@
 //!   is scheduled once (to learn its waker) and its future is not polled.
 //!   When an active task completes (or is aborted), its slot goes straight to
 //!   the first waiting task, so the FIFO order holds: an ordered queue
-//!   (`max_active` 1) runs its tasks one at a time, in queue order.
-//! - **Flush.** Every queued task takes a sequence number; `flush` waits
-//!   until no task with a smaller number than the next one at its call is
-//!   left. Tasks queued later do not hold it up.
+//!   (`max_active` 1) runs its tasks one at a time, in queue order. The
+//!   counts are atomic: while a slot is free and nobody waits, a task is
+//!   admitted and finishes without taking the queue's lock (`Inner`).
+//! - **Flush.** Every queued task takes the queue's current flush colour; a
+//!   flush closes the colour and waits until it and the colours before it
+//!   have drained (`colors.rs`). Tasks queued later take the next colour and
+//!   do not hold it up.
 //! - **Drain.** While a `drain` runs, only the queue's own tasks may queue
 //!   more work on it (chained work); anyone else gets `SpawnError`.
+//!
+//! `wq::spawn` queues on the runtime's `system` queue, which has no
+//! `max_active` limit. Its tasks are not wrapped: the task registry counts
+//! them in the queue's flush colours, in the shard it locks for every spawn
+//! and every task end anyway (`task/registry.rs`), so `wq::spawn` pays for
+//! flush and drain with a few instructions under a lock it already holds.
 //!
 //! Abort works in every state: a waiting task is woken by the abort, is
 //! cancelled without its future ever being polled, and leaves the FIFO.
 
 mod builder;
+mod colors;
 mod gate;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod work;
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, OnceLock};
-use std::task::{Poll, Waker};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, OnceLock, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use crate::runtime::Handle;
-use crate::task::registry::SpawnMeta;
+use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::topology::Scope;
 pub use builder::WorkqueueBuilder;
+use colors::{Colors, Counts, Ring};
 use gate::{Admission, Gated};
 pub use work::{DelayedWork, Work};
 
@@ -58,6 +73,9 @@ pub use work::{DelayedWork, Work};
 pub const DEFAULT_MAX_ACTIVE: usize = 1024;
 /// The largest `max_active` accepted.
 pub const MAX_MAX_ACTIVE: usize = 2048;
+/// The `max_active` of [`system()`], the queue of [`wq::spawn`](crate::spawn):
+/// no limit, as with tokio's `spawn`.
+const UNLIMITED: usize = usize::MAX;
 
 /// A named queue of tasks with a concurrency limit. Cloning shares the queue.
 ///
@@ -76,20 +94,44 @@ pub const MAX_MAX_ACTIVE: usize = 2048;
 #[derive(Clone)]
 pub struct Workqueue {
     inner: Arc<Inner>,
+    /// The runtime the queue spawns on. Not in `Inner`: the runtime keeps
+    /// its system queues, and tasks keep their queue.
+    handle: Handle,
 }
 
-/// What a workqueue's tasks and handles share.
+/// What a workqueue's tasks and handles share: the kernel's
+/// `pool_workqueue` bookkeeping. The counters are atomic so that a task is
+/// admitted and finishes without the lock while the queue has a free slot
+/// and nobody waits; the lock guards the inactive FIFO and the waiters.
 pub(crate) struct Inner {
     name: String,
-    /// The runtime the queue spawns on.
-    handle: Handle,
     attrs: Attrs,
+    /// The limit on active tasks; [`UNLIMITED`] (for `system` only, and
+    /// for good) skips admission.
+    max_active: AtomicUsize,
+    /// `drain` calls in progress.
+    draining: AtomicUsize,
+    /// Which of the wrapped tasks each flush waits for; also counts them.
+    colors: Colors,
+    /// For `system`: the runtime's task registry, which counts `wq::spawn`'s
+    /// tasks in the same colours (they are not wrapped).
+    registry: Option<Arc<Registry>>,
+    /// Admission's counts, written by every task of a limited queue.
+    slots: CachePadded<Slots>,
     state: Mutex<State>,
     /// For an unbound queue, its pool for each pod of its scope, looked up
     /// once (lock-free afterwards).
     pod_pools: Box<[OnceLock<crate::pool::Pool>]>,
-    total: AtomicU64,
-    completed: AtomicU64,
+}
+
+/// The counts of admission.
+struct Slots {
+    /// Tasks admitted and not finished (the kernel's `nr_active`).
+    active: AtomicUsize,
+    /// Tasks on the inactive FIFO, or about to join it: announced before
+    /// they check for a slot, so a finishing task sees them (see
+    /// `Inner::queue_task`).
+    waiting: AtomicUsize,
 }
 
 /// The attributes a queue was built with.
@@ -103,26 +145,37 @@ pub(crate) struct Attrs {
     pub(crate) affinity_strict: bool,
 }
 
-/// The queue's `pool_workqueue` state, under its lock.
+/// What changes under the queue's lock.
+#[derive(Default)]
 struct State {
-    max_active: usize,
-    /// Tasks admitted and not finished.
-    active: usize,
-    /// Waiting tasks, by sequence number, in queue order; with their waker
-    /// once they have been polled.
+    /// Waiting tasks, by id, in queue order; with their waker once they
+    /// have been polled.
     inactive: VecDeque<(u64, Option<Waker>)>,
     /// Waiting tasks given a slot that have not been polled since.
     handed: HashSet<u64>,
-    /// The next sequence number.
-    next_seq: u64,
-    /// Queued tasks not finished (active or waiting), by sequence number.
-    pending: BTreeSet<u64>,
-    /// Flushes waiting: each waits until no pending number is below its own.
-    flushers: Vec<(u64, Waker)>,
-    /// `drain` calls in progress.
-    draining: usize,
-    /// Wakers of the drains, woken when the queue is empty.
-    drainers: Vec<Waker>,
+    /// The next id of a waiting task, flush or drain.
+    next_id: u64,
+    /// The colours drained so far.
+    ring: Ring,
+    /// Flushes and drains waiting.
+    waiters: Vec<Waiting>,
+}
+
+/// A registered flush or drain.
+struct Waiting {
+    id: u64,
+    /// The colour it waits for (and all below).
+    color: u64,
+    /// A drain: woken on every drained colour, to check for new work.
+    drain: bool,
+    waker: Waker,
+}
+
+impl State {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
 }
 
 /// Figures of one workqueue, read on demand.
@@ -137,7 +190,8 @@ pub struct WorkqueueStats {
     pub inactive: usize,
     /// Tasks that finished (completed, panicked or were cancelled).
     pub completed: u64,
-    /// The current limit.
+    /// The current limit; `usize::MAX` for [`system()`], which has none
+    /// unless one is set with [`Workqueue::set_max_active`].
     pub max_active: usize,
 }
 
@@ -176,34 +230,8 @@ impl Workqueue {
         attrs: Attrs,
         max_active: usize,
     ) -> Workqueue {
-        let pod_pools = match attrs.unbound {
-            Some(scope) => {
-                let pods = handle.inner().topology().pods(scope).len();
-                (0..pods.max(1)).map(|_| OnceLock::new()).collect()
-            }
-            None => Box::new([]) as Box<[_]>,
-        };
-        Workqueue {
-            inner: Arc::new(Inner {
-                name,
-                handle,
-                attrs,
-                state: Mutex::new(State {
-                    max_active,
-                    active: 0,
-                    inactive: VecDeque::new(),
-                    handed: HashSet::new(),
-                    next_seq: 0,
-                    pending: BTreeSet::new(),
-                    flushers: Vec::new(),
-                    draining: 0,
-                    drainers: Vec::new(),
-                }),
-                pod_pools,
-                total: AtomicU64::new(0),
-                completed: AtomicU64::new(0),
-            }),
-        }
+        let inner = Arc::new(Inner::new(name, &handle, attrs, max_active, None));
+        Workqueue { inner, handle }
     }
 
     /// The queue's name.
@@ -224,7 +252,7 @@ impl Workqueue {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.spawn_inner(future, None, SpawnMeta::here()) {
+        match spawn_on(&self.handle, &self.inner, future, None, SpawnMeta::here()) {
             Ok(handle) => handle,
             Err(err) => panic!("{err}"),
         }
@@ -238,7 +266,7 @@ impl Workqueue {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_inner(future, None, SpawnMeta::here())
+        spawn_on(&self.handle, &self.inner, future, None, SpawnMeta::here())
     }
 
     /// Queues `future` once `delay` has passed (the kernel's delayed work):
@@ -253,88 +281,59 @@ impl Workqueue {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.spawn_inner(future, Some(delay), SpawnMeta::here()) {
+        match spawn_on(
+            &self.handle,
+            &self.inner,
+            future,
+            Some(delay),
+            SpawnMeta::here(),
+        ) {
             Ok(handle) => handle,
             Err(err) => panic!("{err}"),
         }
-    }
-
-    fn spawn_inner<F>(
-        &self,
-        future: F,
-        delay: Option<Duration>,
-        meta: SpawnMeta,
-    ) -> Result<JoinHandle<F::Output>, SpawnError>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let inner = &self.inner;
-        let admission = match delay {
-            None => inner.admit()?,
-            Some(delay) => {
-                inner.check_drain()?;
-                let _enter = inner.handle.enter();
-                Admission::Delayed(Box::pin(crate::time::sleep(delay)))
-            }
-        };
-        let gated = Gated::new(future, inner.clone(), admission);
-        if let Some(pool) = inner.unbound_pool() {
-            return Ok(inner.handle.spawn_on_pool(gated, meta, &pool));
-        }
-        if inner.attrs.highpri {
-            // Created by `build` (or here, for `system_highpri`); if it
-            // cannot be, the runtime is shutting down or out of threads:
-            // the normal pool still runs the task.
-            if let Ok(pool) = inner.handle.highpri_pool() {
-                return Ok(inner.handle.spawn_on_pool(gated, meta, pool));
-            }
-        }
-        Ok(inner.handle.spawn_with(gated, meta))
     }
 
     /// Waits until every task queued on this workqueue before the call has
     /// finished. Tasks queued after the call do not delay it. The set of
     /// tasks waited for is fixed when `flush` is called, not when the
     /// returned future is first polled.
+    ///
+    /// (The one exception: while 15 earlier flushes still wait, each for a
+    /// different set, this one's set stays open until the oldest of them
+    /// completes, and also takes in the tasks queued until then.)
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let inner = self.inner.clone();
-        let target = inner.state.lock().next_seq;
-        std::future::poll_fn(move |cx| {
+        let (id, color) = {
             let mut state = inner.state.lock();
-            match state.pending.first() {
-                Some(&oldest) if oldest < target => {
-                    state.flushers.push((target, cx.waker().clone()));
-                    Poll::Pending
-                }
-                _ => Poll::Ready(()),
-            }
-        })
+            let color = state.ring.close(&*inner);
+            (state.id(), color)
+        };
+        Waiter {
+            inner,
+            id,
+            kind: WaitFor::Flush(color),
+        }
     }
 
     /// Waits until the queue is empty, refusing work from anyone but the
     /// queue's own tasks meanwhile (their chained work is accepted, and
-    /// waited for too). Other spawns fail with [`SpawnError`]. The refusal
+    /// waited for too). Other spawns fail with [`SpawnError`] (and
+    /// [`spawn`](Workqueue::spawn) panics; on [`system()`] that includes
+    /// [`wq::spawn`](crate::spawn) from outside its tasks). The refusal
     /// starts when `drain` is called and ends when the returned future
     /// completes or is dropped.
+    ///
+    /// It flushes until a flush finds that nothing was queued since it
+    /// began, as the kernel's `drain_workqueue` does.
     pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
-        struct Draining(Arc<Inner>);
-        impl Drop for Draining {
-            fn drop(&mut self) {
-                self.0.state.lock().draining -= 1;
-            }
+        let inner = self.inner.clone();
+        inner.draining.fetch_add(1, SeqCst);
+        let id = inner.state.lock().id();
+        Waiter {
+            inner,
+            id,
+            kind: WaitFor::Empty(None),
         }
-        self.inner.state.lock().draining += 1;
-        let draining = Draining(self.inner.clone());
-        std::future::poll_fn(move |cx| {
-            let mut state = draining.0.state.lock();
-            if state.pending.is_empty() {
-                Poll::Ready(())
-            } else {
-                state.drainers.push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
     }
 
     /// Changes the concurrency limit. Raising it starts waiting tasks at
@@ -342,8 +341,8 @@ impl Workqueue {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` if the queue is ordered, or `n` is outside
-    /// `1..=2048`.
+    /// `InvalidInput` if the queue is ordered or is [`system()`], or `n` is
+    /// outside `1..=2048`.
     pub fn set_max_active(&self, n: usize) -> io::Result<()> {
         if self.inner.attrs.ordered {
             return Err(invalid(
@@ -352,32 +351,43 @@ impl Workqueue {
                 "an ordered workqueue runs one task at a time",
             ));
         }
+        if self.inner.is_unlimited() {
+            return Err(invalid(
+                &self.inner.name,
+                "max_active",
+                "the system workqueue has no limit, so that `wq::spawn` never makes a task \
+                 wait for another; build a workqueue with `.max_active(n)` to bound tasks",
+            ));
+        }
         validate_max_active(&self.inner.name, n)?;
         let wakers = {
             let mut state = self.inner.state.lock();
-            state.max_active = n;
-            let mut wakers = Vec::new();
-            while state.active < state.max_active {
-                match state.hand_next() {
-                    Some(waker) => wakers.extend(waker),
-                    None => break,
-                }
-            }
-            wakers
+            self.inner.max_active.store(n, SeqCst);
+            self.inner.pump(&mut state)
         };
         wakers.into_iter().for_each(Waker::wake);
         Ok(())
     }
 
-    /// The queue's figures now.
+    /// The queue's figures now (each read on its own: under load they may
+    /// not add up exactly).
     pub fn stats(&self) -> WorkqueueStats {
-        let state = self.inner.state.lock();
+        let inner = &self.inner;
+        let (total, pending) = inner.totals();
+        let (active, inactive) = if inner.is_unlimited() {
+            (pending as usize, 0)
+        } else {
+            (
+                inner.slots.active.load(Relaxed),
+                inner.slots.waiting.load(Relaxed),
+            )
+        };
         WorkqueueStats {
-            total: self.inner.total.load(Relaxed),
-            active: state.active,
-            inactive: state.inactive.len(),
-            completed: self.inner.completed.load(Relaxed),
-            max_active: state.max_active,
+            total,
+            active,
+            inactive,
+            completed: total.saturating_sub(pending),
+            max_active: inner.max_active.load(Relaxed),
         }
     }
 
@@ -392,13 +402,217 @@ impl Workqueue {
     }
 }
 
+/// Queues `future` on `queue`, a queue of the runtime of `handle`.
+#[track_caller]
+fn spawn_on<F>(
+    handle: &Handle,
+    queue: &Arc<Inner>,
+    future: F,
+    delay: Option<Duration>,
+    meta: SpawnMeta,
+) -> Result<JoinHandle<F::Output>, SpawnError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    queue.check_drain()?;
+    let admission = match delay {
+        // `system`: counted by the registry, not wrapped.
+        None if queue.registry.is_some() => {
+            return Ok(handle.spawn_on_pool(future, meta, &handle.inner().pool, true));
+        }
+        None => queue.queue_task(),
+        Some(delay) => {
+            let _enter = handle.enter();
+            Admission::Delayed(Box::pin(crate::time::sleep(delay)))
+        }
+    };
+    let gated = Gated::new(future, queue.clone(), admission);
+    if let Some(pool) = queue.unbound_pool(handle) {
+        return Ok(handle.spawn_on_pool(gated, meta, &pool, false));
+    }
+    if queue.attrs.highpri {
+        // Created by `build` (or here, for `system_highpri`); if it
+        // cannot be, the runtime is shutting down or out of threads:
+        // the normal pool still runs the task.
+        if let Ok(pool) = handle.highpri_pool() {
+            return Ok(handle.spawn_on_pool(gated, meta, pool, false));
+        }
+    }
+    Ok(handle.spawn_on_pool(gated, meta, &handle.inner().pool, false))
+}
+
+/// `wq::spawn` and `Handle::spawn`: queues `future` on the runtime's
+/// [`system()`] queue.
+///
+/// # Panics
+///
+/// If `system()` is draining and the caller is not one of its tasks.
+#[track_caller]
+pub(crate) fn spawn_system<F>(handle: &Handle, future: F, meta: SpawnMeta) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let queue = handle.system_queues().system(handle);
+    if let Err(err) = queue.check_drain() {
+        panic!("{err}");
+    }
+    handle.spawn_on_pool(future, meta, &handle.inner().pool, true)
+}
+
+/// What a [`Waiter`] waits for.
+enum WaitFor {
+    /// The colour a flush closed: every task of it and of the colours
+    /// below has finished.
+    Flush(u64),
+    /// The queue is empty (a drain): flushes in rounds, each round the
+    /// colour it closed and the count of tasks ever queued when it did.
+    Empty(Option<(u64, u64)>),
+}
+
+/// The future of `flush` and `drain`.
+struct Waiter {
+    inner: Arc<Inner>,
+    id: u64,
+    kind: WaitFor,
+}
+
+impl Future for Waiter {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let inner = &*this.inner;
+        let mut state = inner.state.lock();
+        loop {
+            let color = match this.kind {
+                WaitFor::Flush(color) | WaitFor::Empty(Some((color, _))) => color,
+                WaitFor::Empty(None) => {
+                    // A round: tasks queued from now on take a later colour;
+                    // if none was queued by the time this one has drained,
+                    // the queue is empty.
+                    let queued = inner.totals().0;
+                    this.kind = WaitFor::Empty(Some((state.ring.close(inner), queued)));
+                    continue;
+                }
+            };
+            // Registered before checking, so a task that drains the colour
+            // meanwhile sees a waiter (see `colors`).
+            this.register(&mut state, color, cx.waker());
+            state.ring.try_close(color, inner);
+            if state.ring.drained(inner) <= color {
+                return Poll::Pending;
+            }
+            if let WaitFor::Empty(Some((_, queued))) = this.kind {
+                if inner.totals().0 != queued {
+                    this.kind = WaitFor::Empty(None);
+                    continue;
+                }
+            }
+            this.unregister(&mut state);
+            return Poll::Ready(());
+        }
+    }
+}
+
+impl Waiter {
+    /// Puts (or refreshes) this waiter on the queue's list.
+    fn register(&self, state: &mut State, color: u64, waker: &Waker) {
+        match state.waiters.iter_mut().find(|w| w.id == self.id) {
+            Some(entry) => {
+                entry.color = color;
+                entry.waker.clone_from(waker);
+            }
+            None => {
+                self.inner.add_waiter();
+                state.waiters.push(Waiting {
+                    id: self.id,
+                    color,
+                    drain: matches!(self.kind, WaitFor::Empty(_)),
+                    waker: waker.clone(),
+                });
+            }
+        }
+    }
+
+    fn unregister(&self, state: &mut State) {
+        if let Some(pos) = state.waiters.iter().position(|w| w.id == self.id) {
+            state.waiters.swap_remove(pos);
+            self.inner.remove_waiters(1);
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.unregister(&mut self.inner.state.lock());
+        if let WaitFor::Empty(_) = self.kind {
+            self.inner.draining.fetch_sub(1, SeqCst);
+        }
+    }
+}
+
+/// The colours of a queue: its wrapped tasks' and, for `system`, the
+/// registry's, kept on the same colour.
+impl Counts for Inner {
+    fn current(&self) -> u64 {
+        self.colors.current()
+    }
+
+    fn open(&self, color: u64) {
+        if let Some(registry) = &self.registry {
+            registry.open_counted_color(color);
+        }
+        self.colors.open(color);
+    }
+
+    fn in_flight(&self, color: u64) -> u64 {
+        let counted = self
+            .registry
+            .as_ref()
+            .map_or(0, |r| r.counted_in_flight(color));
+        self.colors.in_flight(color) + counted
+    }
+}
+
 impl Inner {
+    fn new(
+        name: String,
+        handle: &Handle,
+        attrs: Attrs,
+        max_active: usize,
+        registry: Option<Arc<Registry>>,
+    ) -> Inner {
+        let pod_pools = match attrs.unbound {
+            Some(scope) => {
+                let pods = handle.inner().topology().pods(scope).len();
+                (0..pods.max(1)).map(|_| OnceLock::new()).collect()
+            }
+            None => Box::new([]) as Box<[_]>,
+        };
+        Inner {
+            name,
+            attrs,
+            max_active: AtomicUsize::new(max_active),
+            draining: AtomicUsize::new(0),
+            colors: Colors::new(),
+            registry,
+            slots: CachePadded::new(Slots {
+                active: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+            }),
+            state: Mutex::new(State::default()),
+            pod_pools,
+        }
+    }
+
     /// For an unbound queue, the pool of the pod of the CPU the caller runs
     /// on; `None` for other queues (or if the pool cannot be created: then
     /// the normal pool runs the task).
-    fn unbound_pool(&self) -> Option<crate::pool::Pool> {
+    fn unbound_pool(&self, handle: &Handle) -> Option<crate::pool::Pool> {
         let scope = self.attrs.unbound?;
-        let runtime = self.handle.inner();
+        let runtime = handle.inner();
         let pod = runtime.current_pod(scope);
         let slot = self.pod_pools.get(pod)?;
         if let Some(pool) = slot.get() {
@@ -415,91 +629,171 @@ impl Inner {
     }
 
     fn check_drain(&self) -> Result<(), SpawnError> {
-        let state = self.state.lock();
-        self.check_drain_locked(&state)
-    }
-
-    fn check_drain_locked(&self, state: &State) -> Result<(), SpawnError> {
-        if state.draining > 0 && CURRENT.with(|c| c.get()) != self.id() {
-            return Err(SpawnError {
-                name: self.name.clone(),
-            });
+        if self.draining.load(SeqCst) == 0
+            || CURRENT.with(|c| c.get()) == self.id()
+            || self.registry.as_ref().is_some_and(|r| r.polling_counted())
+        {
+            return Ok(());
         }
-        Ok(())
+        Err(SpawnError {
+            name: self.name.clone(),
+        })
     }
 
-    /// Queues one task: gives it a sequence number and a slot if one is free
-    /// and nobody waits, or a place on the inactive FIFO.
-    fn admit(&self) -> Result<Admission, SpawnError> {
-        let mut state = self.state.lock();
-        self.check_drain_locked(&state)?;
-        Ok(self.admit_locked(&mut state))
+    /// Tasks ever queued, and queued and not finished.
+    fn totals(&self) -> (u64, u64) {
+        let (queued, pending) = self.colors.totals();
+        let (counted, counted_pending) = self
+            .registry
+            .as_ref()
+            .map_or((0, 0), |r| r.counted_totals());
+        (queued + counted, pending + counted_pending)
     }
 
-    /// `admit` for a delayed task whose timer fired: it was accepted when
-    /// it was spawned, so a drain since does not refuse it.
-    fn admit_delayed(&self) -> Admission {
-        let mut state = self.state.lock();
-        self.admit_locked(&mut state)
+    fn add_waiter(&self) {
+        self.colors.waiters().fetch_add(1, SeqCst);
+        if let Some(registry) = &self.registry {
+            registry.counted_waiters().fetch_add(1, SeqCst);
+        }
     }
 
-    fn admit_locked(&self, state: &mut State) -> Admission {
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        state.pending.insert(seq);
-        self.total.fetch_add(1, Relaxed);
-        if state.active < state.max_active && state.inactive.is_empty() {
-            state.active += 1;
-            Admission::Active(seq)
+    fn remove_waiters(&self, n: usize) {
+        if n > 0 {
+            self.colors.waiters().fetch_sub(n, SeqCst);
+            if let Some(registry) = &self.registry {
+                registry.counted_waiters().fetch_sub(n, SeqCst);
+            }
+        }
+    }
+
+    /// Queues one task (at spawn, or when a delayed task's timer fires:
+    /// then a drain since does not refuse it, it was accepted before):
+    /// counts it in the current flush colour, and gives it a slot if one is
+    /// free and nobody waits, or a place on the inactive FIFO.
+    fn queue_task(&self) -> Admission {
+        let (color, wake) = self.colors.enter();
+        if wake {
+            self.wake_waiters();
+        }
+        if self.is_unlimited() || (self.slots.waiting.load(SeqCst) == 0 && self.try_activate()) {
+            return Admission::Active(color);
+        }
+        // Announced in `waiting` before looking for a slot: a task that
+        // frees one either is seen here, or sees `waiting` and hands it on.
+        let (id, handed, wakers) = {
+            let mut state = self.state.lock();
+            let id = state.id();
+            self.slots.waiting.fetch_add(1, SeqCst);
+            state.inactive.push_back((id, None));
+            let wakers = self.pump(&mut state);
+            (id, state.handed.remove(&id), wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        if handed {
+            Admission::Active(color)
         } else {
-            state.inactive.push_back((seq, None));
-            Admission::Waiting(seq)
+            Admission::Waiting { id, color }
         }
     }
 
-    /// A task `seq` finished (or was dropped). `held_slot` says whether it
-    /// was active (or had been handed a slot it never used).
-    fn finish(&self, seq: u64, held_slot: bool) {
-        let mut wake = Vec::new();
+    /// `system`: no admission, no slots counted.
+    fn is_unlimited(&self) -> bool {
+        self.max_active.load(Relaxed) == UNLIMITED
+    }
+
+    /// Takes a slot if one is free (limited queues).
+    fn try_activate(&self) -> bool {
+        let max = self.max_active.load(SeqCst);
+        self.slots
+            .active
+            .fetch_update(SeqCst, SeqCst, |active| {
+                (active < max).then_some(active + 1)
+            })
+            .is_ok()
+    }
+
+    /// Hands free slots to the first waiting tasks, in order; returns the
+    /// wakers to wake (outside the lock) of those polled already.
+    fn pump(&self, state: &mut State) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        while !state.inactive.is_empty() && self.try_activate() {
+            let Some((id, waker)) = state.inactive.pop_front() else {
+                break;
+            };
+            self.slots.waiting.fetch_sub(1, SeqCst);
+            state.handed.insert(id);
+            wakers.extend(waker);
+        }
+        wakers
+    }
+
+    /// An active task of `color` finished (or was dropped).
+    fn finish_active(&self, color: u64) {
+        if !self.is_unlimited() {
+            self.slots.active.fetch_sub(1, SeqCst);
+            if self.slots.waiting.load(SeqCst) > 0 {
+                let wakers = self.pump(&mut self.state.lock());
+                wakers.into_iter().for_each(Waker::wake);
+            }
+        }
+        self.finish(color);
+    }
+
+    /// A waiting task was dropped (aborted, or its runtime shut down).
+    fn finish_waiting(&self, id: u64, color: u64) {
+        let held_slot = {
+            let mut state = self.state.lock();
+            // A slot handed to it but never used goes on to the next.
+            let handed = state.handed.remove(&id);
+            if !handed {
+                if let Some(pos) = state.inactive.iter().position(|(i, _)| *i == id) {
+                    state.inactive.remove(pos);
+                    self.slots.waiting.fetch_sub(1, SeqCst);
+                }
+            }
+            handed
+        };
+        if held_slot {
+            self.finish_active(color);
+        } else {
+            self.finish(color);
+        }
+    }
+
+    fn finish(&self, color: u64) {
+        if self.colors.leave(color) {
+            self.wake_waiters();
+        }
+    }
+
+    /// A colour drained while flushes or drains wait: wakes those done (and
+    /// every drain, to check for new work), and closes the colour of a
+    /// waiter that could not close its own.
+    fn wake_waiters(&self) {
+        let mut wakers = Vec::new();
         {
             let mut state = self.state.lock();
-            if held_slot {
-                state.active -= 1;
-                if state.active < state.max_active {
-                    if let Some(waker) = state.hand_next() {
-                        wake.extend(waker);
-                    }
-                }
-            } else if let Some(pos) = state.inactive.iter().position(|(s, _)| *s == seq) {
-                state.inactive.remove(pos);
+            let state = &mut *state;
+            if let Some(open) = state.waiters.iter().map(|w| w.color).max() {
+                state.ring.try_close(open, self);
             }
-            state.pending.remove(&seq);
-            let oldest = state.pending.first().copied();
+            let below = state.ring.drained(self);
+            let mut woken = 0;
             let mut i = 0;
-            while i < state.flushers.len() {
-                if oldest.map_or(true, |oldest| oldest >= state.flushers[i].0) {
-                    wake.push(state.flushers.swap_remove(i).1);
+            while i < state.waiters.len() {
+                if state.waiters[i].color < below && !state.waiters[i].drain {
+                    wakers.push(state.waiters.swap_remove(i).waker);
+                    woken += 1;
                 } else {
+                    if state.waiters[i].color < below {
+                        wakers.push(state.waiters[i].waker.clone());
+                    }
                     i += 1;
                 }
             }
-            if state.pending.is_empty() {
-                wake.append(&mut state.drainers);
-            }
+            self.remove_waiters(woken);
         }
-        self.completed.fetch_add(1, Relaxed);
-        wake.into_iter().for_each(Waker::wake);
-    }
-}
-
-impl State {
-    /// Gives a slot to the first waiting task; returns its waker to wake
-    /// (outside the lock), if it was polled already.
-    fn hand_next(&mut self) -> Option<Option<Waker>> {
-        let (seq, waker) = self.inactive.pop_front()?;
-        self.active += 1;
-        self.handed.insert(seq);
-        Some(waker)
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -531,13 +825,37 @@ impl fmt::Debug for Workqueue {
     }
 }
 
-/// The runtime's system workqueues, created on first use.
+/// The runtime's system workqueues, created on first use. Kept without
+/// their handle: the runtime owns them.
 #[derive(Default)]
 pub(crate) struct SystemQueues {
-    system: OnceLock<Workqueue>,
-    highpri: OnceLock<Workqueue>,
-    long: OnceLock<Workqueue>,
-    unbound: OnceLock<Workqueue>,
+    system: OnceLock<Arc<Inner>>,
+    highpri: OnceLock<Arc<Inner>>,
+    long: OnceLock<Arc<Inner>>,
+    unbound: OnceLock<Arc<Inner>>,
+}
+
+impl SystemQueues {
+    /// The queue of `wq::spawn`, on the runtime of `handle`.
+    fn system(&self, handle: &Handle) -> &Arc<Inner> {
+        self.system.get_or_init(|| {
+            let registry = handle.inner().tasks.clone();
+            let inner = Arc::new(Inner::new(
+                "system".into(),
+                handle,
+                PLAIN,
+                UNLIMITED,
+                Some(registry.clone()),
+            ));
+            let weak: Weak<Inner> = Arc::downgrade(&inner);
+            registry.set_on_drained(Box::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.wake_waiters();
+                }
+            }));
+            inner
+        })
+    }
 }
 
 impl fmt::Debug for SystemQueues {
@@ -547,17 +865,18 @@ impl fmt::Debug for SystemQueues {
 }
 
 fn system_queue(
-    pick: impl Fn(&SystemQueues) -> &OnceLock<Workqueue>,
+    pick: impl Fn(&SystemQueues) -> &OnceLock<Arc<Inner>>,
     name: &str,
     attrs: Attrs,
 ) -> Workqueue {
     let handle = Handle::current();
-    let queues = handle.system_queues();
-    pick(queues)
+    let inner = pick(handle.system_queues())
         .get_or_init(|| {
-            Workqueue::from_parts(name.to_owned(), handle.clone(), attrs, DEFAULT_MAX_ACTIVE)
+            let inner = Inner::new(name.to_owned(), &handle, attrs, DEFAULT_MAX_ACTIVE, None);
+            Arc::new(inner)
         })
-        .clone()
+        .clone();
+    Workqueue { inner, handle }
 }
 
 const PLAIN: Attrs = Attrs {
@@ -570,13 +889,34 @@ const PLAIN: Attrs = Attrs {
 };
 
 /// The current runtime's general-purpose workqueue (the kernel's
-/// `system_wq`).
+/// `system_wq`): the queue of [`wq::spawn`](crate::spawn),
+/// [`Handle::spawn`](crate::Handle::spawn) and everything built on them
+/// (`JoinSet`, `task::Builder`, `spawn_blocking`), so its
+/// [`stats`](Workqueue::stats) count them, and [`flush`](Workqueue::flush)
+/// and [`drain`](Workqueue::drain) wait for them.
+///
+/// Unlike the kernel's, it has no `max_active` limit, and none can be set:
+/// a task that awaits costs no thread, and tokio code that spawns one task
+/// per connection must not find its 1,025th connection waiting behind the
+/// others. Build a workqueue with a limit for tasks that need one.
+///
+/// ```
+/// # let rt = wq::Runtime::new().unwrap();
+/// # rt.block_on(async {
+/// let before = wq::system().stats().total;
+/// wq::spawn(async {}).await.unwrap();
+/// assert_eq!(wq::system().stats().total, before + 1);
+/// assert_eq!(wq::system().stats().max_active, usize::MAX);
+/// # });
+/// ```
 ///
 /// # Panics
 ///
 /// Outside a runtime context, like [`wq::spawn`](crate::spawn).
 pub fn system() -> Workqueue {
-    system_queue(|q| &q.system, "system", PLAIN)
+    let handle = Handle::current();
+    let inner = handle.system_queues().system(&handle).clone();
+    Workqueue { inner, handle }
 }
 
 /// The current runtime's high-priority workqueue (`system_highpri_wq`).
