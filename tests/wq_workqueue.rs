@@ -329,7 +329,11 @@ async fn draining_system_refuses_outside_wq_spawn() {
     assert!(message.contains("`system` is draining"), "{message}");
     release.send(()).unwrap();
     drain.await;
-    assert_eq!(chained.load(SeqCst), 1, "the drain waited for the chained task");
+    assert_eq!(
+        chained.load(SeqCst),
+        1,
+        "the drain waited for the chained task"
+    );
     first.await.unwrap();
     // The drain is over: spawning works again.
     wq::spawn(async {}).await.unwrap();
