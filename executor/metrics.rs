@@ -66,6 +66,16 @@ impl RuntimeMetrics {
         self.inner.pool.threads_created()
     }
 
+    /// Worker creations that failed (the OS refused the thread, or a
+    /// `Builder::spawn_worker_with` hook did), in every pool.
+    pub fn worker_create_failures(&self) -> u64 {
+        self.inner
+            .all_pools()
+            .iter()
+            .map(|p| p.create_failures())
+            .sum()
+    }
+
     /// Polls the monitor found blocked (stuck without using the CPU) and
     /// took out of concurrency management. 0 without a monitor.
     pub fn blocked_detections(&self) -> u64 {

@@ -8,12 +8,11 @@
 
 mod support;
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use support::eventually;
+use support::{captured_logs, eventually};
 
 /// Blocks the calling thread (a worker, inside a poll) without telling wq.
 fn unannotated_sleep(d: Duration) {
@@ -222,34 +221,6 @@ fn without_the_monitor_a_blocker_holds_its_worker() {
     rt.block_on(blocker).unwrap();
     assert_eq!(rt.handle().metrics().blocked_detections(), 0);
     assert_eq!(rt.handle().metrics().monitor_ticks(), 0);
-}
-
-/// Warnings and errors logged by the runtime, for the hog report test. One
-/// global subscriber per test binary (the monitor logs from its own thread).
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::default());
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(move || Capture(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-}
-
-struct Capture(&'static Mutex<Vec<u8>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Spins until `stop` is set, never yielding.

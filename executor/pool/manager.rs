@@ -6,12 +6,19 @@
 //! it later blocks, a spare already waits on the idle list and nothing is
 //! created on the blocking path. Culling is done by idle workers themselves
 //! (`worker.rs`), using the kernel's rule in `Idle::try_cull`.
+//!
+//! Creation may fail (`EAGAIN` under `RLIMIT_NPROC` or a memory limit, or a
+//! failure injected with `Builder::spawn_worker_with`). The failure is
+//! reported through `tracing` at error level, the pool goes on with the
+//! workers it has, and no creation is tried again until `create_cooldown`
+//! (1 s, the kernel's `CREATE_COOLDOWN`) has passed.
 
 use std::io;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::thread;
+use std::time::Instant;
 
 use crossbeam_deque::Worker;
 
@@ -22,13 +29,42 @@ use super::Shared;
 
 /// If the pool lacks a spare idle worker and may grow, create one.
 pub(super) fn maybe_create_worker(shared: &Arc<Shared>) {
-    if !shared.idle.try_become_manager(shared.config.max_workers) {
+    if in_cooldown(shared) || !shared.idle.try_become_manager(shared.config.max_workers) {
         return;
     }
-    let created = spawn_worker(shared).is_ok();
+    let result = spawn_worker(shared);
     // A failed creation leaves the pool running with the workers it has;
-    // the next worker to wake tries again.
-    shared.idle.manager_done(created);
+    // the next worker to wake after the cooldown tries again.
+    shared.idle.manager_done(result.is_ok());
+    if let Err(err) = result {
+        creation_failed(shared, &err);
+    }
+}
+
+/// Whether a creation failed less than `create_cooldown` ago.
+fn in_cooldown(shared: &Shared) -> bool {
+    let failures = shared.create_failures.lock();
+    failures
+        .last
+        .is_some_and(|last| last.elapsed() < shared.config.create_cooldown)
+}
+
+/// Records a failed creation and reports it.
+pub(super) fn creation_failed(shared: &Shared, err: &io::Error) {
+    let count = {
+        let mut failures = shared.create_failures.lock();
+        failures.last = Some(Instant::now());
+        failures.count += 1;
+        failures.count
+    };
+    tracing::error!(
+        error = %err,
+        failures = count,
+        workers = shared.idle.nr_workers(),
+        cooldown = ?shared.config.create_cooldown,
+        "wq: could not create a worker thread; the pool goes on with the workers it has \
+         and tries again after the cooldown"
+    );
 }
 
 /// Creates one worker thread. The caller has reserved its slot in
@@ -53,7 +89,14 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     }
     let thread_shared = shared.clone();
     let thread_me = me.clone();
-    match builder.spawn(move || worker::main(thread_shared, deque, yielded, thread_me)) {
+    let hooked = match &shared.config.spawn_hook {
+        Some(hook) => hook(),
+        None => Ok(()),
+    };
+    let spawned = hooked.and_then(|()| {
+        builder.spawn(move || worker::main(thread_shared, deque, yielded, thread_me))
+    });
+    match spawned {
         Ok(_detached) => {
             shared.created.fetch_add(1, Relaxed);
             Ok(())

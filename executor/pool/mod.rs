@@ -38,6 +38,14 @@ pub(crate) use worker::{current_cpu, BlockingGuard};
 /// A hook run on worker threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 
+/// A hook run before each worker thread is created: an error fails the
+/// creation as if the OS had refused the thread (fault injection).
+pub(crate) type SpawnHook = Arc<dyn Fn() -> io::Result<()> + Send + Sync + 'static>;
+
+/// How long the manager waits after a failed worker creation before it
+/// tries again (the kernel's `CREATE_COOLDOWN`).
+pub(crate) const CREATE_COOLDOWN: Duration = Duration::from_secs(1);
+
 /// How a pool is shaped. Validated by the runtime builder.
 #[derive(Clone)]
 pub(crate) struct PoolConfig {
@@ -63,6 +71,10 @@ pub(crate) struct PoolConfig {
     pub(crate) drives_timers: bool,
     /// CPUs the worker threads are pinned to (strict affinity), if any.
     pub(crate) affinity: Option<Arc<[usize]>>,
+    /// Runs before each worker thread is created (`Builder::spawn_worker_with`).
+    pub(crate) spawn_hook: Option<SpawnHook>,
+    /// How long to wait after a failed creation before the next attempt.
+    pub(crate) create_cooldown: Duration,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -96,6 +108,17 @@ pub(crate) struct Shared {
     nice_applied: std::sync::atomic::AtomicU8,
     /// Someone (a watcher of the polls) that sleeps while no worker runs.
     observer: Observer,
+    /// Failed worker creations: when the last one failed, and how many.
+    create_failures: Mutex<CreateFailures>,
+}
+
+/// The manager's record of failed creations.
+#[derive(Debug, Default)]
+struct CreateFailures {
+    /// The last failure; no creation is tried until the cooldown passed.
+    last: Option<Instant>,
+    /// Failures since the pool started.
+    count: u64,
 }
 
 /// A thread that wants to be woken when the pool starts running again.
@@ -131,6 +154,7 @@ impl Pool {
             created: AtomicU64::new(0),
             nice_applied: std::sync::atomic::AtomicU8::new(0),
             observer: Observer::default(),
+            create_failures: Mutex::new(CreateFailures::default()),
         });
         if shared.config.drives_timers {
             let weak = Arc::downgrade(&shared);
@@ -160,6 +184,7 @@ impl Pool {
                     self.close();
                     return Err(err);
                 }
+                manager::creation_failed(shared, &err);
                 // The pool runs with the workers it has; more are created on
                 // demand later.
                 break;
@@ -243,6 +268,11 @@ impl Pool {
 
     /// Worker threads created since the pool started (culled and exited
     /// ones included).
+    /// Worker creations that failed since the pool started.
+    pub(crate) fn create_failures(&self) -> u64 {
+        self.shared.create_failures.lock().count
+    }
+
     pub(crate) fn threads_created(&self) -> u64 {
         self.shared.created.load(Relaxed)
     }

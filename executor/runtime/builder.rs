@@ -9,7 +9,7 @@ use crate::monitor::{
     MonitorConfig, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD,
     MIN_BLOCKING_THRESHOLD,
 };
-use crate::pool::{Hook, PoolConfig};
+use crate::pool::{Hook, PoolConfig, SpawnHook, CREATE_COOLDOWN};
 use crate::time::driver::Driver;
 
 use super::Runtime;
@@ -49,6 +49,8 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
+    spawn_hook: Option<SpawnHook>,
+    create_cooldown: Duration,
     start_paused: bool,
     monitor: bool,
     blocking_threshold: Duration,
@@ -74,6 +76,8 @@ impl Builder {
             thread_stack_size: None,
             on_thread_start: None,
             on_thread_stop: None,
+            spawn_hook: None,
+            create_cooldown: CREATE_COOLDOWN,
             start_paused: false,
             monitor: true,
             blocking_threshold: DEFAULT_BLOCKING_THRESHOLD,
@@ -156,6 +160,51 @@ impl Builder {
         F: Fn() + Send + Sync + 'static,
     {
         self.on_thread_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` before the runtime creates each worker thread, on the thread
+    /// that creates it; an error from `f` fails that creation as if the OS
+    /// had refused the thread (`EAGAIN` under `RLIMIT_NPROC`), and `f` may
+    /// also sleep to make creation slow. Meant for testing how a program
+    /// behaves when threads run out: see [`create_cooldown`](Builder::create_cooldown)
+    /// for what the runtime does then. If the first worker cannot be
+    /// created, `build` fails.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    ///
+    /// let refuse = Arc::new(AtomicBool::new(false));
+    /// let flag = refuse.clone();
+    /// let rt = wq::Builder::new()
+    ///     .workers(1)
+    ///     .spawn_worker_with(move || match flag.load(SeqCst) {
+    ///         true => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+    ///         false => Ok(()),
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// refuse.store(true, SeqCst);
+    /// // The runtime goes on with the workers it has.
+    /// assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
+    /// ```
+    pub fn spawn_worker_with<F>(mut self, f: F) -> Builder
+    where
+        F: Fn() -> io::Result<()> + Send + Sync + 'static,
+    {
+        self.spawn_hook = Some(Arc::new(f));
+        self
+    }
+
+    /// How long a pool waits after a failed worker creation before it tries
+    /// again (default 1 s, the kernel's `CREATE_COOLDOWN`; at least 1 ms).
+    /// A failure is reported through `tracing` at error level; the pool
+    /// goes on with the workers it has meanwhile, and nothing queued is
+    /// lost: it runs when a worker frees or the next creation succeeds.
+    pub fn create_cooldown(mut self, cooldown: Duration) -> Builder {
+        self.create_cooldown = cooldown;
         self
     }
 
@@ -292,6 +341,12 @@ impl Builder {
                 "must be greater than zero",
             ));
         }
+        if self.create_cooldown < Duration::from_millis(1) {
+            return Err(invalid(
+                "create_cooldown",
+                format!("must be at least 1ms, got {:?}", self.create_cooldown),
+            ));
+        }
         if self.thread_stack_size == Some(0) {
             return Err(invalid("thread_stack_size", "must be greater than 0"));
         }
@@ -307,6 +362,8 @@ impl Builder {
             thread_stack_size: self.thread_stack_size,
             on_thread_start: self.on_thread_start,
             on_thread_stop: self.on_thread_stop,
+            spawn_hook: self.spawn_hook,
+            create_cooldown: self.create_cooldown,
             timers: Arc::new(Driver::new(workers, self.start_paused)),
             stamp_polls: false,
             nice: None,

@@ -90,6 +90,13 @@ impl Inner {
         Ok(self.highpri.get_or_init(|| pool))
     }
 
+    /// Every pool: the normal one first, then those created since.
+    pub(crate) fn all_pools(&self) -> Vec<Pool> {
+        let mut pools = vec![self.pool.clone()];
+        pools.extend(self.extra_pools.lock().iter().cloned());
+        pools
+    }
+
     /// The machine's CPU pods, read on first use.
     pub(crate) fn topology(&self) -> &Topology {
         self.topology.get_or_init(Topology::detect)

@@ -1,0 +1,139 @@
+//! Forward progress when worker threads cannot be created: failures are
+//! reported and survived, and nothing queued is lost.
+
+mod support;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::captured_logs;
+
+/// A runtime whose worker creation fails while `refuse` is set.
+fn refusing_runtime(
+    workers: usize,
+    refuse: &Arc<AtomicBool>,
+    refused: &Arc<AtomicUsize>,
+) -> wq::Runtime {
+    let (refuse, refused) = (refuse.clone(), refused.clone());
+    wq::Builder::new()
+        .workers(workers)
+        .create_cooldown(Duration::from_millis(20))
+        .spawn_worker_with(move || {
+            if refuse.load(SeqCst) {
+                refused.fetch_add(1, SeqCst);
+                return Err(io::Error::from(io::ErrorKind::WouldBlock));
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap()
+}
+
+/// Thread creation fails while 100 tasks block in `wq::blocking` (each
+/// wants a spare worker that cannot be created): the pool goes on with the
+/// workers it has, every task completes, the failures are counted and
+/// reported at error level, and creation works again after the cooldown.
+#[test]
+fn failed_worker_creation_loses_nothing() {
+    let logs = captured_logs();
+    let refuse = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let rt = refusing_runtime(2, &refuse, &refused);
+    let before = rt.handle().metrics().threads_created();
+    refuse.store(true, SeqCst);
+
+    let done = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let done = done.clone();
+            rt.spawn(async move {
+                wq::blocking(|| std::thread::sleep(Duration::from_millis(2)));
+                done.fetch_add(1, SeqCst);
+                i
+            })
+        })
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(rt.block_on(handle).unwrap(), i);
+    }
+    assert_eq!(done.load(SeqCst), 100, "a task was lost");
+    let metrics = rt.handle().metrics();
+    assert!(refused.load(SeqCst) >= 1, "no creation was attempted");
+    assert_eq!(
+        metrics.worker_create_failures(),
+        refused.load(SeqCst) as u64
+    );
+    assert_eq!(
+        metrics.threads_created(),
+        before,
+        "a refused thread was counted"
+    );
+    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("could not create a worker thread"),
+        "the failure was not reported: {logged}"
+    );
+
+    // Creation works again once allowed and the cooldown has passed.
+    refuse.store(false, SeqCst);
+    std::thread::sleep(Duration::from_millis(30));
+    let handles: Vec<_> = (0..10)
+        .map(|_| rt.spawn(async { wq::blocking(|| std::thread::sleep(Duration::from_millis(20))) }))
+        .collect();
+    for handle in handles {
+        rt.block_on(handle).unwrap();
+    }
+    assert!(
+        rt.handle().metrics().threads_created() > before,
+        "no worker was created after creation was allowed again"
+    );
+}
+
+/// Failures are retried only after the cooldown: a burst of blocking tasks
+/// against a refusing hook attempts few creations, not one per kick.
+#[test]
+fn failed_creation_waits_for_the_cooldown() {
+    let refuse = Arc::new(AtomicBool::new(true));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let rt = {
+        // The first two workers are created before refusing starts.
+        refuse.store(false, SeqCst);
+        let rt = wq::Builder::new()
+            .workers(2)
+            .create_cooldown(Duration::from_secs(60))
+            .spawn_worker_with({
+                let (refuse, refused) = (refuse.clone(), refused.clone());
+                move || {
+                    if refuse.load(SeqCst) {
+                        refused.fetch_add(1, SeqCst);
+                        return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                    }
+                    Ok(())
+                }
+            })
+            .build()
+            .unwrap();
+        refuse.store(true, SeqCst);
+        rt
+    };
+    let handles: Vec<_> = (0..200)
+        .map(|_| rt.spawn(async { wq::blocking(|| std::thread::sleep(Duration::from_millis(1))) }))
+        .collect();
+    for handle in handles {
+        rt.block_on(handle).unwrap();
+    }
+    // One attempt, then nothing for the 60 s cooldown.
+    assert_eq!(refused.load(SeqCst), 1);
+}
+
+/// Bad cooldowns are refused with an error naming the field.
+#[test]
+fn create_cooldown_is_validated() {
+    let err = wq::Builder::new()
+        .create_cooldown(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("`create_cooldown`"), "{err}");
+}
