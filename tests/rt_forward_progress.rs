@@ -137,3 +137,44 @@ fn create_cooldown_is_validated() {
         .unwrap_err();
     assert!(err.to_string().contains("`create_cooldown`"), "{err}");
 }
+
+/// `workers(1)`: the only worker blocks (in `wq::blocking`) until a queued
+/// task signals it, and no thread can be created. The queued task waits
+/// (nothing can run it) and is not lost; once creation works again, the
+/// monitor's retry after the cooldown creates a worker, which runs it, and
+/// the blocker returns.
+#[test]
+fn starving_pool_recovers_when_creation_works_again() {
+    let refuse = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let rt = refusing_runtime(1, &refuse, &refused);
+    refuse.store(true, SeqCst);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let blocker = rt.spawn(async move { wq::blocking(move || rx.recv().unwrap()) });
+    assert!(support::eventually(Duration::from_secs(10), || {
+        rt.handle().metrics().num_running_workers() == 0
+    }));
+    let ran = Arc::new(AtomicBool::new(false));
+    let signal = {
+        let ran = ran.clone();
+        rt.spawn(async move {
+            ran.store(true, SeqCst);
+            tx.send(()).unwrap();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(!ran.load(SeqCst), "ran with no worker to run it");
+    assert!(
+        refused.load(SeqCst) >= 2,
+        "creation was not retried: {}",
+        refused.load(SeqCst)
+    );
+    refuse.store(false, SeqCst);
+    assert!(
+        support::eventually(Duration::from_secs(10), || ran.load(SeqCst)),
+        "the queued task never ran after creation was allowed again"
+    );
+    rt.block_on(signal).unwrap();
+    rt.block_on(blocker).unwrap();
+    assert!(ran.load(SeqCst));
+}

@@ -64,6 +64,10 @@ use crate::task::registry::Registry;
 use crate::task::Id;
 use probe::Probe;
 
+/// How often a pool whose work waits with no worker to take it is looked
+/// at (to retry a failed worker creation once its cooldown has passed).
+const STARVING_TICK: Duration = Duration::from_millis(10);
+
 /// Default for `Builder::blocking_threshold`.
 pub const DEFAULT_BLOCKING_THRESHOLD: Duration = Duration::from_millis(1);
 /// Default for `Builder::cpu_intensive_threshold`.
@@ -245,10 +249,19 @@ impl Watcher {
             self.stats.ticks.fetch_add(1, Relaxed);
             let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let found = self.tick(&pools);
+            let mut starving = false;
+            for pool in pools.iter().filter(|pool| pool.is_starving()) {
+                // Work waits and no worker is left to take it or to create
+                // another: create one here (the cooldown permitting).
+                pool.create_for_starving();
+                starving = true;
+            }
             if found.watching || pools.iter().any(|pool| pool.nr_running() > 0) {
                 thread::park_timeout(tick);
             } else if found.following {
                 thread::park_timeout(slow_tick);
+            } else if starving {
+                thread::park_timeout(STARVING_TICK);
             } else if may_sleep(&pools) {
                 // Deep sleep: no worker runs, so none can get stuck. The
                 // next worker to run (a kick, a return from blocking) in any

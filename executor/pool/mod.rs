@@ -338,11 +338,31 @@ impl Pool {
     pub(crate) fn observer_may_sleep(&self) -> bool {
         let observer = &self.shared.observer;
         observer.asleep.store(true, SeqCst);
-        if self.shared.idle.nr_running() > 0 || self.is_closed() {
+        if self.shared.idle.nr_running() > 0 || self.is_closed() || self.is_starving() {
             observer.asleep.store(false, SeqCst);
             return false;
         }
         true
+    }
+
+    /// Whether queued work waits with no worker to take it: fewer than
+    /// `target` run, nobody searches, no idle worker is left to wake, and a
+    /// queue holds work. Only a new worker (or a blocked one returning)
+    /// moves it on: see `create_for_starving`.
+    pub(crate) fn is_starving(&self) -> bool {
+        let shared = &self.shared;
+        !shared.is_closed()
+            && shared.idle.need_more_worker()
+            && shared.idle.nr_idle() == 0
+            && shared.has_work()
+    }
+
+    /// For a starving pool, from a thread outside it (no worker may be left
+    /// to do it): creates a worker, unless a creation failed less than the
+    /// cooldown ago or the pool is at `max_workers`; then the caller tries
+    /// again later. The new worker finds the queued work as it goes idle.
+    pub(crate) fn create_for_starving(&self) {
+        manager::maybe_create_worker(&self.shared);
     }
 
     /// The observer woke (or gave up sleeping).
@@ -406,9 +426,12 @@ impl Shared {
                 worker.parker.unpark();
                 self.wake_observer();
             }
-            // A spare is being created, or the pool is at `max_workers`: the
-            // manager's new worker re-checks the queues when it goes idle.
-            Kick::NoIdle | Kick::NotNeeded => {}
+            // A spare is being created, or the pool is at `max_workers`, or a
+            // creation failed: the manager's new worker re-checks the queues
+            // when it goes idle. If every worker is blocked, nobody in the
+            // pool can create one: the observer, if asleep, must look.
+            Kick::NoIdle => self.wake_observer(),
+            Kick::NotNeeded => {}
         }
     }
 

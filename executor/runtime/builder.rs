@@ -202,7 +202,10 @@ impl Builder {
     /// again (default 1 s, the kernel's `CREATE_COOLDOWN`; at least 1 ms).
     /// A failure is reported through `tracing` at error level; the pool
     /// goes on with the workers it has meanwhile, and nothing queued is
-    /// lost: it runs when a worker frees or the next creation succeeds.
+    /// lost: it runs when a worker frees or the next creation succeeds. If
+    /// every worker is blocked, the monitor thread retries the creation
+    /// once the cooldown has passed (without the monitor, the retry waits
+    /// for a worker to wake).
     pub fn create_cooldown(mut self, cooldown: Duration) -> Builder {
         self.create_cooldown = cooldown;
         self
