@@ -178,3 +178,105 @@ fn starving_pool_recovers_when_creation_works_again() {
     rt.block_on(blocker).unwrap();
     assert!(ran.load(SeqCst));
 }
+
+/// Set in the child process of `real_rlimit_nproc_in_a_child_process`.
+const NPROC_CHILD: &str = "WQ_TEST_NPROC_CHILD";
+
+/// A real `RLIMIT_NPROC`: a child process of this test binary switches to
+/// an unused uid (so that its own threads are all the uid has), lowers the
+/// limit to 3 threads above what it runs, and builds a 2-worker runtime
+/// (2 workers and the monitor: the limit is reached). 20 tasks then block
+/// in `wq::blocking`, asking for spares the kernel refuses (`EAGAIN`): all
+/// complete on the workers there are, and the failures are counted and
+/// reported. Root is needed to switch uids (root itself is not held to
+/// the limit); without it the test is skipped, saying why.
+#[cfg(target_os = "linux")]
+#[test]
+fn real_rlimit_nproc_in_a_child_process() {
+    let exe = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "rlimit_nproc_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(NPROC_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // libtest may print the child's lines after "test name ... ".
+    let line = |tag: &str| stdout.lines().find_map(|l| l.find(tag).map(|at| &l[at..]));
+    if let Some(reason) = line("wq-test-skip: ") {
+        println!("skipped: {reason}");
+        return;
+    }
+    let ok = line("wq-test-child-ok");
+    assert!(
+        output.status.success() && ok.is_some(),
+        "the child failed:\n{stdout}\n{stderr}"
+    );
+    println!("{}", ok.unwrap_or_default());
+}
+
+/// The child's side of `real_rlimit_nproc_in_a_child_process`; does nothing
+/// in a normal test run.
+#[cfg(target_os = "linux")]
+#[test]
+fn rlimit_nproc_child() {
+    use nix::sys::resource::{setrlimit, Resource};
+    use nix::unistd::{setgid, setuid, Gid, Uid};
+
+    if std::env::var_os(NPROC_CHILD).is_none() {
+        return;
+    }
+    if !Uid::current().is_root() {
+        println!("wq-test-skip: switching to an unused uid needs root");
+        return;
+    }
+    let logs = captured_logs();
+    // An id no account uses, so the limit counts this process's threads only.
+    let unused = 54_321 + std::process::id() % 1_000;
+    let threads = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Threads:")
+                .map(|n| n.trim().parse::<u64>().unwrap())
+        })
+        .unwrap();
+    let limit = threads + 3;
+    let switched = setrlimit(Resource::RLIMIT_NPROC, limit, limit)
+        .and_then(|()| setgid(Gid::from_raw(unused)))
+        .and_then(|()| setuid(Uid::from_raw(unused)));
+    if let Err(err) = switched {
+        println!("wq-test-skip: cannot lower RLIMIT_NPROC and switch uid here: {err}");
+        return;
+    }
+
+    let rt = wq::Builder::new()
+        .workers(2)
+        .create_cooldown(Duration::from_millis(10))
+        .build()
+        .expect("2 workers and the monitor fit under the limit");
+    let handles: Vec<_> = (0..20)
+        .map(|i| {
+            rt.spawn(async move {
+                wq::blocking(|| std::thread::sleep(Duration::from_millis(10)));
+                i
+            })
+        })
+        .collect();
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(rt.block_on(handle).unwrap(), i);
+    }
+    let failures = rt.handle().metrics().worker_create_failures();
+    assert!(failures >= 1, "no creation failed under the limit");
+    let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("could not create a worker thread"),
+        "the failure was not reported: {logged}"
+    );
+    println!("wq-test-child-ok: {failures} creations refused by RLIMIT_NPROC {limit}");
+}
