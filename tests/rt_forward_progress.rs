@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use support::captured_logs;
 
-/// A runtime whose worker creation fails while `refuse` is set.
+/// A runtime whose worker creation fails while `refuse` is set, retried
+/// after `cooldown`.
 fn refusing_runtime(
     workers: usize,
+    cooldown: Duration,
     refuse: &Arc<AtomicBool>,
     refused: &Arc<AtomicUsize>,
 ) -> wq::Runtime {
     let (refuse, refused) = (refuse.clone(), refused.clone());
     wq::Builder::new()
         .workers(workers)
-        .create_cooldown(Duration::from_millis(20))
+        .create_cooldown(cooldown)
         .spawn_worker_with(move || {
             if refuse.load(SeqCst) {
                 refused.fetch_add(1, SeqCst);
@@ -40,7 +42,7 @@ fn failed_worker_creation_loses_nothing() {
     let logs = captured_logs();
     let refuse = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
-    let rt = refusing_runtime(2, &refuse, &refused);
+    let rt = refusing_runtime(2, Duration::from_millis(20), &refuse, &refused);
     let before = rt.handle().metrics().threads_created();
     refuse.store(true, SeqCst);
 
@@ -95,29 +97,11 @@ fn failed_worker_creation_loses_nothing() {
 /// against a refusing hook attempts few creations, not one per kick.
 #[test]
 fn failed_creation_waits_for_the_cooldown() {
-    let refuse = Arc::new(AtomicBool::new(true));
+    let refuse = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
-    let rt = {
-        // The first two workers are created before refusing starts.
-        refuse.store(false, SeqCst);
-        let rt = wq::Builder::new()
-            .workers(2)
-            .create_cooldown(Duration::from_secs(60))
-            .spawn_worker_with({
-                let (refuse, refused) = (refuse.clone(), refused.clone());
-                move || {
-                    if refuse.load(SeqCst) {
-                        refused.fetch_add(1, SeqCst);
-                        return Err(io::Error::from(io::ErrorKind::WouldBlock));
-                    }
-                    Ok(())
-                }
-            })
-            .build()
-            .unwrap();
-        refuse.store(true, SeqCst);
-        rt
-    };
+    // The first two workers are created before refusing starts.
+    let rt = refusing_runtime(2, Duration::from_secs(60), &refuse, &refused);
+    refuse.store(true, SeqCst);
     let handles: Vec<_> = (0..200)
         .map(|_| rt.spawn(async { wq::blocking(|| std::thread::sleep(Duration::from_millis(1))) }))
         .collect();
@@ -147,7 +131,7 @@ fn create_cooldown_is_validated() {
 fn starving_pool_recovers_when_creation_works_again() {
     let refuse = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
-    let rt = refusing_runtime(1, &refuse, &refused);
+    let rt = refusing_runtime(1, Duration::from_millis(20), &refuse, &refused);
     refuse.store(true, SeqCst);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let blocker = rt.spawn(async move { wq::blocking(move || rx.recv().unwrap()) });

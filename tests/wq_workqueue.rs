@@ -540,18 +540,21 @@ fn counted_work(
     (work, in_flight)
 }
 
+/// A `max_active(1)` queue whose only slot is held by a task until
+/// `release` is sent, so that what is queued next stays pending.
+fn held_queue(name: &str) -> (wq::Workqueue, oneshot::Sender<()>, wq::task::JoinHandle<()>) {
+    let queue = wq::Workqueue::builder(name).max_active(1).build().unwrap();
+    let (release, released) = oneshot::channel::<()>();
+    let holder = queue.spawn(async move { released.await.unwrap() });
+    (queue, release, holder)
+}
+
 /// `Work::queue` returns false while the item is pending and it runs once;
 /// queued again while running, it runs once more afterwards, never twice at
 /// once.
 #[wq::test(workers = 2)]
 async fn work_item_queues_once_and_never_overlaps() {
-    let queue = wq::Workqueue::builder("items")
-        .max_active(1)
-        .build()
-        .unwrap();
-    // Hold the queue's only slot so that the item stays pending.
-    let (release, released) = oneshot::channel::<()>();
-    let holder = queue.spawn(async move { released.await.unwrap() });
+    let (queue, release, holder) = held_queue("items");
     let runs = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (work, in_flight) = counted_work(runs.clone(), gate.clone());
@@ -579,13 +582,7 @@ async fn work_item_queues_once_and_never_overlaps() {
 /// progress, and returns only when the item is neither pending nor running.
 #[wq::test(workers = 2)]
 async fn work_item_cancel_and_cancel_sync() {
-    let queue = wq::Workqueue::builder("cancelled")
-        .max_active(1)
-        .build()
-        .unwrap();
-    // Hold the queue's only slot so the item stays pending.
-    let (release, released) = oneshot::channel::<()>();
-    let holder = queue.spawn(async move { released.await.unwrap() });
+    let (queue, release, holder) = held_queue("cancelled");
     let runs = Arc::new(AtomicUsize::new(0));
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let (work, in_flight) = counted_work(runs.clone(), gate.clone());

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::{invalid, validate_max_active, Attrs, Workqueue, DEFAULT_MAX_ACTIVE};
+use super::{invalid, validate_max_active, Attrs, Workqueue, DEFAULT_MAX_ACTIVE, PLAIN};
 use crate::runtime::Handle;
 use crate::topology::Scope;
 
@@ -32,14 +32,7 @@ impl WorkqueueBuilder {
         WorkqueueBuilder {
             name,
             max_active: DEFAULT_MAX_ACTIVE,
-            attrs: Attrs {
-                ordered: false,
-                highpri: false,
-                cpu_intensive: false,
-                mem_reclaim: false,
-                unbound: None,
-                affinity_strict: false,
-            },
+            attrs: PLAIN,
             handle: None,
         }
     }

@@ -879,6 +879,7 @@ fn system_queue(
     Workqueue { inner, handle }
 }
 
+/// No attribute set: what a builder starts from, and `system()`'s.
 const PLAIN: Attrs = Attrs {
     ordered: false,
     highpri: false,
