@@ -10,7 +10,14 @@ use std::fmt;
 /// Pods are read from sysfs (`/sys/devices/system/cpu` and `node`); where
 /// a scope cannot be read, it falls back to a wider one, and without sysfs
 /// every scope but `Cpu` is one pod.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// The default is `CacheShard`, the kernel's default affinity scope (and
+/// [`system_unbound`](crate::system_unbound)'s):
+///
+/// ```
+/// assert_eq!(wq::Scope::default(), wq::Scope::CacheShard);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// Each CPU is a pod of its own.
     Cpu,
@@ -20,6 +27,7 @@ pub enum Scope {
     Cache,
     /// A last-level cache split into shards of at most 8 cores, never
     /// splitting a core's siblings (the kernel's default scope).
+    #[default]
     CacheShard,
     /// The CPUs of one NUMA node.
     Numa,

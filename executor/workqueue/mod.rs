@@ -944,7 +944,7 @@ pub fn system_unbound() -> Workqueue {
         |q| &q.unbound,
         "system_unbound",
         Attrs {
-            unbound: Some(Scope::CacheShard),
+            unbound: Some(Scope::default()),
             ..PLAIN
         },
     )
