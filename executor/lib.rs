@@ -36,6 +36,7 @@ mod loom;
 mod metrics;
 mod monitor;
 mod pool;
+mod rescuer;
 mod runtime;
 pub mod task;
 pub mod time;

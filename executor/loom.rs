@@ -54,6 +54,10 @@ mod imp {
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
         }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
     }
 }
 
@@ -103,7 +107,23 @@ mod imp {
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
         }
+
+        pub(crate) fn notify_all(&self) {
+            self.0.notify_all();
+        }
     }
 }
 
 pub(crate) use imp::*;
+
+/// A loom model checker bounded to `preemption_bound` preemptions (the
+/// larger models need a bound to finish); `LOOM_MAX_PREEMPTIONS` overrides
+/// it.
+#[cfg(all(test, loom))]
+pub(crate) fn bounded_model(preemption_bound: usize) -> loom::model::Builder {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(preemption_bound);
+    }
+    builder
+}

@@ -95,10 +95,7 @@ impl RuntimeMetrics {
     }
 
     fn monitor_stat(&self, field: impl Fn(&MonitorStats) -> &AtomicU64) -> u64 {
-        self.inner
-            .monitor
-            .as_ref()
-            .map_or(0, |m| field(m.stats()).load(Relaxed))
+        field(self.inner.monitor.stats()).load(Relaxed)
     }
 
     /// Worker threads of the high-priority pool (0 until a `highpri`

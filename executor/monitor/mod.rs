@@ -40,6 +40,18 @@
 //! Without a CPU clock (platforms other than Linux) every stuck poll is
 //! treated as blocked: stuck-poll time alone decides.
 //!
+//! # The mayday timer
+//!
+//! The monitor thread also tends pools that starve: work queued, every
+//! worker blocked and none can be created (`max_workers` reached, or the
+//! creation failed). It calls `Pool::tend` on every pool at each wakeup,
+//! and every 10 ms while one starves: that retries the creation once the
+//! cooldown has passed and sends mayday to the rescuers of the queued
+//! tasks' workqueues (`executor/rescuer.rs`). A pool that starts starving
+//! wakes the thread if it sleeps. This part runs even when detection is
+//! disabled (`Builder::monitor(false)`): then the thread never ticks, and
+//! sleeps until a pool starves.
+//!
 //! # Cost
 //!
 //! On the poll path: a store and a swap on the worker's own cache line.
@@ -64,8 +76,9 @@ use crate::task::registry::Registry;
 use crate::task::Id;
 use probe::Probe;
 
-/// How often a pool whose work waits with no worker to take it is looked
-/// at (to retry a failed worker creation once its cooldown has passed).
+/// How often a pool whose work waits with no worker to take it is tended
+/// (`Pool::tend`: the worker creation retried once its cooldown has passed,
+/// mayday sent after 10 ms and every 100 ms).
 const STARVING_TICK: Duration = Duration::from_millis(10);
 
 /// Default for `Builder::blocking_threshold`.
@@ -94,7 +107,7 @@ pub(crate) struct MonitorStats {
     pub(crate) hogs: AtomicU64,
 }
 
-/// The monitor thread of one pool.
+/// The monitor thread of a runtime's pools.
 #[derive(Debug)]
 pub(crate) struct Monitor {
     stop: Arc<AtomicBool>,
@@ -102,14 +115,20 @@ pub(crate) struct Monitor {
     stats: Arc<MonitorStats>,
     /// The pools watched, the first one (the runtime's normal pool) first.
     pools: Arc<Mutex<Vec<Pool>>>,
+    /// Whether the polls are watched (else the thread only tends starving
+    /// pools).
+    detects: bool,
 }
 
 impl Monitor {
     /// Starts the monitor thread for `pool`, whose tasks live in `tasks`.
+    /// With `detect`, it watches the workers' polls; in any case it is the
+    /// mayday timer of every pool it watches (`Pool::tend`), which costs
+    /// nothing until a pool starves.
     pub(crate) fn start(
         pool: Pool,
         tasks: Arc<Registry>,
-        config: MonitorConfig,
+        detect: Option<MonitorConfig>,
     ) -> io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MonitorStats::default());
@@ -118,7 +137,7 @@ impl Monitor {
             pool,
             pools: pools.clone(),
             tasks,
-            config,
+            config: detect,
             stop: stop.clone(),
             stats: stats.clone(),
             workers: Vec::new(),
@@ -132,11 +151,18 @@ impl Monitor {
             thread: Mutex::new(Some(thread)),
             stats,
             pools,
+            detects: detect.is_some(),
         })
     }
 
+    /// Whether the monitor watches the workers' polls.
+    pub(crate) fn detects(&self) -> bool {
+        self.detects
+    }
+
     /// Watches `pool` too (a pool created after the runtime started, whose
-    /// workers stamp their polls). Call before the pool starts.
+    /// workers stamp their polls if the monitor detects). Call before the
+    /// pool starts.
     pub(crate) fn watch(&self, pool: Pool) {
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
         let Some(thread) = thread.as_ref() else {
@@ -177,7 +203,8 @@ struct Watcher {
     /// Every pool watched, this one included.
     pools: Arc<Mutex<Vec<Pool>>>,
     tasks: Arc<Registry>,
-    config: MonitorConfig,
+    /// `None`: polls are not watched.
+    config: Option<MonitorConfig>,
     stop: Arc<AtomicBool>,
     stats: Arc<MonitorStats>,
     workers: Vec<Watched>,
@@ -228,7 +255,7 @@ struct Tick {
 }
 
 /// Tells every pool the monitor is about to sleep; false (and awake again)
-/// if a worker of any of them runs.
+/// if any of them starves or, when polls are watched, has a worker running.
 fn may_sleep(pools: &[Pool]) -> bool {
     for (i, pool) in pools.iter().enumerate() {
         if !pool.observer_may_sleep() {
@@ -243,29 +270,39 @@ impl Watcher {
     fn run(&mut self) {
         let me = thread::current();
         self.pool.set_observer(Box::new(move || me.unpark()));
-        let tick = self.config.blocking_threshold / 2;
-        let slow_tick = tick.max(self.config.cpu_intensive_threshold / 2);
-        while !self.stop.load(SeqCst) && !self.pool.is_closed() {
-            self.stats.ticks.fetch_add(1, Relaxed);
-            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let found = self.tick(&pools);
-            let mut starving = false;
-            for pool in pools.iter().filter(|pool| pool.is_starving()) {
-                // Work waits and no worker is left to take it or to create
-                // another: create one here (the cooldown permitting).
-                pool.create_for_starving();
-                starving = true;
+        let (tick, slow_tick) = match self.config {
+            Some(config) => {
+                let tick = config.blocking_threshold / 2;
+                (tick, tick.max(config.cpu_intensive_threshold / 2))
             }
-            if found.watching || pools.iter().any(|pool| pool.nr_running() > 0) {
+            None => (STARVING_TICK, STARVING_TICK),
+        };
+        while !self.stop.load(SeqCst) && !self.pool.is_closed() {
+            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let mut found = Tick::default();
+            if self.config.is_some() {
+                self.stats.ticks.fetch_add(1, Relaxed);
+                found = self.tick(&pools);
+            }
+            // Work waiting with no worker left to take it or to create
+            // another: the pools' mayday timer.
+            let mut starving = false;
+            for pool in &pools {
+                starving |= pool.tend();
+            }
+            let running = self.config.is_some() && pools.iter().any(|pool| pool.nr_running() > 0);
+            if found.watching || running {
                 thread::park_timeout(tick);
             } else if found.following {
                 thread::park_timeout(slow_tick);
             } else if starving {
                 thread::park_timeout(STARVING_TICK);
             } else if may_sleep(&pools) {
-                // Deep sleep: no worker runs, so none can get stuck. The
-                // next worker to run (a kick, a return from blocking) in any
-                // pool wakes us, and so do `stop` and `watch`.
+                // Deep sleep: no pool starves, and no worker runs (or polls
+                // are not watched), so none can get stuck. A pool that
+                // starts starving wakes us, and so does the next worker to
+                // run (a kick, a return from blocking) if polls are
+                // watched; `stop` and `watch` too.
                 thread::park();
                 pools.iter().for_each(Pool::observer_awake);
             }
@@ -319,7 +356,7 @@ impl Watcher {
     /// Examines worker `i`; returns the verdict on its current poll, if it
     /// is in one the monitor follows.
     fn examine(&mut self, i: usize, now: Instant) -> Option<Verdict> {
-        let config = self.config;
+        let config = self.config?;
         let watched = &mut self.workers[i];
         let seen = watched.worker.observe();
         if !seen.in_poll() {

@@ -34,6 +34,7 @@ use loom::thread;
 use super::idle::{Idle, Kick};
 use super::park::Parker;
 use super::stamp::PollStamp;
+use crate::loom::bounded_model;
 
 /// What other threads touch of a worker (`WorkerShared`, without the queue).
 #[derive(Debug)]
@@ -297,14 +298,6 @@ impl Worker {
     }
 }
 
-fn builder(preemption_bound: usize) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(preemption_bound);
-    }
-    builder
-}
-
 /// Puts `worker` on the idle list as a new worker does (not counted running),
 /// with an empty queue: its re-check finds nothing.
 fn start_idle(pool: &PoolModel, worker: &W) {
@@ -422,7 +415,7 @@ fn loom_parker_park_timeout_notified() {
 /// and kicks it. `initially_searching`: the worker was just woken (counted
 /// searching) or had run tasks before (it must become a searcher itself).
 fn producer_vs_idler(initially_searching: bool) {
-    builder(4).check(move || {
+    bounded_model(4).check(move || {
         let pool = Arc::new(PoolModel::new(1));
         let me = W::new();
         start_running(&pool, &me);
@@ -492,7 +485,7 @@ fn loom_no_lost_wakeup_producer_vs_idler() {
 /// `target` workers run at the end.
 #[test]
 fn loom_blocking_hand_off() {
-    builder(5).check(|| {
+    bounded_model(5).check(|| {
         let pool = Arc::new(PoolModel::new(1));
         let a = W::new();
         let b = W::new();
@@ -572,7 +565,7 @@ fn loom_blocking_hand_off() {
 /// A out of `nr_running` and kicks. B is woken exactly once and takes it.
 #[test]
 fn loom_no_lost_wakeup_producer_vs_blocker() {
-    builder(4).check(|| {
+    bounded_model(4).check(|| {
         let pool = Arc::new(PoolModel::new(1));
         let a = W::new();
         let b = W::new();
@@ -630,7 +623,7 @@ fn loom_no_lost_wakeup_producer_vs_blocker() {
 /// call `try_retire` at once: exactly two retire, never below the target.
 #[test]
 fn loom_try_retire_race() {
-    builder(4).check(|| {
+    bounded_model(4).check(|| {
         let pool = Arc::new(PoolModel::new(1));
         let workers = [W::new(), W::new(), W::new()];
         // W0 runs, blocks; W1 is woken in its place, blocks; W2 is woken in
@@ -691,7 +684,7 @@ fn loom_try_retire_race() {
 /// place: on the idle list or counted running.
 #[test]
 fn loom_kick_exactly_one() {
-    builder(2).check(|| {
+    bounded_model(2).check(|| {
         let pool = Arc::new(PoolModel::new(2));
         let workers = [W::new(), W::new()];
         for w in &workers {
@@ -747,7 +740,7 @@ fn loom_kick_exactly_one() {
 /// taking the first and kicks.
 #[test]
 fn loom_searcher_chain_spreads_work() {
-    builder(2).check(|| {
+    bounded_model(2).check(|| {
         let pool = Arc::new(PoolModel::new(2));
         let workers = [W::new(), W::new()];
         for w in &workers {
@@ -829,7 +822,7 @@ fn detach_stuck(pool: &PoolModel, stamp: &PollStamp) -> bool {
 /// wakeup), and at the end every worker is counted where it really is.
 #[test]
 fn loom_detect_vs_poll_end() {
-    builder(3).check(|| {
+    bounded_model(3).check(|| {
         let pool = Arc::new(PoolModel::new(1));
         let a = W::new();
         let b = W::new();
@@ -902,7 +895,7 @@ fn loom_detect_vs_poll_end() {
 /// exactly once.
 #[test]
 fn loom_detect_vs_blocking_annotation() {
-    builder(4).check(|| {
+    bounded_model(4).check(|| {
         let pool = Arc::new(PoolModel::new(1));
         let a = W::new();
         start_running(&pool, &a);

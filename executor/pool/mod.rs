@@ -8,12 +8,14 @@
 //! `README.md` beside this file.
 //!
 //! The pool knows nothing of runtimes, workqueues or tasks beyond
-//! `async_task::Runnable`.
+//! `async_task::Runnable` and the tags it carries; a starving pool calls
+//! for rescue through a hook (`mayday.rs`).
 
 mod idle;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod manager;
+mod mayday;
 mod park;
 mod stamp;
 mod worker;
@@ -41,6 +43,10 @@ pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
 /// A hook run before each worker thread is created: an error fails the
 /// creation as if the OS had refused the thread (fault injection).
 pub(crate) type SpawnHook = Arc<dyn Fn() -> io::Result<()> + Send + Sync + 'static>;
+
+/// Called by a starving pool with the distinct rescuer tags of its queued
+/// runnables (see `mayday.rs`).
+pub(crate) type MaydayHook = Arc<dyn Fn(&Pool, &[u64]) + Send + Sync + 'static>;
 
 /// How long the manager waits after a failed worker creation before it
 /// tries again (the kernel's `CREATE_COOLDOWN`).
@@ -75,6 +81,8 @@ pub(crate) struct PoolConfig {
     pub(crate) spawn_hook: Option<SpawnHook>,
     /// How long to wait after a failed creation before the next attempt.
     pub(crate) create_cooldown: Duration,
+    /// Where a starving pool calls for rescue, if anyone rescues.
+    pub(crate) mayday: Option<MaydayHook>,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -110,6 +118,8 @@ pub(crate) struct Shared {
     observer: Observer,
     /// Failed worker creations: when the last one failed, and how many.
     create_failures: Mutex<CreateFailures>,
+    /// The mayday timer (`mayday.rs`).
+    mayday: Mutex<mayday::MaydayTimer>,
 }
 
 /// The manager's record of failed creations.
@@ -155,6 +165,7 @@ impl Pool {
             nice_applied: std::sync::atomic::AtomicU8::new(0),
             observer: Observer::default(),
             create_failures: Mutex::new(CreateFailures::default()),
+            mayday: Mutex::new(mayday::MaydayTimer::default()),
         });
         if shared.config.drives_timers {
             let weak = Arc::downgrade(&shared);
@@ -252,6 +263,11 @@ impl Pool {
         self.shared.closed.load(SeqCst)
     }
 
+    /// Whether `other` is this pool.
+    pub(crate) fn same(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     pub(crate) fn stats(&self) -> PoolStats {
         PoolStats {
             workers: self.shared.idle.nr_workers(),
@@ -266,13 +282,13 @@ impl Pool {
         self.shared.injector.len()
     }
 
-    /// Worker threads created since the pool started (culled and exited
-    /// ones included).
     /// Worker creations that failed since the pool started.
     pub(crate) fn create_failures(&self) -> u64 {
         self.shared.create_failures.lock().count
     }
 
+    /// Worker threads created since the pool started (culled and exited
+    /// ones included).
     pub(crate) fn threads_created(&self) -> u64 {
         self.shared.created.load(Relaxed)
     }
@@ -324,21 +340,27 @@ impl Pool {
         true
     }
 
-    /// Installs the function that wakes the observer (a watcher of the
-    /// polls) when a worker starts running while the observer sleeps.
+    /// Installs the function that wakes the observer (the monitor) when the
+    /// pool starts starving while the observer sleeps, and, if the pool
+    /// stamps its polls (someone watches them), when a worker starts
+    /// running.
     pub(crate) fn set_observer(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let _ = self.shared.observer.wake.set(wake);
     }
 
-    /// The observer wants to sleep until a worker runs. Returns false (and
-    /// stays awake) if one runs already. The SeqCst store and load pair with
-    /// the counter increment and load in `Shared::wake_observer` (Dekker):
-    /// either the observer sees the running worker, or the worker sees the
-    /// flag and wakes it.
+    /// The observer wants to sleep until the pool starves or, if polls are
+    /// watched, a worker runs. Returns false (and stays awake) if that is
+    /// the case already. The SeqCst store and loads pair with the counter
+    /// increment (or the kicker's fence) and the load in
+    /// `Shared::wake_observer` (Dekker): either the observer sees the
+    /// running worker (the starving pool), or the other side sees the flag
+    /// and wakes it.
     pub(crate) fn observer_may_sleep(&self) -> bool {
-        let observer = &self.shared.observer;
+        let shared = &self.shared;
+        let observer = &shared.observer;
         observer.asleep.store(true, SeqCst);
-        if self.shared.idle.nr_running() > 0 || self.is_closed() || self.is_starving() {
+        let running = shared.config.stamp_polls && shared.idle.nr_running() > 0;
+        if running || self.is_closed() || self.is_starving() {
             observer.asleep.store(false, SeqCst);
             return false;
         }
@@ -347,22 +369,14 @@ impl Pool {
 
     /// Whether queued work waits with no worker to take it: fewer than
     /// `target` run, nobody searches, no idle worker is left to wake, and a
-    /// queue holds work. Only a new worker (or a blocked one returning)
-    /// moves it on: see `create_for_starving`.
+    /// queue holds work. Only a new worker, a blocked one returning, or a
+    /// rescuer moves it on: see `Pool::tend`.
     pub(crate) fn is_starving(&self) -> bool {
         let shared = &self.shared;
         !shared.is_closed()
             && shared.idle.need_more_worker()
             && shared.idle.nr_idle() == 0
             && shared.has_work()
-    }
-
-    /// For a starving pool, from a thread outside it (no worker may be left
-    /// to do it): creates a worker, unless a creation failed less than the
-    /// cooldown ago or the pool is at `max_workers`; then the caller tries
-    /// again later. The new worker finds the queued work as it goes idle.
-    pub(crate) fn create_for_starving(&self) {
-        manager::maybe_create_worker(&self.shared);
     }
 
     /// The observer woke (or gave up sleeping).
@@ -375,7 +389,7 @@ impl Shared {
     /// A worker that blocked (or was detected stuck) runs again.
     fn worker_running(&self) {
         self.idle.worker_running();
-        self.wake_observer();
+        self.wake_polls_observer();
     }
 
     /// A poll the watcher had detected as stuck ended: the worker counts as
@@ -386,7 +400,14 @@ impl Shared {
     }
 
     /// Called after `nr_running` was incremented: wakes the observer if it
-    /// sleeps. A plain load on the fast path.
+    /// sleeps and watches the polls. A plain load on the fast path.
+    fn wake_polls_observer(&self) {
+        if self.config.stamp_polls {
+            self.wake_observer();
+        }
+    }
+
+    /// Wakes the observer if it sleeps. A plain load on the fast path.
     fn wake_observer(&self) {
         let observer = &self.observer;
         if observer.asleep.load(SeqCst) && observer.asleep.swap(false, SeqCst) {
@@ -424,7 +445,7 @@ impl Shared {
                     .kicked
                     .store(true, std::sync::atomic::Ordering::Release);
                 worker.parker.unpark();
-                self.wake_observer();
+                self.wake_polls_observer();
             }
             // A spare is being created, or the pool is at `max_workers`, or a
             // creation failed: the manager's new worker re-checks the queues

@@ -260,7 +260,7 @@ impl Local {
         }
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        self.me.stamp.begin(seq, runnable.metadata().as_u64());
+        self.me.stamp.begin(seq, runnable.metadata().id.as_u64());
         let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
         if self.me.stamp.end(seq) {
             self.shared.rejoin_after_detection();

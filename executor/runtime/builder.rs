@@ -204,8 +204,9 @@ impl Builder {
     /// goes on with the workers it has meanwhile, and nothing queued is
     /// lost: it runs when a worker frees or the next creation succeeds. If
     /// every worker is blocked, the monitor thread retries the creation
-    /// once the cooldown has passed (without the monitor, the retry waits
-    /// for a worker to wake).
+    /// once the cooldown has passed, and the rescuers of `mem_reclaim`
+    /// workqueues run their tasks meanwhile (see
+    /// [`WorkqueueBuilder::mem_reclaim`](crate::WorkqueueBuilder::mem_reclaim)).
     pub fn create_cooldown(mut self, cooldown: Duration) -> Builder {
         self.create_cooldown = cooldown;
         self
@@ -237,7 +238,10 @@ impl Builder {
     /// [`blocking_threshold`](Builder::blocking_threshold) and its worker
     /// stops counting toward concurrency, so that other tasks keep running.
     /// Without it, only `wq::blocking` does that. Disabling it exists to
-    /// measure what it costs.
+    /// measure what it costs. The monitor thread keeps its other role
+    /// either way: it tends pools whose work waits with every worker
+    /// blocked (worker creation retries, mayday to the rescuers), and
+    /// sleeps while none does.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -372,6 +376,7 @@ impl Builder {
             nice: None,
             drives_timers: true,
             affinity: None,
+            mayday: None,
         };
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,

@@ -136,13 +136,15 @@ impl Handle {
     }
 
     /// Spawns `future` onto `pool`, one of this runtime's pools; `counted`
-    /// counts it in the registry's flush colours (`system` tasks).
+    /// counts it in the registry's flush colours (`system` tasks);
+    /// `rescuer` is the tag of its workqueue's rescuer, if it has one.
     pub(crate) fn spawn_on_pool<F>(
         &self,
         future: F,
         meta: SpawnMeta,
         pool: &Pool,
         counted: bool,
+        rescuer: u64,
     ) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -151,7 +153,7 @@ impl Handle {
         let pool = pool.clone();
         let schedule = move |runnable, yielded| pool.schedule(runnable, yielded);
         let tasks = &self.inner.tasks;
-        let (runnable, handle) = harness::spawn(future, meta, counted, tasks, schedule);
+        let (runnable, handle) = harness::spawn(future, meta, counted, rescuer, tasks, schedule);
         if let Some(runnable) = runnable {
             runnable.schedule();
         }

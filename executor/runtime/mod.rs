@@ -9,8 +9,10 @@
 //!    task still alive is woken; being scheduled on a closed pool drops it.
 //!    So each task's future is dropped exactly once, whether it was queued,
 //!    idle, or is running now (then it is dropped when its poll ends).
-//! 3. The pool waits for its threads to exit (blocking closures run to their
-//!    end), forever on drop, up to the timeout with `shutdown_timeout`.
+//! 3. The rescuers of `mem_reclaim` workqueues stop, and the pools wait for
+//!    their threads to exit (a poll or a blocking closure in progress runs
+//!    to its end), forever on drop, up to the timeout with
+//!    `shutdown_timeout`.
 
 mod block_on;
 mod builder;
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use crate::monitor::{Monitor, MonitorConfig};
 use crate::pool::{current_cpu, Pool, PoolConfig};
+use crate::rescuer::{Rescuer, Rescuers};
 use crate::task::registry::{Registry, SpawnMeta};
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
@@ -41,8 +44,11 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
     pub(crate) time: Arc<Driver>,
-    /// Watches the workers' polls; `None` if disabled.
-    pub(crate) monitor: Option<Monitor>,
+    /// Watches the workers' polls (unless disabled), and tends starving
+    /// pools.
+    pub(crate) monitor: Monitor,
+    /// The rescuers of the `mem_reclaim` workqueues: the pools' mayday hook.
+    rescuers: Arc<Rescuers>,
     /// `wq::system()` and its siblings, created on first use.
     pub(crate) system_queues: SystemQueues,
     /// The high-priority pool, created with the first `highpri` workqueue.
@@ -158,11 +164,9 @@ impl Inner {
         // The normal pool drives the timers; the others only fire what is
         // due while they run.
         config.drives_timers = false;
-        config.stamp_polls = self.monitor.is_some();
+        config.stamp_polls = self.monitor.detects();
         let pool = Pool::new(config);
-        if let Some(monitor) = &self.monitor {
-            monitor.watch(pool.clone());
-        }
+        self.monitor.watch(pool.clone());
         if let Err(err) = pool.start() {
             pool.close();
             return Err(err);
@@ -171,10 +175,17 @@ impl Inner {
         Ok(pool)
     }
 
-    fn stop_monitor(&self) {
-        if let Some(monitor) = &self.monitor {
-            monitor.stop();
+    /// Starts the rescuer thread of the `mem_reclaim` workqueue `name`; it
+    /// runs the runtime's thread start and stop hooks, like a worker.
+    pub(crate) fn start_rescuer(&self, name: &str) -> io::Result<Rescuer> {
+        if self.pool.is_closed() {
+            return Err(io::Error::other("the runtime is shut down"));
         }
+        self.rescuers.start(
+            name,
+            self.pool_config.on_thread_start.clone(),
+            self.pool_config.on_thread_stop.clone(),
+        )
     }
 }
 
@@ -236,17 +247,17 @@ impl Runtime {
         }));
         let time = config.timers.clone();
         config.stamp_polls = monitor.is_some();
+        let rescuers = Arc::new(Rescuers::default());
+        config.mayday = Some(rescuers.hook());
         let pool_config = config.clone();
         let pool = Pool::new(config);
-        let monitor = match monitor {
-            Some(monitor) => Some(Monitor::start(pool.clone(), tasks.clone(), monitor)?),
-            None => None,
-        };
+        let monitor = Monitor::start(pool.clone(), tasks.clone(), monitor)?;
         let inner = Arc::new(Inner {
             pool,
             tasks,
             time,
             monitor,
+            rescuers,
             system_queues: SystemQueues::default(),
             highpri: OnceLock::new(),
             extra_pools: parking_lot::Mutex::new(Vec::new()),
@@ -257,7 +268,7 @@ impl Runtime {
         let _ = slot.set(Arc::downgrade(&inner));
         // Threads start only now, so each finds the handle in the slot.
         if let Err(err) = inner.pool.start() {
-            inner.stop_monitor();
+            inner.monitor.stop();
             return Err(err);
         }
         Ok(Runtime {
@@ -359,13 +370,14 @@ impl Runtime {
         for pool in &extra_pools {
             pool.close();
         }
-        inner.stop_monitor();
+        inner.monitor.stop();
         for waker in inner.tasks.close() {
             waker.wake();
         }
         let left = |deadline: Option<std::time::Instant>| {
             deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
         };
+        inner.rescuers.stop_all(deadline);
         inner.pool.wait_for_exit(left(deadline));
         for pool in &extra_pools {
             pool.wait_for_exit(left(deadline));

@@ -17,8 +17,8 @@ use async_task::{ScheduleInfo, WithInfo};
 use pin_project_lite::pin_project;
 
 use super::registry::{Key, PollingCounted, Registry, SpawnMeta};
-use super::Runnable;
 use super::{Id, JoinError, JoinHandle};
+use super::{Runnable, Tag};
 
 /// What the handles and the wrapper share.
 #[derive(Debug)]
@@ -117,11 +117,13 @@ fn drop_future<F>(future: Pin<&mut Option<F>>) {
 /// woke itself during its own poll (a yield). Returns the runnable to be
 /// scheduled for the first poll, or `None` (and a handle that resolves to a
 /// cancellation) if the registry is closed. A `counted` task is counted in
-/// the registry's flush colours (the `system` workqueue's tasks).
+/// the registry's flush colours (the `system` workqueue's tasks); `rescuer`
+/// tags the runnable for the rescuer of its workqueue, if it has one.
 pub(crate) fn spawn<F, S>(
     future: F,
     meta: SpawnMeta,
     counted: bool,
+    rescuer: u64,
     registry: &Arc<Registry>,
     schedule: S,
 ) -> (Option<Runnable>, JoinHandle<F::Output>)
@@ -151,9 +153,9 @@ where
             schedule(runnable, info.woken_while_running)
         });
         // The runnable carries the task's id, for the pool to publish while
-        // it polls the task.
+        // it polls the task, and its rescuer, for the pool to call for.
         let (runnable, task) = async_task::Builder::new()
-            .metadata(id)
+            .metadata(Tag { id, rescuer })
             .spawn(move |_| wrapped, schedule);
         let waker = runnable.waker();
         ((runnable, task), waker)

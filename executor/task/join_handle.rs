@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use async_task::FallibleTask;
 
 use super::harness::Header;
-use super::{Id, JoinError};
+use super::{Id, JoinError, Tag};
 
 /// An owned permission to join a task: awaiting it yields the task's output,
 /// or a [`JoinError`] if the task panicked or was cancelled.
@@ -26,7 +26,7 @@ use super::{Id, JoinError};
 /// # });
 /// ```
 pub struct JoinHandle<T> {
-    task: Option<FallibleTask<Result<T, JoinError>, Id>>,
+    task: Option<FallibleTask<Result<T, JoinError>, Tag>>,
     header: Arc<Header>,
     /// Wakes the task so that it notices an abort. `None` for a task that was
     /// never spawned (the runtime had shut down).
@@ -37,7 +37,7 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     pub(crate) fn new(
-        task: FallibleTask<Result<T, JoinError>, Id>,
+        task: FallibleTask<Result<T, JoinError>, Tag>,
         header: Arc<Header>,
         waker: Waker,
     ) -> JoinHandle<T> {

@@ -18,6 +18,18 @@ pub use yield_now::yield_now;
 
 pub use crate::runtime::{spawn, spawn_blocking};
 
-/// A scheduled task as the pool sees it: runs one poll. Its metadata is the
-/// task's id.
-pub(crate) type Runnable = async_task::Runnable<Id>;
+/// A scheduled task as the pool sees it: runs one poll.
+pub(crate) type Runnable = async_task::Runnable<Tag>;
+
+/// What the pool reads of a scheduled task.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tag {
+    /// Published in the worker's poll stamp while the task is polled.
+    pub(crate) id: Id,
+    /// The rescuer of the task's workqueue (a `mem_reclaim` queue's), or
+    /// [`NO_RESCUER`].
+    pub(crate) rescuer: u64,
+}
+
+/// The `rescuer` tag of a task whose workqueue has none.
+pub(crate) const NO_RESCUER: u64 = 0;

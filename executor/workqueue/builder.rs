@@ -71,7 +71,44 @@ impl WorkqueueBuilder {
     }
 
     /// The queue must make forward progress even when no worker thread can
-    /// be created (`WQ_MEM_RECLAIM`).
+    /// be had (`WQ_MEM_RECLAIM`): `build` creates a rescuer thread for it
+    /// (named `wq-R-` and the queue's name), so that having one cannot fail
+    /// later.
+    ///
+    /// **What it promises.** When the pool running the queue's tasks
+    /// starves (tasks are queued, every worker is blocked, and no worker can
+    /// be created: `max_workers` is reached, or thread creation fails) for
+    /// 10 ms, the pool calls the rescuer (mayday), and again every 100 ms
+    /// while it starves. The rescuer polls the queue's queued tasks on its
+    /// own thread, one at a time, until the pool has a worker again. So a
+    /// task of this queue that would unblock the workers (release memory, a
+    /// lock, a condition they wait on) runs even then. A rescued task that
+    /// blocks holds up only itself: the queue's other tasks stay queued for
+    /// the workers once they are back. Its stats' `mayday` and `rescued`
+    /// ([`WorkqueueStats`](super::WorkqueueStats)) count the calls
+    /// and the rescued polls.
+    ///
+    /// **What it does not.** It is forward progress, not speed: while the
+    /// pool starves, a rescued task advances at least once per 100 ms, one
+    /// poll at a time. And the rescuer runs this queue's tasks only: a
+    /// rescued task that waits for a task of a queue without a rescuer (a
+    /// [`flush`](super::Workqueue::flush) or [`drain`](super::Workqueue::drain)
+    /// of it, or awaiting its `JoinHandle`, or a `wq::spawn` task) can still
+    /// wait forever. Put work that reclaim depends on on `mem_reclaim`
+    /// queues too (one per dependency level, as in the kernel). A `flush`
+    /// or `drain` of a queue without a rescuer from a task of a
+    /// `mem_reclaim` queue is reported through `tracing` at warn level,
+    /// like the kernel's `check_flush_dependency`.
+    ///
+    /// ```
+    /// # let rt = wq::Runtime::new().unwrap();
+    /// # rt.block_on(async {
+    /// let writeback = wq::Workqueue::builder("writeback").mem_reclaim().build().unwrap();
+    /// assert!(writeback.is_mem_reclaim());
+    /// writeback.spawn(async { /* flush dirty pages */ }).await.unwrap();
+    /// assert_eq!(writeback.stats().mayday, 0); // the pool never starved
+    /// # });
+    /// ```
     pub fn mem_reclaim(mut self) -> WorkqueueBuilder {
         self.attrs.mem_reclaim = true;
         self
@@ -113,7 +150,8 @@ impl WorkqueueBuilder {
     /// `InvalidInput`, naming the field, if the name is empty, `max_active`
     /// is outside `1..=2048` (or set on an ordered queue), or
     /// `affinity_strict` is set without `unbound`; `Other` if there is no
-    /// runtime (neither `handle` nor a current one).
+    /// runtime (neither `handle` nor a current one); the OS error if the
+    /// rescuer thread of a `mem_reclaim` queue cannot be created.
     pub fn build(self) -> io::Result<Workqueue> {
         let name = self.name;
         if name.is_empty() {
@@ -150,6 +188,6 @@ impl WorkqueueBuilder {
         if self.attrs.highpri && self.attrs.unbound.is_none() {
             handle.highpri_pool()?;
         }
-        Ok(Workqueue::from_parts(name, handle, self.attrs, max_active))
+        Workqueue::from_parts(name, handle, self.attrs, max_active)
     }
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::{Inner, CURRENT};
+use super::{Inner, CURRENT, RECLAIMING};
 use crate::time::Sleep;
 
 /// Where a task stands with its queue.
@@ -46,19 +46,35 @@ pin_project! {
     }
 }
 
-/// Marks the thread as polling a task of one queue (for `drain`), undone
-/// even if the poll panics.
-struct CurrentQueue(usize);
+/// Marks the thread as polling a task of one queue (for `drain`, and for
+/// the flush dependency check if the queue is `mem_reclaim`), undone even if
+/// the poll panics.
+struct CurrentQueue {
+    prev: usize,
+    prev_reclaiming: Option<Option<Arc<str>>>,
+}
 
 impl CurrentQueue {
-    fn enter(queue: usize) -> CurrentQueue {
-        CurrentQueue(CURRENT.with(|c| c.replace(queue)))
+    fn enter(queue: &Inner) -> CurrentQueue {
+        let prev = CURRENT.with(|c| c.replace(queue.id()));
+        let prev_reclaiming = queue
+            .rescuer
+            .is_some()
+            .then(|| RECLAIMING.with(|r| r.replace(Some(queue.name.clone()))));
+        CurrentQueue {
+            prev,
+            prev_reclaiming,
+        }
     }
 }
 
 impl Drop for CurrentQueue {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        CURRENT.with(|c| c.set(self.prev));
+        if let Some(prev) = self.prev_reclaiming.take() {
+            // Dropped outside the borrow.
+            let _ours = RECLAIMING.with(|r| r.replace(prev));
+        }
     }
 }
 
@@ -104,7 +120,7 @@ impl<F: Future> Future for Gated<F> {
                 Admission::Active(color) => {
                     let color = *color;
                     let poll = {
-                        let _current = CurrentQueue::enter(this.queue.id());
+                        let _current = CurrentQueue::enter(this.queue);
                         if this.queue.attrs.cpu_intensive {
                             // Out of concurrency management while it runs,
                             // as the kernel's WQ_CPU_INTENSIVE work: the

@@ -17,6 +17,7 @@ use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
 
 use super::colors::{Colors, Counts, Ring};
+use crate::loom::bounded_model;
 
 /// What the queue lock guards in the model: the drained mark, and the
 /// colour of a flush that could not close its own (`Inner` finds it among
@@ -87,14 +88,6 @@ impl Queue {
             locked = self.woken.wait(locked).unwrap();
         }
     }
-}
-
-fn builder(preemption_bound: usize) -> loom::model::Builder {
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(preemption_bound);
-    }
-    builder
 }
 
 /// A task queued concurrently with a flush: if it took a colour the flush
@@ -169,7 +162,7 @@ fn loom_colors_later_task_does_not_hold_flush() {
 /// flush returns only after the tasks queued before its call.
 #[test]
 fn loom_colors_full_ring_closes_later() {
-    builder(3).check(|| {
+    bounded_model(3).check(|| {
         let queue = Queue::new();
         let first_done = Arc::new(AtomicBool::new(false));
         let second_done = Arc::new(AtomicBool::new(false));

@@ -51,7 +51,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -59,9 +59,10 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
+use crate::rescuer::Rescuer;
 use crate::runtime::Handle;
 use crate::task::registry::{Registry, SpawnMeta};
-use crate::task::JoinHandle;
+use crate::task::{JoinHandle, NO_RESCUER};
 use crate::topology::Scope;
 pub use builder::WorkqueueBuilder;
 use colors::{Colors, Counts, Ring};
@@ -104,8 +105,13 @@ pub struct Workqueue {
 /// admitted and finishes without the lock while the queue has a free slot
 /// and nobody waits; the lock guards the inactive FIFO and the waiters.
 pub(crate) struct Inner {
-    name: String,
+    name: Arc<str>,
     attrs: Attrs,
+    /// The rescuer of a `mem_reclaim` queue.
+    rescuer: Option<Rescuer>,
+    /// A task of a `mem_reclaim` queue flushed or drained this queue (which
+    /// has no rescuer), and it was reported.
+    warned_dependency: AtomicBool,
     /// The limit on active tasks; [`UNLIMITED`] (for `system` only, and
     /// for good) skips admission.
     max_active: AtomicUsize,
@@ -193,6 +199,13 @@ pub struct WorkqueueStats {
     /// The current limit; `usize::MAX` for [`system()`], which has none
     /// unless one is set with [`Workqueue::set_max_active`].
     pub max_active: usize,
+    /// Times a starving pool called this queue's rescuer (the kernel's
+    /// `mayday` column): every worker was blocked, none could be created,
+    /// and tasks of this queue were waiting. 0 without `mem_reclaim`.
+    pub mayday: u64,
+    /// Polls of this queue's tasks run by its rescuer (`rescued`). 0
+    /// without `mem_reclaim`.
+    pub rescued: u64,
 }
 
 /// Why a workqueue refused a task.
@@ -216,6 +229,10 @@ impl std::error::Error for SpawnError {}
 thread_local! {
     /// The workqueue whose task this thread is polling, for `drain`.
     static CURRENT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The name of the `mem_reclaim` workqueue whose task this thread is
+    /// polling, for the flush dependency check.
+    static RECLAIMING: std::cell::RefCell<Option<Arc<str>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl Workqueue {
@@ -224,14 +241,31 @@ impl Workqueue {
         WorkqueueBuilder::new(name.into())
     }
 
+    /// Creates the queue, with its rescuer thread if `mem_reclaim`.
     pub(crate) fn from_parts(
         name: String,
         handle: Handle,
         attrs: Attrs,
         max_active: usize,
-    ) -> Workqueue {
-        let inner = Arc::new(Inner::new(name, &handle, attrs, max_active, None));
-        Workqueue { inner, handle }
+    ) -> io::Result<Workqueue> {
+        let mut inner = Inner::new(name, &handle, attrs, max_active, None);
+        if attrs.mem_reclaim {
+            let rescuer = handle.inner().start_rescuer(&inner.name).map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!(
+                        "workqueue `{}`: could not create the rescuer thread that \
+                         `mem_reclaim` asks for: {err}",
+                        inner.name
+                    ),
+                )
+            })?;
+            inner.rescuer = Some(rescuer);
+        }
+        Ok(Workqueue {
+            inner: Arc::new(inner),
+            handle,
+        })
     }
 
     /// The queue's name.
@@ -302,6 +336,7 @@ impl Workqueue {
     /// different set, this one's set stays open until the oldest of them
     /// completes, and also takes in the tasks queued until then.)
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.check_flush_dependency("flushing");
         let inner = self.inner.clone();
         let (id, color) = {
             let mut state = inner.state.lock();
@@ -326,6 +361,7 @@ impl Workqueue {
     /// It flushes until a flush finds that nothing was queued since it
     /// began, as the kernel's `drain_workqueue` does.
     pub fn drain(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.inner.check_flush_dependency("draining");
         let inner = self.inner.clone();
         inner.draining.fetch_add(1, SeqCst);
         let id = inner.state.lock().id();
@@ -388,6 +424,8 @@ impl Workqueue {
             inactive,
             completed: total.saturating_sub(pending),
             max_active: inner.max_active.load(Relaxed),
+            mayday: inner.rescuer.as_ref().map_or(0, Rescuer::mayday),
+            rescued: inner.rescuer.as_ref().map_or(0, Rescuer::rescued),
         }
     }
 
@@ -419,7 +457,8 @@ where
     let admission = match delay {
         // `system`: counted by the registry, not wrapped.
         None if queue.registry.is_some() => {
-            return Ok(handle.spawn_on_pool(future, meta, &handle.inner().pool, true));
+            let pool = &handle.inner().pool;
+            return Ok(handle.spawn_on_pool(future, meta, pool, true, NO_RESCUER));
         }
         None => queue.queue_task(),
         Some(delay) => {
@@ -428,18 +467,20 @@ where
         }
     };
     let gated = Gated::new(future, queue.clone(), admission);
+    let rescuer = queue.rescuer.as_ref().map_or(NO_RESCUER, Rescuer::tag);
     if let Some(pool) = queue.unbound_pool(handle) {
-        return Ok(handle.spawn_on_pool(gated, meta, &pool, false));
+        return Ok(handle.spawn_on_pool(gated, meta, &pool, false, rescuer));
     }
     if queue.attrs.highpri {
         // Created by `build` (or here, for `system_highpri`); if it
         // cannot be, the runtime is shutting down or out of threads:
         // the normal pool still runs the task.
         if let Ok(pool) = handle.highpri_pool() {
-            return Ok(handle.spawn_on_pool(gated, meta, pool, false));
+            return Ok(handle.spawn_on_pool(gated, meta, pool, false, rescuer));
         }
     }
-    Ok(handle.spawn_on_pool(gated, meta, &handle.inner().pool, false))
+    let pool = &handle.inner().pool;
+    Ok(handle.spawn_on_pool(gated, meta, pool, false, rescuer))
 }
 
 /// `wq::spawn` and `Handle::spawn`: queues `future` on the runtime's
@@ -458,7 +499,7 @@ where
     if let Err(err) = queue.check_drain() {
         panic!("{err}");
     }
-    handle.spawn_on_pool(future, meta, &handle.inner().pool, true)
+    handle.spawn_on_pool(future, meta, &handle.inner().pool, true, NO_RESCUER)
 }
 
 /// What a [`Waiter`] waits for.
@@ -578,7 +619,7 @@ impl Counts for Inner {
 
 impl Inner {
     fn new(
-        name: String,
+        name: impl Into<Arc<str>>,
         handle: &Handle,
         attrs: Attrs,
         max_active: usize,
@@ -592,8 +633,10 @@ impl Inner {
             None => Box::new([]) as Box<[_]>,
         };
         Inner {
-            name,
+            name: name.into(),
             attrs,
+            rescuer: None,
+            warned_dependency: AtomicBool::new(false),
             max_active: AtomicUsize::new(max_active),
             draining: AtomicUsize::new(0),
             colors: Colors::new(),
@@ -628,6 +671,29 @@ impl Inner {
         self as *const Inner as usize
     }
 
+    /// The kernel's `check_flush_dependency`: a task of a `mem_reclaim`
+    /// queue that waits for a queue without a rescuer may wait forever when
+    /// no worker can be had (the rescuer runs only its own queue's tasks).
+    /// Reported once per flushed queue.
+    fn check_flush_dependency(&self, what: &str) {
+        if self.rescuer.is_some() {
+            return;
+        }
+        let Some(reclaiming) = RECLAIMING.with(|r| r.borrow().clone()) else {
+            return;
+        };
+        if !self.warned_dependency.swap(true, Relaxed) {
+            tracing::warn!(
+                workqueue = %self.name,
+                from = %reclaiming,
+                "wq: a task of the mem_reclaim workqueue `{reclaiming}` is {what} `{}`, which \
+                 has no rescuer: if no worker can be created, that wait may never end. Queue \
+                 the work it depends on on a mem_reclaim workqueue too",
+                self.name
+            );
+        }
+    }
+
     fn check_drain(&self) -> Result<(), SpawnError> {
         if self.draining.load(SeqCst) == 0
             || CURRENT.with(|c| c.get()) == self.id()
@@ -636,7 +702,7 @@ impl Inner {
             return Ok(());
         }
         Err(SpawnError {
-            name: self.name.clone(),
+            name: self.name.to_string(),
         })
     }
 
@@ -841,7 +907,7 @@ impl SystemQueues {
         self.system.get_or_init(|| {
             let registry = handle.inner().tasks.clone();
             let inner = Arc::new(Inner::new(
-                "system".into(),
+                "system",
                 handle,
                 PLAIN,
                 UNLIMITED,
