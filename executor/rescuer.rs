@@ -361,3 +361,122 @@ impl<P: RescuePool> Drop for ExitGuard<'_, P> {
         self.0.changed.notify_all();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+
+    use super::{RescuePool, Shared, RESCUER_BATCH};
+
+    const TAG: u64 = 1;
+
+    /// A pool that starves while it holds items; records what ran, in
+    /// order, in a log shared by every pool of a test.
+    #[derive(Clone)]
+    struct ListPool {
+        name: char,
+        queue: Arc<Mutex<VecDeque<u64>>>,
+        log: Arc<Mutex<Vec<char>>>,
+    }
+
+    impl ListPool {
+        fn new(
+            name: char,
+            tags: impl IntoIterator<Item = u64>,
+            log: &Arc<Mutex<Vec<char>>>,
+        ) -> Self {
+            ListPool {
+                name,
+                queue: Arc::new(Mutex::new(tags.into_iter().collect())),
+                log: log.clone(),
+            }
+        }
+    }
+
+    impl RescuePool for ListPool {
+        type Item = (Arc<Mutex<Vec<char>>>, char);
+
+        fn is_starving(&self) -> bool {
+            !self.queue.lock().unwrap().is_empty()
+        }
+
+        fn rescue_lap(&self) -> usize {
+            self.queue.lock().unwrap().len()
+        }
+
+        fn take_rescued(&self, tag: u64, lap: &mut usize) -> Option<Self::Item> {
+            while *lap > 0 {
+                *lap -= 1;
+                let item = self.queue.lock().unwrap().pop_front()?;
+                if item == tag {
+                    return Some((self.log.clone(), self.name));
+                }
+                self.queue.lock().unwrap().push_back(item);
+            }
+            None
+        }
+
+        fn run((log, name): Self::Item) {
+            log.lock().unwrap().push(name);
+        }
+
+        fn kick(&self) {}
+
+        fn same(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.queue, &other.queue)
+        }
+    }
+
+    /// What the rescuer's thread does until its list is empty.
+    fn serve_list(shared: &Shared<ListPool>) {
+        loop {
+            let Some(pool) = shared.state.lock().maydays.pop_front() else {
+                return;
+            };
+            shared.rescue(&pool);
+        }
+    }
+
+    /// Two pools call the same rescuer: it runs 16 of the first pool's
+    /// items, moves on to the second, and comes back for the rest; items
+    /// of other workqueues are left queued.
+    #[test]
+    fn at_most_a_batch_per_turn_when_other_pools_wait() {
+        let log = Arc::default();
+        let a = ListPool::new('a', (0..40).map(|i| if i % 4 == 3 { 2 } else { TAG }), &log);
+        let b = ListPool::new('b', [TAG; 5], &log);
+        let shared = Shared::<ListPool>::new(TAG);
+        shared.send_mayday(&a);
+        shared.send_mayday(&b);
+        shared.send_mayday(&a); // already on the list: not counted again
+        serve_list(&shared);
+        let expected: String = std::iter::repeat_n('a', RESCUER_BATCH)
+            .chain(std::iter::repeat_n('b', 5))
+            .chain(std::iter::repeat_n('a', 30 - RESCUER_BATCH))
+            .collect();
+        let ran: String = log.lock().unwrap().iter().collect();
+        assert_eq!(ran, expected);
+        assert_eq!(
+            a.queue.lock().unwrap().len(),
+            10,
+            "another queue's items were taken"
+        );
+        assert_eq!(shared.mayday.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(
+            shared.rescued.load(std::sync::atomic::Ordering::Relaxed),
+            35
+        );
+    }
+
+    /// Alone on the list, a pool is served until it no longer starves.
+    #[test]
+    fn alone_a_pool_is_served_past_the_batch() {
+        let log = Arc::default();
+        let a = ListPool::new('a', [TAG; 40], &log);
+        let shared = Shared::<ListPool>::new(TAG);
+        shared.send_mayday(&a);
+        serve_list(&shared);
+        assert_eq!(log.lock().unwrap().len(), 40);
+    }
+}
