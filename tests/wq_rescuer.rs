@@ -345,3 +345,50 @@ fn a_rescuer_thread_per_mem_reclaim_queue() {
     assert!(eventually(GIVE_UP, || support::threads_named("wq-R-resc-") == Some(0)));
     drop(b);
 }
+
+/// A rescued task that sleeps on the runtime's timer: with every worker
+/// blocked no worker drives the timers, so the starving pool's mayday timer
+/// fires them, and the task is rescued again when its sleep ends.
+#[test]
+fn a_rescued_task_can_sleep() {
+    let rt = two_worker_runtime(true);
+    let latch = Latch::default();
+    let blockers = block_both_workers(&rt, &latch);
+    let queue = reclaim_queue(&rt, "sleeper");
+    let sleeper = queue.spawn({
+        let latch = latch.clone();
+        async move {
+            wq::time::sleep(Duration::from_millis(20)).await;
+            latch.open();
+        }
+    });
+    rt.block_on(sleeper).unwrap();
+    for blocker in blockers {
+        assert!(rt.block_on(blocker).unwrap(), "a blocker gave up waiting");
+    }
+    assert!(queue.stats().rescued >= 2, "{:?}", queue.stats());
+}
+
+/// With every worker blocked, a timer registered from outside the pool (a
+/// `block_on` thread) still fires: the monitor thread fires stranded
+/// timers.
+#[test]
+fn timers_fire_while_every_worker_is_blocked() {
+    let rt = two_worker_runtime(false);
+    let latch = Latch::default();
+    let blockers = block_both_workers(&rt, &latch);
+    // Long enough for the monitor thread to go to sleep: the registration
+    // must wake it.
+    std::thread::sleep(Duration::from_millis(50));
+    rt.block_on(async { wq::time::sleep(Duration::from_millis(20)).await });
+    let metrics = rt.handle().metrics();
+    assert_eq!(
+        metrics.num_running_workers() + metrics.num_idle_workers(),
+        0,
+        "a worker came back before the timer fired"
+    );
+    latch.open();
+    for blocker in blockers {
+        assert!(rt.block_on(blocker).unwrap());
+    }
+}

@@ -57,22 +57,25 @@ impl Pool {
     /// every few milliseconds: if the pool starves, retries creating a
     /// worker (the cooldown permitting) and, once it has starved for
     /// `MAYDAY_INITIAL_TIMEOUT` and then every `MAYDAY_INTERVAL`, calls the
-    /// mayday hook with the rescuer tags of the queued runnables. A pool
-    /// that drives the timers also has its due timers fired here, since no
-    /// worker is left to. Returns whether the pool starves.
+    /// mayday hook with the rescuer tags of the queued runnables. If every
+    /// worker is blocked while timers are pending (`timers_stranded`), fires
+    /// the due ones here, since no worker will. Returns whether the pool
+    /// needs tending again soon (it starves, or its timers are stranded).
     pub(crate) fn tend(&self) -> bool {
         let shared = &self.shared;
-        if !self.is_starving() {
-            *shared.mayday.lock() = MaydayTimer::default();
-            return false;
-        }
-        manager::maybe_create_worker(shared);
-        if shared.config.drives_timers {
+        let stranded = shared.timers_stranded();
+        if stranded {
+            // What they wake is queued here, and may make the pool starve.
             shared.timers().process();
         }
         if !self.is_starving() {
             *shared.mayday.lock() = MaydayTimer::default();
-            return false;
+            return stranded;
+        }
+        manager::maybe_create_worker(shared);
+        if !self.is_starving() {
+            *shared.mayday.lock() = MaydayTimer::default();
+            return stranded;
         }
         let now = Instant::now();
         {

@@ -115,7 +115,7 @@ pub(crate) struct Shared {
     /// not (no permission).
     nice_applied: std::sync::atomic::AtomicU8,
     /// Someone (a watcher of the polls) that sleeps while no worker runs.
-    observer: Observer,
+    observer: Arc<Observer>,
     /// Failed worker creations: when the last one failed, and how many.
     create_failures: Mutex<CreateFailures>,
     /// The mayday timer (`mayday.rs`).
@@ -163,7 +163,7 @@ impl Pool {
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
             created: AtomicU64::new(0),
             nice_applied: std::sync::atomic::AtomicU8::new(0),
-            observer: Observer::default(),
+            observer: Arc::default(),
             create_failures: Mutex::new(CreateFailures::default()),
             mayday: Mutex::new(mayday::MaydayTimer::default()),
         });
@@ -173,6 +173,19 @@ impl Pool {
                 if let Some(shared) = weak.upgrade() {
                     if let Some(worker) = &*shared.timer_worker.lock() {
                         worker.parker.unpark();
+                    }
+                }
+            }));
+            // A timer registered while no worker holds the timer role: if
+            // every worker is blocked, none will fire it, and the observer
+            // must (see `Pool::tend`). Free unless the observer sleeps.
+            let (weak, observer) = (Arc::downgrade(&shared), shared.observer.clone());
+            shared.config.timers.set_unowned(Box::new(move || {
+                if observer.asleep.load(SeqCst) {
+                    if let Some(shared) = weak.upgrade() {
+                        if shared.timers_stranded() {
+                            shared.wake_observer();
+                        }
                     }
                 }
             }));
@@ -360,7 +373,7 @@ impl Pool {
         let observer = &shared.observer;
         observer.asleep.store(true, SeqCst);
         let running = shared.config.stamp_polls && shared.idle.nr_running() > 0;
-        if running || self.is_closed() || self.is_starving() {
+        if running || self.is_closed() || self.is_starving() || shared.timers_stranded() {
             observer.asleep.store(false, SeqCst);
             return false;
         }
@@ -454,6 +467,17 @@ impl Shared {
             Kick::NoIdle => self.wake_observer(),
             Kick::NotNeeded => {}
         }
+    }
+
+    /// Whether timers are pending that no worker will fire: this pool
+    /// drives the timers, and every worker is blocked (none runs, none is
+    /// idle). Then the observer fires them (`Pool::tend`).
+    fn timers_stranded(&self) -> bool {
+        self.config.drives_timers
+            && !self.is_closed()
+            && self.idle.nr_running() == 0
+            && self.idle.nr_idle() == 0
+            && self.timers().next_deadline().is_some()
     }
 
     /// Whether any queue holds work: the injector or any worker's deque.

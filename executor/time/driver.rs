@@ -52,6 +52,9 @@ pub(crate) struct Driver {
     timer_worker: AtomicBool,
     /// Wakes the timer worker (installed by the pool).
     nudge: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Called after a registration while no worker holds the timer role
+    /// (installed by the pool: it checks whether any worker can fire it).
+    unowned: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Timers fired (for metrics).
     fired: AtomicU64,
 }
@@ -76,6 +79,7 @@ impl Driver {
             parked_until: AtomicU64::new(NOT_PARKED),
             timer_worker: AtomicBool::new(false),
             nudge: OnceLock::new(),
+            unowned: OnceLock::new(),
             fired: AtomicU64::new(0),
         }
     }
@@ -87,6 +91,12 @@ impl Driver {
     /// Installs the function that wakes the timer worker.
     pub(crate) fn set_nudge(&self, nudge: Box<dyn Fn() + Send + Sync>) {
         let _ = self.nudge.set(nudge);
+    }
+
+    /// Installs the function called after a registration while no worker
+    /// holds the timer role.
+    pub(crate) fn set_unowned(&self, unowned: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.unowned.set(unowned);
     }
 
     /// Wheel time of `deadline`, rounded up so that a timer never fires
@@ -135,6 +145,15 @@ impl Driver {
         // it computes its sleep, or we see its sleep and nudge it.
         if ms < self.parked_until.load(SeqCst) {
             self.nudge();
+        } else if !self.timer_worker.load(SeqCst) {
+            // No idle worker sleeps on the timers: fine while workers run
+            // (they fire due timers), not if every one is blocked. Pairs
+            // with a blocking worker's decrement, fence and
+            // `needs_timer_worker` (either it sees this timer, or the hook
+            // sees it blocked).
+            if let Some(unowned) = self.unowned.get() {
+                unowned();
+            }
         }
         TimerHandle { shard, key }
     }
