@@ -4,15 +4,16 @@
 //! runtimes (same worker count) are built once, warmed up, and sampled in
 //! alternating pairs; the report gives each runtime's median time and the
 //! median of the per-pair wq/tokio ratios (below 1.0, wq is faster). Idle
-//! cost and memory are instead measured once per runtime, and `hog` on a
-//! fresh runtime per run. The `monitor_cost/*` entries pair wq with its
-//! monitor against wq without, the same way.
+//! cost and memory are instead measured once per runtime, and `hog` and
+//! `rescue` on a fresh runtime per run. The `monitor_cost/*` entries pair
+//! wq with its monitor against wq without, the same way.
 
 mod blocking;
 mod footprint;
 mod harness;
 mod machine;
 mod report;
+mod rescue;
 mod rt;
 mod stats;
 mod suite;
@@ -30,7 +31,8 @@ use std::time::Duration;
 use harness::Config;
 use machine::Machine;
 use report::{
-    HogReport, IdleReport, MemoryReport, MonitorCostReport, Report, RunInfo, WorkloadReport,
+    HogReport, IdleReport, MemoryReport, MonitorCostReport, Report, RescueReport, RunInfo,
+    WorkloadReport,
 };
 use suite::Entry;
 use workloads::{Kind, Workload};
@@ -45,7 +47,8 @@ Options:
   --workers N        worker threads of each runtime (default: available CPUs)
   --samples K        measured pairs per scheduler workload (default: 16)
   --seed-samples K   measured pairs per seed round trip workload (default: 10)
-  --timer-samples K  measured pairs per timer and blocking workload (default: 10)
+  --timer-samples K  measured pairs per timer and blocking workload, and runs
+                     per rescue variant (default: 10)
   --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --skip NAME        skip workloads whose name contains NAME (repeatable)
@@ -195,6 +198,7 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
     let mut idle = None;
     let mut memory = None;
     let mut hog = None;
+    let mut rescue = None;
     let mut monitor_cost = Vec::new();
     for &entry in selected {
         let name = entry.name();
@@ -220,16 +224,28 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
             }
         };
         if workload.kind() == Kind::Fresh {
-            let measured = blocking::hog(&config, &mut progress)?;
-            let summary = HogReport::new(name.clone(), &measured);
-            eprintln!(
-                "{clear}{name}: completed/s wq {}, tokio {}; wq detected the hog in {}/{} runs",
-                report::fmt_per_s(summary.wq_completed_per_s),
-                report::fmt_per_s(summary.tokio_completed_per_s),
-                summary.wq_detected_runs,
-                summary.pairs
-            );
-            hog = Some(summary);
+            match workload {
+                Workload::Hog => {
+                    let measured = blocking::hog(&config, &mut progress)?;
+                    let summary = HogReport::new(name.clone(), &measured);
+                    eprintln!(
+                        "{clear}{name}: completed/s wq {}, tokio {}; wq detected the hog in \
+                         {}/{} runs",
+                        report::fmt_per_s(summary.wq_completed_per_s),
+                        report::fmt_per_s(summary.tokio_completed_per_s),
+                        summary.wq_detected_runs,
+                        summary.pairs
+                    );
+                    hog = Some(summary);
+                }
+                Workload::Rescue => {
+                    let measured = rescue::rescue(&config, &mut progress)?;
+                    let summary = RescueReport::new(name.clone(), &measured);
+                    eprintln!("{clear}{name}: {}", report::rescue_line(&summary));
+                    rescue = Some(summary);
+                }
+                _ => unreachable!("{name} is not run on a fresh runtime"),
+            }
             continue;
         }
         if workload.kind() == Kind::Once {
@@ -287,6 +303,7 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         idle,
         memory,
         hog,
+        rescue,
         monitor_cost,
         scope_pods,
     };
@@ -385,6 +402,7 @@ mod tests {
             ]
         );
         assert_eq!(selected("hog"), ["hog"]);
+        assert_eq!(selected("rescue"), ["rescue"]);
         assert_eq!(
             selected("seed_scope"),
             [
@@ -411,6 +429,14 @@ mod tests {
             selected("chained_spawn"),
             ["chained_spawn", "monitor_cost/chained_spawn"]
         );
+    }
+
+    #[test]
+    fn a_full_run_includes_rescue() {
+        let options = parse(&[]).unwrap();
+        assert!(options.selects(Entry::Versus(Workload::Rescue)));
+        let skipped = parse(&["--skip", "rescue"]).unwrap();
+        assert!(!skipped.selects(Entry::Versus(Workload::Rescue)));
     }
 
     #[test]

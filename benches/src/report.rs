@@ -12,6 +12,7 @@ use crate::blocking::{
 use crate::footprint::{IdleCost, PendingMemory};
 use crate::harness::{Comparison, Config, MonitorCost};
 use crate::machine::Machine;
+use crate::rescue::{RescueComparison, RescueRun, RescueVariant, RESCUE_LIMIT, RESCUE_SETTLE};
 use crate::stats::{median, quantile};
 use crate::suite::Entry;
 use crate::topology::{scope_name, PodCounts, SCOPES};
@@ -42,6 +43,8 @@ pub struct Report {
     pub memory: Option<MemoryReport>,
     /// `hog`, if it was run.
     pub hog: Option<HogReport>,
+    /// `rescue`, if it was run.
+    pub rescue: Option<RescueReport>,
     /// The `monitor_cost/*` entries run: wq with its monitor against wq
     /// without.
     pub monitor_cost: Vec<MonitorCostReport>,
@@ -353,6 +356,152 @@ impl HogReport {
         let total = |runs: &[HogRunReport]| runs.iter().map(|r| r.never_ran).sum();
         (total(&self.wq_runs), total(&self.tokio_runs))
     }
+}
+
+/// `rescue` figures: one row per variant, medians across its runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct RescueReport {
+    /// Workload name.
+    pub name: String,
+    /// Workers of each runtime, which is also the cap on its worker threads
+    /// and the number of blockers.
+    pub workers: usize,
+    /// How long the unblocking task was waited for before the run counted
+    /// as stalled, milliseconds.
+    pub limit_ms: f64,
+    /// How long the runtime was left to settle once the blockers were
+    /// blocked, before the task was spawned, milliseconds.
+    pub settle_ms: f64,
+    /// Runs per variant, each on a fresh runtime.
+    pub runs_per_variant: usize,
+    /// wq through a `mem_reclaim` workqueue, wq through a workqueue without
+    /// it, and tokio through `Handle::spawn`, in that order.
+    pub variants: Vec<RescueVariantReport>,
+}
+
+/// One variant of `rescue`: a runtime and what the unblocking task was
+/// spawned through.
+#[derive(Clone, Debug, Serialize)]
+pub struct RescueVariantReport {
+    /// `wq mem_reclaim`, `wq without mem_reclaim` or `tokio`.
+    pub variant: String,
+    /// What the unblocking task was spawned through.
+    pub spawned_through: String,
+    /// From the spawn until the task ran, median over the runs in which it
+    /// ran within the limit; `None` if it did in none.
+    pub time_to_run_ns: Option<f64>,
+    /// Runs in which the task ran within the limit.
+    pub ran: usize,
+    /// Runs in which it had not (stalled).
+    pub stalled: usize,
+    /// The workqueue's mayday count per run, median (wq only).
+    pub mayday: Option<f64>,
+    /// The workqueue's rescued polls per run, median (wq only).
+    pub rescued: Option<f64>,
+    /// Every run.
+    pub runs: Vec<RescueRunReport>,
+}
+
+/// One `rescue` run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RescueRunReport {
+    /// From the spawn until the task ran, if within the limit.
+    pub time_to_run_ns: Option<f64>,
+    /// The workqueue's `stats().mayday` after the run (wq only).
+    pub mayday: Option<u64>,
+    /// The workqueue's `stats().rescued` after the run (wq only).
+    pub rescued: Option<u64>,
+}
+
+impl RescueReport {
+    /// Summarises the runs of `rescue`.
+    pub fn new(name: String, rescue: &RescueComparison) -> Self {
+        let variants: Vec<RescueVariantReport> = RescueVariant::ALL
+            .into_iter()
+            .map(|variant| RescueVariantReport::new(variant, rescue.runs(variant)))
+            .collect();
+        Self {
+            name,
+            workers: crate::rescue::RESCUE_WORKERS,
+            limit_ms: RESCUE_LIMIT.as_secs_f64() * 1e3,
+            settle_ms: RESCUE_SETTLE.as_secs_f64() * 1e3,
+            runs_per_variant: variants.iter().map(|v| v.runs.len()).max().unwrap_or(0),
+            variants,
+        }
+    }
+}
+
+impl RescueVariantReport {
+    fn new(variant: RescueVariant, runs: &[RescueRun]) -> Self {
+        let median_of = |values: Vec<f64>| (!values.is_empty()).then(|| median(&values));
+        let times: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.time_to_run)
+            .map(|d| d.as_secs_f64() * 1e9)
+            .collect();
+        let ran = times.len();
+        let count = |get: fn(&RescueRun) -> Option<u64>| {
+            median_of(runs.iter().filter_map(get).map(|n| n as f64).collect())
+        };
+        Self {
+            variant: variant.label().to_owned(),
+            spawned_through: variant.spawned_through().to_owned(),
+            time_to_run_ns: median_of(times),
+            ran,
+            stalled: runs.len() - ran,
+            mayday: count(|r| r.mayday),
+            rescued: count(|r| r.rescued),
+            runs: runs
+                .iter()
+                .map(|r| RescueRunReport {
+                    time_to_run_ns: r.time_to_run.map(|d| d.as_secs_f64() * 1e9),
+                    mayday: r.mayday,
+                    rescued: r.rescued,
+                })
+                .collect(),
+        }
+    }
+
+    /// Stalled runs of all, as `stalled/runs`.
+    fn stalled_of(&self) -> String {
+        format!("{}/{}", self.stalled, self.runs.len())
+    }
+
+    /// The workqueue's median mayday and rescued counts, as `mayday /
+    /// rescued`; `n/a` without a workqueue (tokio).
+    fn mayday_rescued(&self) -> String {
+        match (self.mayday, self.rescued) {
+            (Some(mayday), Some(rescued)) => format!(
+                "{} / {}",
+                fmt_opt_count(Some(mayday)),
+                fmt_opt_count(Some(rescued))
+            ),
+            _ => "n/a".to_owned(),
+        }
+    }
+}
+
+/// The one-line summary of `rescue` printed on stderr as it finishes: per
+/// variant, the median time to run (`-` if the task ran in no run), the
+/// stalled runs and, for wq, the workqueue's mayday and rescued counts.
+pub fn rescue_line(rescue: &RescueReport) -> String {
+    let variants: Vec<String> = rescue
+        .variants
+        .iter()
+        .map(|v| {
+            let counts = match (v.mayday, v.rescued) {
+                (Some(_), Some(_)) => format!("; mayday / rescued {}", v.mayday_rescued()),
+                _ => String::new(),
+            };
+            format!(
+                "{} {} (stalled {}{counts})",
+                v.variant,
+                fmt_opt_ns(v.time_to_run_ns),
+                v.stalled_of()
+            )
+        })
+        .collect();
+    format!("time to run: {}", variants.join(", "))
 }
 
 /// One `monitor_cost/*` entry: a scheduler workload on wq with its monitor
@@ -1142,6 +1291,36 @@ pub fn text(report: &Report) -> String {
         }
     }
 
+    if let Some(r) = &report.rescue {
+        let _ = writeln!(
+            out,
+            "\n{}: {} of {} workers (no more allowed) block on a latch; the task that opens it \
+             is spawned, and the run stalls if it has not run within {} ms; {} runs per \
+             variant, each on a fresh runtime",
+            r.name, r.workers, r.workers, r.limit_ms, r.runs_per_variant
+        );
+        let _ = writeln!(
+            out,
+            "{:<23} {:>12} {:>8}  mayday / rescued",
+            "variant", "time to run", "stalled"
+        );
+        for v in &r.variants {
+            let _ = writeln!(
+                out,
+                "{:<23} {:>12} {:>8}  {}",
+                v.variant,
+                fmt_opt_ns(v.time_to_run_ns),
+                v.stalled_of(),
+                v.mayday_rescued()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "(time to run: spawn to first poll, median over the runs that ran in time; \
+             mayday / rescued: the workqueue's stats, median per run)"
+        );
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(
             out,
@@ -1365,8 +1544,8 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
          ratios of wq's figure to tokio's; **below 1.00 wq is better**. Figures \
          are medians per repetition of the workload: wall time, except where \
          CPU time or lateness is stated. Idle cost and memory are measured once \
-         per runtime instead of in pairs, `hog` on a fresh runtime per run, and \
-         the monitor cost table compares wq with itself, its monitor on and \
+         per runtime instead of in pairs, `hog` and `rescue` on a fresh runtime \
+         per run, and the monitor cost table compares wq with itself, its monitor on and \
          off.\n",
         r.workers
     );
@@ -1687,6 +1866,63 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             fmt_per_s(h.tokio_spawned_per_s),
             tokio_never
         );
+    }
+
+    if let Some(r) = &report.rescue {
+        let _ = writeln!(
+            out,
+            "\n## Rescue: forward progress with every worker blocked\n"
+        );
+        let _ = writeln!(
+            out,
+            "On a fresh runtime with {w} workers and at most {w} worker threads (wq \
+             built with `.workers({w}).max_workers({w})`, tokio with {w} worker \
+             threads), {w} tasks block every worker on a std `Mutex` + `Condvar` \
+             latch: on wq inside `wq::blocking`, as a wq user would write it; on \
+             tokio as a plain blocking call (tokio has no forward-progress mechanism; \
+             its `block_in_place` and `spawn_blocking` move work to other threads, \
+             which is not the situation measured). Once the blockers have counted \
+             themselves blocked, the runner lets the runtime settle for {settle} (so \
+             that wq's mayday timer no longer counts a moment of starvation from \
+             while the blockers were being picked up), then takes an instant and \
+             spawns, from its own thread, the task that opens the latch: on wq through a workqueue built \
+             with `.mem_reclaim()`, or through one built without it; on tokio through \
+             `Handle::spawn`. Time to run is from that instant until the task runs \
+             (its own `Instant::now()` at its first poll), median over the runs in \
+             which it ran within {limit}; a run in which it had not is counted as \
+             stalled, and the runner then opens the latch itself so that the blockers \
+             return, the task runs and the runtime shuts down cleanly (with a \
+             timeout). With `mem_reclaim` the expected figure is 10 ms to about 20 ms: \
+             the pool sends mayday once it has starved for 10 ms, checked every 10 ms \
+             by wq's monitor thread, and the queue's rescuer thread then polls the \
+             task. Without `mem_reclaim` the queue has no rescuer, and the task waits \
+             for a worker like tokio's. Mayday and rescued are the workqueue's \
+             `stats()` once the blockers have returned, median per run (always 0 for a \
+             queue without `mem_reclaim`). {runs} runs per variant, each on a fresh \
+             runtime, the order of the variants rotated from run to run; not in \
+             pairs, and not in the plot.\n",
+            w = r.workers,
+            limit = fmt_ns(r.limit_ms * 1e6),
+            settle = fmt_ns(r.settle_ms * 1e6),
+            runs = r.runs_per_variant
+        );
+        let _ = writeln!(
+            out,
+            "| | spawned through | time to run | stalled | mayday / rescued |"
+        );
+        let _ = writeln!(out, "| --- | --- | ---: | ---: | ---: |");
+        for v in &r.variants {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                v.variant,
+                v.spawned_through,
+                v.time_to_run_ns
+                    .map_or_else(|| "-".to_owned(), |ns| format!("**{}**", fmt_ns(ns))),
+                v.stalled_of(),
+                v.mayday_rescued()
+            );
+        }
     }
 
     if let Some(i) = &report.idle {
@@ -2069,6 +2305,7 @@ mod tests {
                 },
             )),
             hog: None,
+            rescue: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -2183,6 +2420,7 @@ mod tests {
             idle: None,
             memory: None,
             hog: Some(HogReport::new("hog".into(), &hog)),
+            rescue: None,
             monitor_cost: vec![MonitorCostReport::new(&cost)],
             scope_pods: None,
         };
@@ -2233,6 +2471,100 @@ mod tests {
         let json = serde_json::to_string(&report).unwrap();
         assert!(json.contains(r#""wq_detected_runs":2"#), "{json}");
         assert!(json.contains(r#""on_median_ns":10200000.0"#), "{json}");
+    }
+
+    #[test]
+    fn reports_rescue_figures() {
+        use std::time::Duration;
+
+        use crate::rescue::{RescueComparison, RescueRun};
+
+        let wq_run = |ms: Option<u64>, mayday: u64, rescued: u64| RescueRun {
+            time_to_run: ms.map(Duration::from_millis),
+            mayday: Some(mayday),
+            rescued: Some(rescued),
+        };
+        let stalled = RescueRun {
+            time_to_run: None,
+            mayday: None,
+            rescued: None,
+        };
+        let rescue = RescueComparison {
+            wq_mem_reclaim: vec![
+                wq_run(Some(12), 1, 1),
+                wq_run(Some(18), 1, 1),
+                wq_run(None, 3, 0),
+            ],
+            wq_plain: vec![wq_run(None, 0, 0); 3],
+            tokio: vec![stalled; 3],
+        };
+        let config = Config {
+            workers: 2,
+            samples: 4,
+            seed_samples: 2,
+            timer_samples: 3,
+            idle: Duration::from_secs(2),
+            warmup: Duration::from_millis(50),
+            sample_time: Duration::from_millis(20),
+        };
+        let report = Report {
+            machine: Machine::detect(),
+            run: RunInfo::new(&config, Vec::new()),
+            workloads: Vec::new(),
+            idle: None,
+            memory: None,
+            hog: None,
+            rescue: Some(RescueReport::new("rescue".into(), &rescue)),
+            monitor_cost: Vec::new(),
+            scope_pods: None,
+        };
+
+        let r = report.rescue.as_ref().unwrap();
+        assert_eq!((r.workers, r.runs_per_variant, r.limit_ms), (2, 3, 2000.0));
+        let reclaim = &r.variants[0];
+        assert_eq!(reclaim.variant, "wq mem_reclaim");
+        assert_eq!(
+            reclaim.time_to_run_ns,
+            Some(15e6),
+            "median of the runs that ran"
+        );
+        assert_eq!((reclaim.ran, reclaim.stalled), (2, 1));
+        assert_eq!((reclaim.mayday, reclaim.rescued), (Some(1.0), Some(1.0)));
+        let tokio = &r.variants[2];
+        assert_eq!((tokio.time_to_run_ns, tokio.stalled), (None, 3));
+        assert_eq!((tokio.mayday, tokio.rescued), (None, None));
+
+        let md = markdown(&report, "plot.svg");
+        assert!(md.contains("## Rescue: forward progress"), "{md}");
+        assert!(
+            md.contains("| wq mem_reclaim | `Workqueue::spawn`, queue built with `.mem_reclaim()` | **15.0 ms** | 1/3 | 1 / 1 |"),
+            "{md}"
+        );
+        assert!(md.contains("| wq without mem_reclaim | `Workqueue::spawn`, queue built without it | - | 3/3 | 0 / 0 |"), "{md}");
+        assert!(
+            md.contains("| tokio | `Handle::spawn` | - | 3/3 | n/a |"),
+            "{md}"
+        );
+        assert!(md.contains("within 2.00 s"), "{md}");
+        assert!(md.contains("settle for 50.0 ms"), "{md}");
+
+        let text = text(&report);
+        assert!(
+            text.contains("wq mem_reclaim               15.0 ms      1/3  1 / 1"),
+            "{text}"
+        );
+        assert_eq!(
+            rescue_line(r),
+            "time to run: wq mem_reclaim 15.0 ms (stalled 1/3; mayday / rescued 1 / 1), \
+             wq without mem_reclaim - (stalled 3/3; mayday / rescued 0 / 0), tokio - (stalled 3/3)"
+        );
+        let plot = svg(&report);
+        assert!(!plot.contains("rescue"), "no ratio, no bar");
+
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""variant":"wq mem_reclaim""#), "{json}");
+        assert!(json.contains(r#""time_to_run_ns":15000000.0"#), "{json}");
+        assert!(json.contains(r#""mayday":3"#), "{json}");
     }
 
     #[test]
@@ -2293,6 +2625,7 @@ mod tests {
             idle: None,
             memory: None,
             hog: None,
+            rescue: None,
             monitor_cost: Vec::new(),
             scope_pods: Some(pods),
         };

@@ -9,7 +9,9 @@
 //! measure the timer wheel alone (`timers_create_cancel`) and sleeping tasks
 //! end to end (`sleeps_100k`). The blocking tolerance workloads
 //! (`blocking_storm_*`, `hog`) stall workers behind the runtime's back and
-//! measure what the other tasks see (see `blocking.rs`). `idle_cost` and
+//! measure what the other tasks see (see `blocking.rs`); `rescue` blocks
+//! every worker and measures whether a task that would unblock them runs
+//! at all (see `rescue.rs`). `idle_cost` and
 //! `memory_100k_pending` are measured once per runtime rather than in pairs
 //! (see `footprint.rs`).
 
@@ -28,6 +30,7 @@ use crate::blocking::{
     self, StormRun, HOG_SPAWN_EVERY, HOG_WINDOW, STORM_BLOCK, STORM_BLOCKERS, STORM_SPAN,
     STORM_TIMERS,
 };
+use crate::rescue::{RESCUE_LIMIT, RESCUE_WORKERS};
 use crate::rt::{Rt, UnboundPools};
 use crate::stats::{percentile_sorted, quantile};
 use crate::sys::process_cpu_time;
@@ -176,6 +179,13 @@ pub enum Workload {
     /// Each run on a fresh runtime (`blocking::hog`), not in the paired
     /// table.
     Hog,
+    /// On runtimes with [`RESCUE_WORKERS`] workers and as many threads at
+    /// most, every worker blocks on a latch; the time until a task spawned
+    /// to open it runs (wq through a workqueue with and without
+    /// `mem_reclaim`, tokio through its handle), or a stall if it has not
+    /// within [`RESCUE_LIMIT`]. Each run on a fresh runtime
+    /// (`rescue::rescue`), not in the paired table.
+    Rescue,
     /// A runtime with no tasks, left alone: the process CPU time it costs.
     /// Measured once per runtime.
     IdleCost,
@@ -198,7 +208,8 @@ pub enum Kind {
     Timer,
     /// Pairs of samples of one full run each (`blocking_storm_*`).
     Blocking,
-    /// Pairs of runs, each on a fresh runtime (`hog`, in `blocking.rs`).
+    /// Runs each on a fresh runtime (`hog`, in `blocking.rs`; `rescue`, in
+    /// `rescue.rs`).
     Fresh,
     /// One measurement per runtime, not in pairs (`footprint.rs`).
     Once,
@@ -292,6 +303,7 @@ impl Workload {
         all.extend(STORM_BLOCKERS.map(|blockers| Self::BlockingStorm { blockers }));
         all.extend([
             Self::Hog,
+            Self::Rescue,
             Self::IdleCost,
             Self::MemoryPending { tasks: NUM_PENDING },
         ]);
@@ -317,6 +329,7 @@ impl Workload {
             Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
             Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
             Self::Hog => "hog".into(),
+            Self::Rescue => "rescue".into(),
             Self::IdleCost => "idle_cost".into(),
             Self::MemoryPending { tasks } => format!("memory_{}_pending", short_count(tasks)),
         }
@@ -366,6 +379,11 @@ impl Workload {
                 HOG_SPAWN_EVERY.as_millis(),
                 HOG_WINDOW.as_secs()
             ),
+            Self::Rescue => format!(
+                "{RESCUE_WORKERS} of {RESCUE_WORKERS} workers blocked; spawn to run of the task \
+                 that unblocks them, stalled after {} s",
+                RESCUE_LIMIT.as_secs()
+            ),
             Self::IdleCost => "no tasks; CPU time while idle".into(),
             Self::MemoryPending { tasks } => format!("{} pending tasks; RSS growth", n(tasks)),
         }
@@ -383,7 +401,7 @@ impl Workload {
             Self::SeedRoundTrip { .. } | Self::SeedScope { .. } => Kind::Seed,
             Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
             Self::BlockingStorm { .. } => Kind::Blocking,
-            Self::Hog => Kind::Fresh,
+            Self::Hog | Self::Rescue => Kind::Fresh,
             Self::IdleCost | Self::MemoryPending { .. } => Kind::Once,
         }
     }
@@ -500,7 +518,9 @@ impl Workload {
                     storm: Some(run),
                 }
             }
-            Self::Hog => panic!("{} needs a fresh runtime per run", self.name()),
+            Self::Hog | Self::Rescue => {
+                panic!("{} needs a fresh runtime per run", self.name())
+            }
             Self::IdleCost | Self::MemoryPending { .. } => {
                 panic!("{} is measured once per runtime, not in pairs", self.name())
             }

@@ -9,6 +9,14 @@
 //! mayday hook with the rescuer tags of the queued runnables, and again
 //! every `MAYDAY_INTERVAL` while it still starves.
 //!
+//! Starvation is sampled: the observer calls `tend` every 10 ms while a
+//! pool starves (and when woken), and the episode's start is the first
+//! sample that found it starving, forgotten at the first that did not. A
+//! starvation that ends and a new one that begins between two samples look
+//! like one episode, so its mayday may come up to one sample period early;
+//! it never comes later than 10 ms plus one sample period after the
+//! observer learnt of the starvation.
+//!
 //! Whoever registered the hook (the rescuer layer) then takes matching
 //! runnables one at a time with `Pool::take_rescued` and runs them on its
 //! own thread. The pool knows nothing of who rescues: a tag is a number in
