@@ -35,6 +35,7 @@
 mod loom;
 mod metrics;
 mod monitor;
+pub mod net;
 mod pool;
 mod rescuer;
 mod runtime;

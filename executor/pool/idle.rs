@@ -212,6 +212,29 @@ impl<W: PartialEq + Clone> Idle<W> {
         true
     }
 
+    /// The idle worker `me` found work by itself (the I/O events it
+    /// dispatched while idle): it leaves the idle list and is counted
+    /// running and searching, as if kicked, if the pool needs a worker.
+    /// False if it is not needed, or no longer idle (a kicker took it off
+    /// the list just now: its parker holds the token).
+    pub(crate) fn claim(&self, me: &W) -> bool {
+        if !self.need_more_worker() {
+            return false;
+        }
+        let mut state = self.state.lock();
+        if !self.need_more_worker() {
+            return false;
+        }
+        let Some(pos) = state.idle.iter().position(|(w, _)| w == me) else {
+            return false;
+        };
+        state.idle.remove(pos);
+        self.nr_idle.fetch_sub(1, SeqCst);
+        self.nr_running.fetch_add(1, SeqCst);
+        self.nr_searching.fetch_add(1, SeqCst);
+        true
+    }
+
     /// The longest-idle worker (the one kicks reach last), if any.
     pub(crate) fn oldest_idle(&self) -> Option<W> {
         self.state.lock().idle.first().map(|(w, _)| w.clone())

@@ -77,7 +77,15 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
         yield_stealer: yielded.stealer(),
         stamp: PollStamp::new(),
         os_tid: OnceLock::new(),
-        parker: Parker::new(),
+        // Only the pool that drives the timers has an idle worker sleep in
+        // the reactor (with the timer role).
+        parker: Parker::with_reactor(
+            shared
+                .config
+                .reactor
+                .clone()
+                .filter(|_| shared.config.drives_timers),
+        ),
         kicked: AtomicBool::new(false),
     });
     shared.workers.write().push(me.clone());

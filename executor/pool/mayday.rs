@@ -75,6 +75,7 @@ impl Pool {
         if stranded {
             // What they wake is queued here, and may make the pool starve.
             shared.timers().process();
+            shared.poll_io_now();
         }
         if !self.is_starving() {
             *shared.mayday.lock() = MaydayTimer::default();

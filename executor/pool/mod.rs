@@ -30,6 +30,7 @@ use crate::task::Runnable;
 use crossbeam_deque::Injector;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::net::reactor::Reactor;
 use crate::time::driver::Driver;
 use idle::{Idle, Kick};
 pub(crate) use park::Parker;
@@ -83,6 +84,10 @@ pub(crate) struct PoolConfig {
     pub(crate) create_cooldown: Duration,
     /// Where a starving pool calls for rescue, if anyone rescues.
     pub(crate) mayday: Option<MaydayHook>,
+    /// The runtime's I/O reactor: running workers poll it without
+    /// blocking; the idle worker holding the timer role of the pool that
+    /// drives the timers sleeps in it.
+    pub(crate) reactor: Option<Arc<Reactor>>,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -225,7 +230,7 @@ impl Pool {
     /// After shutdown the runnable is dropped (which cancels its task).
     pub(crate) fn schedule(&self, runnable: Runnable, yielded: bool) {
         match worker::push_local(&self.shared, runnable, yielded) {
-            Ok(worker::Pushed::Yielded) => {}
+            Ok(worker::Pushed::Yielded | worker::Pushed::Deferred) => {}
             Ok(worker::Pushed::Queued) => self.shared.notify_work(),
             Err(runnable) => {
                 self.shared.injector.push(runnable);
@@ -347,7 +352,7 @@ impl Pool {
         shared.timers().inhibit_add();
         // Pairs with the fence in `notify_work`, as in `BlockingGuard`.
         fence(SeqCst);
-        if !shared.is_closed() && (shared.has_work() || shared.timers().needs_timer_worker()) {
+        if !shared.is_closed() && (shared.has_work() || shared.needs_driver()) {
             shared.wake_one();
         }
         true
@@ -469,15 +474,39 @@ impl Shared {
         }
     }
 
-    /// Whether timers are pending that no worker will fire: this pool
-    /// drives the timers, and every worker is blocked (none runs, none is
-    /// idle). Then the observer fires them (`Pool::tend`).
+    /// Whether timers are pending, or I/O sources registered, that no
+    /// worker will look at: this pool drives the timers and the reactor,
+    /// and every worker is blocked (none runs, none is idle). Then the
+    /// observer fires the timers and polls the reactor (`Pool::tend`).
     fn timers_stranded(&self) -> bool {
         self.config.drives_timers
             && !self.is_closed()
             && self.idle.nr_running() == 0
             && self.idle.nr_idle() == 0
-            && self.timers().next_deadline().is_some()
+            && (self.timers().next_deadline().is_some() || self.has_io())
+    }
+
+    /// Whether I/O sources are registered with the reactor.
+    fn has_io(&self) -> bool {
+        self.config
+            .reactor
+            .as_ref()
+            .is_some_and(|r| r.has_sources())
+    }
+
+    /// Timers pending or I/O registered while no idle worker holds the
+    /// timer role (which also sleeps in the reactor): a worker leaving
+    /// `nr_running` must kick one.
+    fn needs_driver(&self) -> bool {
+        let timers = self.timers();
+        timers.needs_timer_worker()
+            || (self.config.drives_timers && self.has_io() && !timers.has_timer_worker())
+    }
+
+    /// Dispatches the I/O events already there, if any source is
+    /// registered and nobody else polls now. Returns the tasks woken.
+    fn poll_io_now(&self) -> usize {
+        self.config.reactor.as_ref().map_or(0, |r| r.turn_now())
     }
 
     /// Whether any queue holds work: the injector or any worker's deque.

@@ -7,11 +7,13 @@
 //! The token protocol is the classic one: `unpark` leaves a token that the
 //! next `park` consumes, so a wakeup sent before the worker sleeps is not lost.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::loom::atomic::AtomicUsize;
 use crate::loom::atomic::Ordering::{AcqRel, Acquire, Release};
 use crate::loom::{Condvar, Mutex};
+use crate::net::reactor::Reactor;
 
 /// No token, nobody sleeping.
 const EMPTY: usize = 0;
@@ -19,12 +21,16 @@ const EMPTY: usize = 0;
 const PARKED: usize = 1;
 /// A token is waiting to be consumed.
 const NOTIFIED: usize = 2;
+/// The owner is asleep (or about to be) in the I/O reactor's poll.
+const PARKED_IN_REACTOR: usize = 3;
 
 #[derive(Debug)]
 pub(crate) struct Parker {
     state: AtomicUsize,
     lock: Mutex<()>,
     cvar: Condvar,
+    /// The reactor the owner may sleep in (`park_in_reactor`).
+    reactor: Option<Arc<Reactor>>,
 }
 
 impl Parker {
@@ -33,7 +39,57 @@ impl Parker {
             state: AtomicUsize::new(EMPTY),
             lock: Mutex::new(()),
             cvar: Condvar::new(),
+            reactor: None,
         }
+    }
+
+    /// A parker whose owner may also sleep in `reactor`.
+    pub(crate) fn with_reactor(reactor: Option<Arc<Reactor>>) -> Parker {
+        Parker {
+            reactor,
+            ..Parker::new()
+        }
+    }
+
+    /// Whether the owner can sleep in a reactor.
+    pub(crate) fn has_reactor(&self) -> bool {
+        self.reactor.is_some()
+    }
+
+    /// Sleeps in the reactor's poll, dispatching the I/O events that arrive,
+    /// until a token is available, `timeout` elapses, or events arrive.
+    /// Returns whether a token was consumed, and how many tasks the events
+    /// woke. An `unpark` meanwhile wakes the poll (`Reactor::wake`).
+    pub(crate) fn park_in_reactor(&self, timeout: Duration) -> (bool, usize) {
+        let Some(reactor) = &self.reactor else {
+            return (self.park_timeout(timeout), 0);
+        };
+        if self
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, Acquire, Acquire)
+            .is_ok()
+        {
+            return (true, 0);
+        }
+        match self
+            .state
+            .compare_exchange(EMPTY, PARKED_IN_REACTOR, AcqRel, Acquire)
+        {
+            Ok(_) => {}
+            Err(NOTIFIED) => {
+                self.state.swap(EMPTY, Acquire);
+                return (true, 0);
+            }
+            Err(actual) => unreachable!("parker in state {actual} while its owner parks"),
+        }
+        // An unparker that swapped in NOTIFIED after our CAS wakes the
+        // reactor. Its wake event may be consumed by another thread's
+        // non-blocking poll before we get the poll: so once the poll is
+        // ours, a token already there means "do not wait" (see
+        // `Reactor::turn_unless`).
+        let woken = reactor.turn_unless(Some(timeout), || self.state.load(Acquire) == NOTIFIED);
+        let notified = self.state.swap(EMPTY, Acquire) == NOTIFIED;
+        (notified, woken)
     }
 
     /// Sleeps until a token is available, consuming it.
@@ -102,6 +158,12 @@ impl Parker {
         match self.state.swap(NOTIFIED, Release) {
             EMPTY | NOTIFIED => return,
             PARKED => {}
+            PARKED_IN_REACTOR => {
+                if let Some(reactor) = &self.reactor {
+                    reactor.wake();
+                }
+                return;
+            }
             actual => unreachable!("parker in unknown state {actual}"),
         }
         // The owner is asleep or between setting PARKED and waiting. Taking

@@ -107,6 +107,10 @@ struct Local {
     blocked: Cell<bool>,
     /// On the idle list (then wakes it causes go to the injector).
     idle: Cell<bool>,
+    /// Idle and dispatching the reactor's events: the tasks they wake go
+    /// to the injector without a kick, and this worker runs them itself if
+    /// a worker is needed (`Idle::claim`), saving a second thread wakeup.
+    dispatching: Cell<bool>,
     tick: Cell<u32>,
     rng: Cell<u64>,
 }
@@ -155,6 +159,7 @@ pub(super) fn main(
         searching: Cell::new(false),
         blocked: Cell::new(false),
         idle: Cell::new(false),
+        dispatching: Cell::new(false),
         tick: Cell::new(0),
         rng: Cell::new(seed),
     });
@@ -235,9 +240,9 @@ impl Local {
                     }
                 }
                 None => {
-                    // Fire due timers before giving up: what they wake
-                    // lands on this worker's queue.
-                    if self.shared.timers().process() > 0 {
+                    // Fire due timers and dispatch ready I/O before giving
+                    // up: what they wake lands on this worker's queue.
+                    if self.shared.timers().process() > 0 || self.shared.poll_io_now() > 0 {
                         continue;
                     }
                     if let Some(culled) = self.idle_and_park(false) {
@@ -272,6 +277,7 @@ impl Local {
         self.tick.set(tick);
         if tick % INJECTOR_INTERVAL == 0 {
             self.shared.timers().process();
+            self.shared.poll_io_now();
             if let Some(runnable) = steal_one(&self.shared.injector) {
                 return Some(runnable);
             }
@@ -397,7 +403,15 @@ impl Local {
                 }
                 false => limit,
             };
-            let notified = self.me.parker.park_timeout(timeout);
+            let (notified, dispatched) = if timer_worker && self.me.parker.has_reactor() {
+                // The driver: sleep in the reactor, dispatching I/O events.
+                self.dispatching.set(true);
+                let parked = self.me.parker.park_in_reactor(timeout);
+                self.dispatching.set(false);
+                parked
+            } else {
+                (self.me.parker.park_timeout(timeout), 0)
+            };
             if timer_worker {
                 timers.unparked();
             }
@@ -409,6 +423,17 @@ impl Local {
             // left behind then is consumed later as a harmless nudge.
             if self.me.kicked.swap(false, Acquire) {
                 break None;
+            }
+            if dispatched > 0 && shared.has_work() {
+                // The events woke tasks onto the injector, with no kick:
+                // run them here if a worker is needed, else let the usual
+                // producer path decide (a kick, maybe of us: then the loop
+                // finds the token and the flag).
+                if shared.idle.claim(&self.me) {
+                    break None;
+                }
+                shared.notify_work();
+                continue;
             }
             if timer_worker {
                 timers.process();
@@ -490,6 +515,9 @@ pub(super) enum Pushed {
     Queued,
     /// On the worker's yield list: the worker itself runs it.
     Yielded,
+    /// On the injector, by the idle worker dispatching the reactor's
+    /// events: it decides about kicks once the dispatch is over.
+    Deferred,
 }
 
 /// Pushes onto the current worker's queue (or yield list) if the current
@@ -501,6 +529,10 @@ pub(super) fn push_local(
     yielded: bool,
 ) -> Result<Pushed, Runnable> {
     CURRENT.with(|current| match &*current.borrow() {
+        Some(local) if Arc::ptr_eq(&local.shared, shared) && local.dispatching.get() => {
+            shared.injector.push(runnable);
+            Ok(Pushed::Deferred)
+        }
         Some(local)
             if Arc::ptr_eq(&local.shared, shared) && !local.blocked.get() && !local.idle.get() =>
         {
@@ -549,7 +581,7 @@ impl BlockingGuard {
         let timers = shared.timers();
         timers.inhibit_add();
         // Work, or timers with nobody idle to drive them: a worker must run.
-        if !shared.is_closed() && (shared.has_work() || timers.needs_timer_worker()) {
+        if !shared.is_closed() && (shared.has_work() || shared.needs_driver()) {
             shared.wake_one();
         }
         Some(BlockingGuard {

@@ -377,6 +377,7 @@ impl Builder {
             drives_timers: true,
             affinity: None,
             mayday: None,
+            reactor: None,
         };
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,

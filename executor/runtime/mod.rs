@@ -26,6 +26,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use crate::monitor::{Monitor, MonitorConfig};
+use crate::net::reactor::Reactor;
 use crate::pool::{current_cpu, Pool, PoolConfig};
 use crate::rescuer::{Rescuer, Rescuers};
 use crate::task::registry::{Registry, SpawnMeta};
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
     pub(crate) time: Arc<Driver>,
+    /// The I/O reactor, polled by the workers.
+    pub(crate) reactor: Arc<Reactor>,
     /// Watches the workers' polls (unless disabled), and tends starving
     /// pools.
     pub(crate) monitor: Monitor,
@@ -189,6 +192,11 @@ impl Inner {
     }
 }
 
+/// The I/O reactor of the current runtime, if any.
+pub(crate) fn current_reactor() -> Option<Arc<Reactor>> {
+    context::with_current(|handle| handle.map(|handle| handle.inner.reactor.clone()))
+}
+
 /// The timer driver of the current runtime, if any.
 pub(crate) fn current_time_driver() -> Option<Arc<Driver>> {
     context::with_current(|handle| handle.map(|handle| handle.inner.time.clone()))
@@ -249,6 +257,8 @@ impl Runtime {
         config.stamp_polls = monitor.is_some();
         let rescuers = Arc::new(Rescuers::default());
         config.mayday = Some(rescuers.hook());
+        let reactor = Arc::new(Reactor::new()?);
+        config.reactor = Some(reactor.clone());
         let pool_config = config.clone();
         let pool = Pool::new(config);
         let monitor = Monitor::start(pool.clone(), tasks.clone(), monitor)?;
@@ -256,6 +266,7 @@ impl Runtime {
             pool,
             tasks,
             time,
+            reactor,
             monitor,
             rescuers,
             system_queues: SystemQueues::default(),

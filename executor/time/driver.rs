@@ -274,6 +274,11 @@ impl Driver {
         0
     }
 
+    /// Whether an idle worker holds the timer role.
+    pub(crate) fn has_timer_worker(&self) -> bool {
+        self.timer_worker.load(SeqCst)
+    }
+
     /// Whether timers are pending while no idle worker sleeps on them.
     pub(crate) fn needs_timer_worker(&self) -> bool {
         self.next.load(SeqCst) != NONE && !self.timer_worker.load(SeqCst)

@@ -1,0 +1,453 @@
+//! The I/O reactor: readiness events from mio (epoll on Linux), turned
+//! into task wakeups.
+//!
+//! There is no reactor thread. The reactor is polled by the pool's workers
+//! (see `pool/README.md`, "The reactor"): the idle worker that holds the
+//! driver role sleeps in [`Reactor::turn_unless`] (an `epoll_wait` bounded
+//! by the next timer deadline) instead of on its parker, and running workers poll
+//! it without blocking ([`Reactor::turn_now`]) every few dozen tasks and
+//! before they go idle, so a busy runtime handles its events on the workers
+//! that run the tasks, with no thread hop. Only one thread polls at a time
+//! (`mio::Poll` needs `&mut`): a running worker that finds the poll taken
+//! skips it, since whoever holds it dispatches the events.
+//!
+//! Each registered source has a [`ScheduledIo`]: its readiness, packed with
+//! a tick that counts the events delivered to it, and the wakers of the task
+//! waiting to read and of the one waiting to write. A task that saw a
+//! source ready and then got `WouldBlock` clears the readiness it saw, and
+//! only if no newer event arrived since (the tick is unchanged), so an event
+//! is never lost between the check and the clear.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use mio::event::Source;
+use mio::{Events, Interest, Token};
+use parking_lot::Mutex;
+use slab::Slab;
+
+/// The token of the reactor's own waker.
+const WAKER: Token = Token(usize::MAX);
+
+/// How many events one turn takes at most.
+const EVENTS: usize = 1024;
+
+/// Readiness bits.
+const READABLE: usize = 1;
+const WRITABLE: usize = 2;
+const READ_CLOSED: usize = 4;
+const WRITE_CLOSED: usize = 8;
+const ERROR: usize = 16;
+/// The readiness bits of the word; the rest is the tick.
+const READY_MASK: usize = 0xff;
+const TICK_SHIFT: u32 = 8;
+
+/// A direction a task waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that end a wait in this direction: a closed or
+    /// failed source is "ready" too, so that the operation reports it.
+    fn mask(self) -> usize {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+}
+
+/// A readiness seen by a task: what it may clear after a `WouldBlock`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadyEvent {
+    tick: usize,
+    ready: usize,
+}
+
+/// One source's readiness and waiting tasks.
+#[derive(Debug, Default)]
+pub(crate) struct ScheduledIo {
+    /// `tick << TICK_SHIFT | ready bits`.
+    readiness: AtomicUsize,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Debug, Default)]
+struct Waiters {
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl ScheduledIo {
+    /// Records an event (new readiness bits, a new tick) and takes the
+    /// wakers it satisfies.
+    fn set_readiness(&self, ready: usize, wakers: &mut Vec<Waker>) {
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |word| {
+            let tick = (word >> TICK_SHIFT).wrapping_add(1);
+            Some((tick << TICK_SHIFT) | (word & READY_MASK) | ready)
+        });
+        // After the readiness is published: a task that registers its
+        // waker under this lock re-checks the readiness, so either it sees
+        // the new bits or we see its waker.
+        let mut waiters = self.waiters.lock();
+        if ready & Direction::Read.mask() != 0 {
+            wakers.extend(waiters.reader.take());
+        }
+        if ready & Direction::Write.mask() != 0 {
+            wakers.extend(waiters.writer.take());
+        }
+    }
+
+    /// Ready in `direction`, or registers `cx`'s waker to be woken when it
+    /// is.
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<ReadyEvent> {
+        let event = self.ready_in(direction);
+        if event.ready != 0 {
+            return Poll::Ready(event);
+        }
+        let mut waiters = self.waiters.lock();
+        let slot = match direction {
+            Direction::Read => &mut waiters.reader,
+            Direction::Write => &mut waiters.writer,
+        };
+        match slot {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        // Re-checked under the lock (see `set_readiness`).
+        let event = self.ready_in(direction);
+        if event.ready != 0 {
+            return Poll::Ready(event);
+        }
+        Poll::Pending
+    }
+
+    fn ready_in(&self, direction: Direction) -> ReadyEvent {
+        let word = self.readiness.load(Acquire);
+        ReadyEvent {
+            tick: word >> TICK_SHIFT,
+            ready: word & direction.mask(),
+        }
+    }
+
+    /// Clears what `event` saw (an operation then got `WouldBlock`), unless
+    /// a newer event arrived meanwhile. Closed and error bits stay: they are
+    /// final.
+    pub(crate) fn clear(&self, event: ReadyEvent) {
+        let clearable = event.ready & (READABLE | WRITABLE);
+        let _ = self.readiness.fetch_update(AcqRel, Acquire, |word| {
+            (word >> TICK_SHIFT == event.tick).then_some(word & !clearable)
+        });
+    }
+
+    /// Wakes whoever waits (the source is going away, or the runtime).
+    fn wake_all(&self) {
+        let (reader, writer) = {
+            let mut waiters = self.waiters.lock();
+            (waiters.reader.take(), waiters.writer.take())
+        };
+        reader.into_iter().chain(writer).for_each(Waker::wake);
+    }
+}
+
+/// The reactor of a runtime.
+pub(crate) struct Reactor {
+    /// The poller and its event buffer: one thread polls at a time.
+    poll: Mutex<(mio::Poll, Events)>,
+    registry: mio::Registry,
+    waker: mio::Waker,
+    sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    /// Registered sources, read without the lock.
+    registered: AtomicUsize,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("registered", &self.registered.load(Acquire))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        Ok(Reactor {
+            poll: Mutex::new((poll, Events::with_capacity(EVENTS))),
+            registry,
+            waker,
+            sources: Mutex::new(Slab::new()),
+            registered: AtomicUsize::new(0),
+        })
+    }
+
+    /// Waits for events (up to `timeout`, or until [`wake`](Reactor::wake))
+    /// and dispatches them. Returns how many tasks were woken. If another
+    /// thread is polling, waits for it to finish first.
+    #[cfg(test)]
+    pub(crate) fn turn(&self, timeout: Option<Duration>) -> usize {
+        self.turn_unless(timeout, || false)
+    }
+
+    /// [`turn`](Reactor::turn), without waiting if `woken` says so once the
+    /// poll is ours. A [`wake`](Reactor::wake) is an event that any thread
+    /// polling may consume (a worker's `turn_now` while we waited for the
+    /// poll): a sleeper that checks its own wake flag after taking the
+    /// poll, and before waiting, cannot miss one (a wake after the check
+    /// finds the event still pending, since only we poll now).
+    pub(crate) fn turn_unless(
+        &self,
+        timeout: Option<Duration>,
+        woken: impl FnOnce() -> bool,
+    ) -> usize {
+        let mut poll = self.poll.lock();
+        let timeout = if woken() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        self.turn_locked(&mut poll, timeout)
+    }
+
+    /// Dispatches the events already there, without waiting; 0 at once if
+    /// another thread is polling (it dispatches them).
+    pub(crate) fn turn_now(&self) -> usize {
+        if self.registered.load(Acquire) == 0 {
+            return 0;
+        }
+        match self.poll.try_lock() {
+            Some(mut poll) => self.turn_locked(&mut poll, Some(Duration::ZERO)),
+            None => 0,
+        }
+    }
+
+    fn turn_locked(&self, poll: &mut (mio::Poll, Events), timeout: Option<Duration>) -> usize {
+        let (poller, events) = poll;
+        if let Err(err) = poller.poll(events, timeout) {
+            if err.kind() != io::ErrorKind::Interrupted {
+                tracing::error!(error = %err, "wq: polling the I/O reactor failed");
+            }
+            return 0;
+        }
+        let mut wakers = Vec::new();
+        {
+            let sources = self.sources.lock();
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    continue;
+                }
+                let Some(io) = sources.get(event.token().0) else {
+                    continue;
+                };
+                io.set_readiness(ready_of(event), &mut wakers);
+            }
+        }
+        let woken = wakers.len();
+        wakers.into_iter().for_each(Waker::wake);
+        woken
+    }
+
+    /// Interrupts a [`turn`](Reactor::turn) in progress, or makes the next
+    /// one return at once.
+    pub(crate) fn wake(&self) {
+        if let Err(err) = self.waker.wake() {
+            tracing::error!(error = %err, "wq: waking the I/O reactor failed");
+        }
+    }
+
+    /// Whether any source is registered (then someone must poll).
+    pub(crate) fn has_sources(&self) -> bool {
+        self.registered.load(SeqCst) != 0
+    }
+
+    /// Registers `source` for `interest`.
+    pub(crate) fn register(
+        self: &Arc<Reactor>,
+        source: &mut impl Source,
+        interest: Interest,
+    ) -> io::Result<Registration> {
+        let io = Arc::new(ScheduledIo::default());
+        let key = {
+            let mut sources = self.sources.lock();
+            let entry = sources.vacant_entry();
+            let key = entry.key();
+            self.registry.register(source, Token(key), interest)?;
+            entry.insert(io.clone());
+            key
+        };
+        self.registered.fetch_add(1, SeqCst);
+        Ok(Registration {
+            reactor: self.clone(),
+            key,
+            io,
+        })
+    }
+}
+
+/// The readiness bits of a mio event.
+fn ready_of(event: &mio::event::Event) -> usize {
+    let mut ready = 0;
+    if event.is_readable() {
+        ready |= READABLE;
+    }
+    if event.is_writable() {
+        ready |= WRITABLE;
+    }
+    if event.is_read_closed() {
+        ready |= READ_CLOSED;
+    }
+    if event.is_write_closed() {
+        ready |= WRITE_CLOSED;
+    }
+    if event.is_error() {
+        ready |= ERROR;
+    }
+    ready
+}
+
+/// A source's place in the reactor. The owner deregisters the source
+/// (`deregister`) before it is closed; dropping the registration frees the
+/// slot and wakes any waiter.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    reactor: Arc<Reactor>,
+    key: usize,
+    io: Arc<ScheduledIo>,
+}
+
+impl Registration {
+    /// Runs the non-blocking operation `op` once the source is ready in
+    /// `direction`, as often as it reports `WouldBlock` (clearing the
+    /// readiness it saw each time), until it succeeds, fails, or the source
+    /// is not ready (then the task is woken when it is).
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        loop {
+            let event = std::task::ready!(self.io.poll_ready(cx, direction));
+            match op() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    /// Waits until the source is ready in `direction`.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<()> {
+        self.io.poll_ready(cx, direction).map(|_| ())
+    }
+
+    /// Runs `op` without waiting; on `WouldBlock`, clears the readiness it
+    /// was run on so that the next wait really waits.
+    pub(crate) fn try_io<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let event = self.io.ready_in(direction);
+        let result = op();
+        if matches!(&result, Err(err) if err.kind() == io::ErrorKind::WouldBlock) {
+            self.io.clear(event);
+        }
+        result
+    }
+
+    /// Removes `source` from the reactor's poller.
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        self.reactor.registry.deregister(source)
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let removed = self.reactor.sources.lock().try_remove(self.key);
+        if removed.is_some() {
+            self.reactor.registered.fetch_sub(1, SeqCst);
+        }
+        self.io.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    use mio::Interest;
+
+    use super::{Direction, Reactor};
+
+    #[derive(Default)]
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A readable event wakes the reader once; after a `WouldBlock` the
+    /// readiness is cleared and the next poll waits again.
+    #[test]
+    fn readiness_wakes_the_reader_and_is_cleared_on_would_block() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut b = mio::net::UnixStream::from_std(b);
+        let registration = reactor
+            .register(&mut b, Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut buf = [0u8; 8];
+        // Nothing to read yet: pending, waker registered.
+        reactor.turn(Some(Duration::ZERO));
+        let poll = registration.poll_io(&mut cx, Direction::Read, || (&b).read(&mut buf));
+        assert!(poll.is_pending());
+        a.write_all(b"hi").unwrap();
+        assert_eq!(reactor.turn(Some(Duration::from_secs(5))), 1);
+        assert_eq!(counter.0.load(SeqCst), 1);
+        let poll = registration.poll_io(&mut cx, Direction::Read, || (&b).read(&mut buf));
+        assert!(matches!(poll, Poll::Ready(Ok(2))));
+        // Drained: the next read blocks, clears, and waits.
+        let poll = registration.poll_io(&mut cx, Direction::Read, || (&b).read(&mut buf));
+        assert!(poll.is_pending());
+        registration.deregister(&mut b).unwrap();
+        drop(registration);
+        assert!(!reactor.has_sources());
+    }
+
+    /// `wake` interrupts a turn that would wait forever.
+    #[test]
+    fn wake_interrupts_a_turn() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let waker = {
+            let reactor = reactor.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                reactor.wake();
+            })
+        };
+        assert_eq!(reactor.turn(None), 0);
+        waker.join().unwrap();
+    }
+}

@@ -1,0 +1,242 @@
+//! TCP on the reactor: echo round trips, half-close, readiness after
+//! `WouldBlock`, errors, and a blocking handler that does not hold up the
+//! other connections.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use wq::net::{TcpListener, TcpStream};
+
+/// An echo server on an ephemeral port: echoes each connection until the
+/// peer closes its side, then closes its own. Returns the address.
+async fn echo_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    wq::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            wq::spawn(async move {
+                let mut buf = vec![0; 4096];
+                loop {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    if n == 0 {
+                        socket.close().await.unwrap();
+                        return;
+                    }
+                    socket.write_all(&buf[..n]).await.unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The bytes client `i` sends: distinct per client and position.
+fn payload(i: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+}
+
+/// 1,000 clients at once, each sending 16 KiB (in pieces) and reading it
+/// back: every byte is checked, and every connection ends with a clean end
+/// of stream after the half-close.
+#[test]
+fn echo_1000_concurrent_connections() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let addr = echo_server().await;
+        let clients: Vec<_> = (0..1000)
+            .map(|i| {
+                wq::spawn(async move {
+                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    let sent = payload(i, 16 * 1024);
+                    let (mut reader, mut writer) = stream_halves(&mut stream);
+                    let write = async {
+                        for piece in sent.chunks(1000) {
+                            writer.write_all(piece).await.unwrap();
+                        }
+                        writer.close().await.unwrap();
+                    };
+                    let read = async {
+                        let mut received = Vec::new();
+                        reader.read_to_end(&mut received).await.unwrap();
+                        received
+                    };
+                    let ((), received) = futures::join!(write, read);
+                    assert!(received == sent, "client {i}: echoed bytes differ");
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+    });
+}
+
+/// Read and write halves of a borrowed stream (until `split` exists).
+fn stream_halves(
+    stream: &mut TcpStream,
+) -> (
+    futures::io::ReadHalf<&mut TcpStream>,
+    futures::io::WriteHalf<&mut TcpStream>,
+) {
+    AsyncReadExt::split(stream)
+}
+
+/// `try_read` reports `WouldBlock` while nothing is there; `readable`
+/// then waits until data arrives, and `try_read` gets it.
+#[test]
+fn readiness_after_would_block() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert_eq!(client.peer_addr().unwrap(), addr);
+        let mut buf = [0u8; 16];
+        let err = client.try_read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        let writer = wq::spawn(async move {
+            wq::time::sleep(Duration::from_millis(20)).await;
+            server.write_all(b"ready").await.unwrap();
+            server
+        });
+        loop {
+            client.readable().await.unwrap();
+            match client.try_read(&mut buf) {
+                Ok(n) => {
+                    assert_eq!(&buf[..n], b"ready");
+                    break;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        client.writable().await.unwrap();
+        assert_eq!(client.try_write(b"x").unwrap(), 1);
+        client.set_nodelay(true).unwrap();
+        assert!(client.nodelay().unwrap());
+        drop(writer.await.unwrap());
+    });
+}
+
+/// The peer resets the connection (closes with unread data): the reader
+/// gets an error or end of stream, never a hang.
+#[test]
+fn peer_reset_ends_the_read() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(b"unread").await.unwrap();
+        // Closing with unread data sends a reset.
+        wq::time::sleep(Duration::from_millis(10)).await;
+        drop(server);
+        let mut buf = [0u8; 16];
+        match client.read(&mut buf).await {
+            Ok(0) => {}
+            Err(err) => assert_eq!(err.kind(), io::ErrorKind::ConnectionReset),
+            Ok(n) => panic!("read {n} bytes from a closed connection"),
+        }
+    });
+}
+
+/// Errors come back as `io::Error`s: address in use, connection refused.
+#[test]
+fn bind_and_connect_errors() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let err = TcpListener::bind(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(listener);
+        let err = TcpStream::connect(addr).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let err = TcpStream::connect("no-such-host.invalid:80")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::Other
+            ) || err.raw_os_error().is_some()
+                || err.to_string().contains("failed to lookup"),
+            "{err:?}"
+        );
+    });
+}
+
+/// A handler that blocks its worker without annotation (a std channel
+/// `recv`, here until the test releases it, at most 10 s) does not delay
+/// the other connections: the monitor takes its worker out and another
+/// serves them. Without the monitor they would wait for the release, which
+/// comes only after they were served: the blocker would time out.
+#[test]
+fn a_blocking_handler_does_not_delay_other_connections() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Arc::new(std::sync::Mutex::new(released));
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        wq::spawn({
+            async move {
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let released = released.clone();
+                    wq::spawn(async move {
+                        let mut byte = [0u8; 1];
+                        socket.read_exact(&mut byte).await.unwrap();
+                        if byte[0] == b'B' {
+                            // Blocks the worker, unannotated.
+                            let wait = released
+                                .lock()
+                                .unwrap()
+                                .recv_timeout(Duration::from_secs(10));
+                            byte[0] = if wait.is_ok() { b'R' } else { b'T' };
+                        }
+                        socket.write_all(&byte).await.unwrap();
+                    });
+                }
+            }
+        });
+        let blocker = wq::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"B").await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            byte[0]
+        });
+        // Until the monitor found the blocked handler.
+        let metrics = wq::Handle::current().metrics();
+        for _ in 0..10_000 {
+            if metrics.blocked_detections() > 0 {
+                break;
+            }
+            wq::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(
+            metrics.blocked_detections() > 0,
+            "the handler never blocked"
+        );
+        for _ in 0..20 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"a").await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            assert_eq!(&byte, b"a");
+        }
+        release.send(()).unwrap();
+        assert_eq!(
+            blocker.await.unwrap(),
+            b'R',
+            "the blocked handler timed out: the other connections waited for it"
+        );
+    });
+}
