@@ -160,6 +160,26 @@ impl ScheduledIo {
     }
 }
 
+/// What a parker needs of a reactor to sleep in it: the real [`Reactor`],
+/// or a model of it under loom (`pool/loom_tests.rs`).
+pub(crate) trait ReactorPark: Send + Sync + std::fmt::Debug {
+    /// Polls, waiting up to `timeout` unless `woken` says not to once the
+    /// poll is ours (see [`Reactor::turn_unless`]); returns the tasks woken.
+    fn park_turn(&self, timeout: Duration, woken: &dyn Fn() -> bool) -> usize;
+    /// Interrupts a poll in progress, or makes the next one return at once.
+    fn wake(&self);
+}
+
+impl ReactorPark for Reactor {
+    fn park_turn(&self, timeout: Duration, woken: &dyn Fn() -> bool) -> usize {
+        self.turn_unless(Some(timeout), woken)
+    }
+
+    fn wake(&self) {
+        Reactor::wake(self);
+    }
+}
+
 /// The reactor of a runtime.
 pub(crate) struct Reactor {
     /// The poller and its event buffer: one thread polls at a time.

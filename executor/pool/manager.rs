@@ -79,13 +79,10 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
         os_tid: OnceLock::new(),
         // Only the pool that drives the timers has an idle worker sleep in
         // the reactor (with the timer role).
-        parker: Parker::with_reactor(
-            shared
-                .config
-                .reactor
-                .clone()
-                .filter(|_| shared.config.drives_timers),
-        ),
+        parker: Parker::with_reactor(match &shared.config.reactor {
+            Some(reactor) if shared.config.drives_timers => Some(reactor.clone()),
+            _ => None,
+        }),
         kicked: AtomicBool::new(false),
     });
     shared.workers.write().push(me.clone());

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::loom::atomic::AtomicUsize;
 use crate::loom::atomic::Ordering::{AcqRel, Acquire, Release};
 use crate::loom::{Condvar, Mutex};
-use crate::net::reactor::Reactor;
+use crate::net::reactor::ReactorPark;
 
 /// No token, nobody sleeping.
 const EMPTY: usize = 0;
@@ -30,7 +30,7 @@ pub(crate) struct Parker {
     lock: Mutex<()>,
     cvar: Condvar,
     /// The reactor the owner may sleep in (`park_in_reactor`).
-    reactor: Option<Arc<Reactor>>,
+    reactor: Option<Arc<dyn ReactorPark>>,
 }
 
 impl Parker {
@@ -44,7 +44,7 @@ impl Parker {
     }
 
     /// A parker whose owner may also sleep in `reactor`.
-    pub(crate) fn with_reactor(reactor: Option<Arc<Reactor>>) -> Parker {
+    pub(crate) fn with_reactor(reactor: Option<Arc<dyn ReactorPark>>) -> Parker {
         Parker {
             reactor,
             ..Parker::new()
@@ -87,7 +87,7 @@ impl Parker {
         // non-blocking poll before we get the poll: so once the poll is
         // ours, a token already there means "do not wait" (see
         // `Reactor::turn_unless`).
-        let woken = reactor.turn_unless(Some(timeout), || self.state.load(Acquire) == NOTIFIED);
+        let woken = reactor.park_turn(timeout, &|| self.state.load(Acquire) == NOTIFIED);
         let notified = self.state.swap(EMPTY, Acquire) == NOTIFIED;
         (notified, woken)
     }
