@@ -51,7 +51,7 @@ fn echo_1000_concurrent_connections() {
                 wq::spawn(async move {
                     let mut stream = TcpStream::connect(addr).await.unwrap();
                     let sent = payload(i, 16 * 1024);
-                    let (mut reader, mut writer) = stream_halves(&mut stream);
+                    let (mut reader, mut writer) = TcpStream::split(&mut stream);
                     let write = async {
                         for piece in sent.chunks(1000) {
                             writer.write_all(piece).await.unwrap();
@@ -72,16 +72,6 @@ fn echo_1000_concurrent_connections() {
             client.await.unwrap();
         }
     });
-}
-
-/// Read and write halves of a borrowed stream (until `split` exists).
-fn stream_halves(
-    stream: &mut TcpStream,
-) -> (
-    futures::io::ReadHalf<&mut TcpStream>,
-    futures::io::WriteHalf<&mut TcpStream>,
-) {
-    AsyncReadExt::split(stream)
 }
 
 /// `try_read` reports `WouldBlock` while nothing is there; `readable`
@@ -238,5 +228,47 @@ fn a_blocking_handler_does_not_delay_other_connections() {
             b'R',
             "the blocked handler timed out: the other connections waited for it"
         );
+    });
+}
+
+/// `split` halves work from two futures at once; `into_split` halves from
+/// two tasks, the write half shutting the write side down when dropped;
+/// `reunite` gives the stream back, and refuses halves of two streams.
+#[test]
+fn split_and_into_split() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let addr = echo_server().await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        {
+            let (mut reader, mut writer) = TcpStream::split(&mut stream);
+            let write = async { writer.write_all(b"split").await.unwrap() };
+            let read = async {
+                let mut buf = [0u8; 5];
+                reader.read_exact(&mut buf).await.unwrap();
+                buf
+            };
+            let ((), echoed) = futures::join!(write, read);
+            assert_eq!(&echoed, b"split");
+        }
+        let (mut reader, mut writer) = stream.into_split();
+        let other = TcpStream::connect(addr).await.unwrap();
+        let (other_reader, other_writer) = other.into_split();
+        let err = reader.reunite(other_writer).unwrap_err();
+        let (reader_back, other_writer) = (err.0, err.1);
+        drop((other_reader, other_writer));
+        reader = reader_back;
+        writer.write_all(b"owned").await.unwrap();
+        let mut buf = [0u8; 5];
+        reader.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"owned");
+        let stream = reader.reunite(writer).unwrap();
+        let (mut reader, writer) = stream.into_split();
+        // Dropping the write half: the server sees end of stream and closes.
+        let writer_task = wq::spawn(async move { drop(writer) });
+        writer_task.await.unwrap();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
     });
 }

@@ -7,7 +7,7 @@
 //! `reactor.rs` for how readiness is tracked and cleared.
 
 pub(crate) mod reactor;
-mod tcp;
+pub mod tcp;
 
 use std::io;
 use std::sync::Arc;
