@@ -1,5 +1,6 @@
-//! Networking on the runtime's I/O reactor: TCP streams and listeners with
-//! tokio's method names, and `futures::io::{AsyncRead, AsyncWrite}`.
+//! Networking on the runtime's I/O reactor: TCP, UDP and Unix sockets with
+//! tokio's method names, and `futures::io::{AsyncRead, AsyncWrite}` on the
+//! streams.
 //!
 //! Sockets are mio's (non-blocking, registered with the reactor of the
 //! runtime current when they are created). An operation tries the socket
@@ -8,6 +9,9 @@
 
 pub(crate) mod reactor;
 pub mod tcp;
+mod udp;
+#[cfg(unix)]
+pub mod unix;
 
 use std::io;
 use std::sync::Arc;
@@ -17,6 +21,9 @@ use mio::Interest;
 
 use reactor::{Reactor, Registration};
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
+#[cfg(unix)]
+pub use unix::{UnixListener, UnixStream};
 
 /// A mio source registered with the current runtime's reactor; deregistered
 /// before it closes.

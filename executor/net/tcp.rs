@@ -17,7 +17,7 @@ use super::PollEvented;
 
 /// The listen backlog of `TcpListener::bind` (tokio's): room for a burst
 /// of connections arriving faster than they are accepted.
-const LISTEN_BACKLOG: i32 = 1024;
+pub(super) const LISTEN_BACKLOG: i32 = 1024;
 
 /// A TCP socket server, listening for connections.
 ///
@@ -483,9 +483,14 @@ fn no_address() -> io::Error {
     )
 }
 
+/// The first address `addr` resolves to.
+pub(super) fn resolve_one(addr: impl ToSocketAddrs) -> io::Result<SocketAddr> {
+    resolve(addr)?.into_iter().next().ok_or_else(no_address)
+}
+
 /// Runs `f` on each address `addr` resolves to until it succeeds; the
 /// last error otherwise.
-fn each_addr<T>(
+pub(super) fn each_addr<T>(
     addr: impl ToSocketAddrs,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {

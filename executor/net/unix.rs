@@ -1,0 +1,231 @@
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], with tokio's
+//! method names.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::io::{AsyncRead, AsyncWrite};
+use mio::Interest;
+
+use super::reactor::Direction;
+use super::PollEvented;
+
+/// A Unix socket server, listening for connections.
+///
+/// ```
+/// # let rt = wq::Runtime::new().unwrap();
+/// # rt.block_on(async {
+/// use futures::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// let dir = std::env::temp_dir().join(format!("wq-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("echo.sock");
+/// let _ = std::fs::remove_file(&path);
+/// let listener = wq::net::UnixListener::bind(&path).unwrap();
+/// let mut client = wq::net::UnixStream::connect(&path).await.unwrap();
+/// let (mut server, _) = listener.accept().await.unwrap();
+/// client.write_all(b"hi").await.unwrap();
+/// let mut buf = [0; 2];
+/// server.read_exact(&mut buf).await.unwrap();
+/// assert_eq!(&buf, b"hi");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # });
+/// ```
+pub struct UnixListener {
+    io: PollEvented<mio::net::UnixListener>,
+}
+
+impl UnixListener {
+    /// Binds to the socket file at `path` (which must not exist).
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime context.
+    #[track_caller]
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        // With the TCP listener's backlog: a Unix socket refuses a
+        // non-blocking connect (`EAGAIN`) once its backlog is full.
+        let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+        socket.bind(&socket2::SockAddr::unix(path)?)?;
+        socket.listen(super::tcp::LISTEN_BACKLOG)?;
+        UnixListener::from_std(socket.into())
+    }
+
+    /// Wraps a listener from the standard library (made non-blocking here).
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime context.
+    #[track_caller]
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener {
+            io: PollEvented::new(
+                mio::net::UnixListener::from_std(listener),
+                Interest::READABLE,
+            )?,
+        })
+    }
+
+    /// Accepts a new connection.
+    pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for a new connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(UnixStream, SocketAddr)>> {
+        let (stream, addr) =
+            std::task::ready!(self
+                .io
+                .registration()
+                .poll_io(cx, Direction::Read, || self.io.source().accept()))?;
+        Poll::Ready(Ok((UnixStream::from_mio(stream)?, addr)))
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.source().local_addr()
+    }
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.io.source().fmt(f)
+    }
+}
+
+/// A Unix socket connection, read and written through
+/// `futures::io::{AsyncRead, AsyncWrite}`, or `try_read`/`try_write`.
+pub struct UnixStream {
+    io: PollEvented<mio::net::UnixStream>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime context.
+    pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let stream = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
+        std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write)).await;
+        if let Some(err) = stream.io.source().take_error()? {
+            return Err(err);
+        }
+        Ok(stream)
+    }
+
+    /// A pair of connected sockets.
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime context.
+    #[track_caller]
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = mio::net::UnixStream::pair()?;
+        Ok((UnixStream::from_mio(a)?, UnixStream::from_mio(b)?))
+    }
+
+    /// Wraps a connected stream from the standard library (made
+    /// non-blocking here).
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime context.
+    #[track_caller]
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        UnixStream::from_mio(mio::net::UnixStream::from_std(stream))
+    }
+
+    #[track_caller]
+    fn from_mio(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            io: PollEvented::new(stream, Interest::READABLE | Interest::WRITABLE)?,
+        })
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.source().local_addr()
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.source().peer_addr()
+    }
+
+    /// Waits until the socket may be readable.
+    pub async fn readable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read)).await;
+        Ok(())
+    }
+
+    /// Waits until the socket may be writable.
+    pub async fn writable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write)).await;
+        Ok(())
+    }
+
+    /// Reads what is there without waiting.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .try_io(Direction::Read, || (&*source).read(buf))
+    }
+
+    /// Writes what fits without waiting.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .try_io(Direction::Write, || (&*source).write(buf))
+    }
+}
+
+impl AsyncRead for UnixStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .poll_io(cx, Direction::Read, || (&*source).read(buf))
+    }
+}
+
+impl AsyncWrite for UnixStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .poll_io(cx, Direction::Write, || (&*source).write(buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// Shuts the write side down.
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.io.source().shutdown(Shutdown::Write))
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.io.source().fmt(f)
+    }
+}

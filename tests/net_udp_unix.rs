@@ -1,0 +1,192 @@
+//! UDP and Unix sockets on the reactor: echo round trips with every byte
+//! checked.
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use wq::net::{UdpSocket, UnixListener, UnixStream};
+
+/// The bytes client `i` sends in round `r`.
+fn payload(i: usize, r: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|j| (i * 31 + r * 13 + j * 7) as u8).collect()
+}
+
+/// 1,000 UDP clients at once, 4 datagrams each, against one echo socket.
+/// Loopback drops datagrams when a socket's buffer overflows, so a client
+/// resends a datagram whose echo has not come back in 200 ms (at most 50
+/// times); every echo is checked byte for byte.
+#[test]
+fn udp_echo_1000_concurrent_clients() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = server.local_addr().unwrap();
+        wq::spawn({
+            let server = server.clone();
+            async move {
+                let mut buf = [0u8; 2048];
+                loop {
+                    let (n, from) = server.recv_from(&mut buf).await.unwrap();
+                    // A full send buffer drops the echo; the client resends.
+                    let _ = server.send_to(&buf[..n], from).await;
+                }
+            }
+        });
+        let resends = Arc::new(AtomicUsize::new(0));
+        let clients: Vec<_> = (0..1000)
+            .map(|i| {
+                let resends = resends.clone();
+                wq::spawn(async move {
+                    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                    socket.connect(addr).await.unwrap();
+                    assert_eq!(socket.peer_addr().unwrap(), addr);
+                    let mut buf = [0u8; 2048];
+                    for round in 0..4 {
+                        let sent = payload(i, round, 512);
+                        let mut tries = 0;
+                        loop {
+                            socket.send(&sent).await.unwrap();
+                            let recv = socket.recv(&mut buf);
+                            match wq::time::timeout(Duration::from_millis(200), recv).await {
+                                Ok(n) => {
+                                    assert_eq!(&buf[..n.unwrap()], &sent[..], "client {i}");
+                                    break;
+                                }
+                                Err(_) => {
+                                    tries += 1;
+                                    resends.fetch_add(1, SeqCst);
+                                    assert!(tries < 50, "client {i}: no echo after 50 sends");
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+        println!("udp resends: {}", resends.load(SeqCst));
+    });
+}
+
+/// `try_recv_from` reports `WouldBlock` with nothing queued, and
+/// `readable` waits for the next datagram.
+#[test]
+fn udp_readiness_after_would_block() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = [0u8; 8];
+        let err = b.try_recv_from(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        let to = b.local_addr().unwrap();
+        let sender = wq::spawn(async move {
+            wq::time::sleep(Duration::from_millis(20)).await;
+            a.writable().await.unwrap();
+            a.try_send_to(b"late", to).unwrap();
+            a
+        });
+        loop {
+            b.readable().await.unwrap();
+            match b.try_recv_from(&mut buf) {
+                Ok((n, _)) => {
+                    assert_eq!(&buf[..n], b"late");
+                    break;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        drop(sender.await.unwrap());
+    });
+}
+
+/// A fresh socket path in a directory of this test's own.
+fn socket_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wq-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// 1,000 Unix stream clients at once, 16 KiB each, every byte checked.
+#[test]
+fn unix_echo_1000_concurrent_connections() {
+    let rt = wq::Runtime::new().unwrap();
+    let path = socket_path("echo.sock");
+    rt.block_on(async {
+        let listener = UnixListener::bind(&path).unwrap();
+        wq::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                wq::spawn(async move {
+                    let mut buf = vec![0; 4096];
+                    loop {
+                        let n = socket.read(&mut buf).await.unwrap();
+                        if n == 0 {
+                            socket.close().await.unwrap();
+                            return;
+                        }
+                        socket.write_all(&buf[..n]).await.unwrap();
+                    }
+                });
+            }
+        });
+        let clients: Vec<_> = (0..1000)
+            .map(|i| {
+                let path = path.clone();
+                wq::spawn(async move {
+                    let stream = UnixStream::connect(&path).await.unwrap();
+                    let sent = payload(i, 0, 16 * 1024);
+                    let (mut reader, mut writer) = stream.split();
+                    let write = async {
+                        for piece in sent.chunks(1000) {
+                            writer.write_all(piece).await.unwrap();
+                        }
+                        writer.close().await.unwrap();
+                    };
+                    let read = async {
+                        let mut received = Vec::new();
+                        reader.read_to_end(&mut received).await.unwrap();
+                        received
+                    };
+                    let ((), received) = futures::join!(write, read);
+                    assert!(received == sent, "client {i}: echoed bytes differ");
+                })
+            })
+            .collect();
+        for client in clients {
+            client.await.unwrap();
+        }
+    });
+    std::fs::remove_file(&path).unwrap();
+}
+
+/// `pair` gives two connected streams; half-close is seen as end of
+/// stream; connecting to a missing path is an error.
+#[test]
+fn unix_pair_half_close_and_errors() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"one").await.unwrap();
+        a.close().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"one");
+        b.write_all(b"back").await.unwrap();
+        let mut back = [0u8; 4];
+        a.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"back");
+        let err = UnixStream::connect(socket_path("missing.sock"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    });
+}
