@@ -32,6 +32,7 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod io;
 mod loom;
 mod metrics;
 mod monitor;

@@ -190,3 +190,57 @@ fn unix_pair_half_close_and_errors() {
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     });
 }
+
+/// `AsyncFd` on a raw non-blocking descriptor: `writable` is ready at once,
+/// `readable` waits for data, `try_io` clears readiness on `WouldBlock`,
+/// and `into_inner` gives the descriptor back, still usable.
+#[test]
+fn async_fd_readiness_and_try_io() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream as StdUnixStream;
+
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (a, b) = StdUnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        b.set_nonblocking(true).unwrap();
+        let a = wq::io::AsyncFd::new(a).unwrap();
+        let b = wq::io::unix::AsyncFd::new(b).unwrap();
+        let mut guard = a.writable().await.unwrap();
+        let written = guard.try_io(|fd| fd.get_ref().write(b"fd")).unwrap();
+        assert_eq!(written.unwrap(), 2);
+        let mut buf = [0u8; 8];
+        let n = loop {
+            let mut guard = b.readable().await.unwrap();
+            match guard.try_io(|fd| fd.get_ref().read(&mut buf)) {
+                Ok(result) => break result.unwrap(),
+                Err(_would_block) => continue,
+            }
+        };
+        assert_eq!(&buf[..n], b"fd");
+        // Drained: the next try clears readiness and reports it.
+        let mut guard = b.readable().await.unwrap();
+        let again = guard.try_io(|fd| fd.get_ref().read(&mut buf));
+        assert!(again.is_err(), "read {again:?} from a drained socket");
+        let waiting = wq::spawn(async move {
+            let mut guard = b.readable().await.unwrap();
+            let n = guard
+                .try_io(|fd| fd.get_ref().read(&mut [0u8; 8]))
+                .unwrap()
+                .unwrap();
+            (n, b.into_inner())
+        });
+        wq::time::sleep(Duration::from_millis(20)).await;
+        a.get_ref().write_all(b"late").unwrap();
+        let (n, mut b) = waiting.await.unwrap();
+        assert_eq!(n, 4);
+        let mut std_a = a.into_inner();
+        std_a.write_all(b"!").unwrap();
+        let mut one = [0u8; 1];
+        wq::blocking(|| {
+            b.set_nonblocking(false).unwrap();
+            b.read_exact(&mut one).unwrap();
+        });
+        assert_eq!(&one, b"!");
+    });
+}

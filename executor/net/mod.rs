@@ -7,6 +7,8 @@
 //! first and waits for readiness only after `WouldBlock`; see
 //! `reactor.rs` for how readiness is tracked and cleared.
 
+#[cfg(unix)]
+pub(crate) mod async_fd;
 pub(crate) mod reactor;
 pub mod tcp;
 mod udp;

@@ -372,6 +372,23 @@ impl Registration {
         self.io.poll_ready(cx, direction).map(|_| ())
     }
 
+    /// Waits until the source is ready in `direction`; returns what was
+    /// seen, for [`clear`](Registration::clear).
+    #[cfg(unix)]
+    pub(crate) fn poll_ready_event(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<ReadyEvent> {
+        self.io.poll_ready(cx, direction)
+    }
+
+    /// Clears the readiness `event` saw, unless a newer event arrived.
+    #[cfg(unix)]
+    pub(crate) fn clear(&self, event: ReadyEvent) {
+        self.io.clear(event);
+    }
+
     /// Runs `op` without waiting; on `WouldBlock`, clears the readiness it
     /// was run on so that the next wait really waits.
     pub(crate) fn try_io<R>(
