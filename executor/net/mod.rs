@@ -1,6 +1,7 @@
 //! Networking on the runtime's I/O reactor: TCP, UDP and Unix sockets with
 //! tokio's method names, and `futures::io::{AsyncRead, AsyncWrite}` on the
-//! streams.
+//! streams (and `tokio::io::{AsyncRead, AsyncWrite}` with the `tokio-io`
+//! feature).
 //!
 //! Sockets are mio's (non-blocking, registered with the reactor of the
 //! runtime current when they are created). An operation tries the socket
@@ -11,6 +12,8 @@
 pub(crate) mod async_fd;
 pub(crate) mod reactor;
 pub mod tcp;
+#[cfg(feature = "tokio-io")]
+mod tokio_io;
 mod udp;
 #[cfg(unix)]
 pub mod unix;

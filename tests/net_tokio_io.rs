@@ -1,0 +1,55 @@
+//! With the `tokio-io` feature, wq's streams implement tokio's io traits:
+//! tokio's own utilities (`tokio::io::copy`, `AsyncReadExt`, split) run on
+//! them, on wq. `cargo test --workspace` builds wq with the feature (the
+//! benchmark crate enables it).
+#![cfg(feature = "tokio-io")]
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wq::net::{TcpListener, TcpStream, UnixStream};
+
+/// An echo server written with `tokio::io::copy` over wq's owned halves,
+/// and a client using tokio's extension traits and `shutdown`.
+#[test]
+fn tokio_io_traits_on_tcp() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = wq::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (mut reader, mut writer) = socket.into_split();
+            let copied = tokio::io::copy(&mut reader, &mut writer).await.unwrap();
+            writer.shutdown().await.unwrap();
+            copied
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut reader, mut writer) = TcpStream::split(&mut client);
+        let write = async {
+            writer.write_all(&sent).await.unwrap();
+            writer.shutdown().await.unwrap();
+        };
+        let read = async {
+            let mut received = Vec::new();
+            reader.read_to_end(&mut received).await.unwrap();
+            received
+        };
+        let ((), received) = futures::join!(write, read);
+        assert!(received == sent, "echoed bytes differ");
+        assert_eq!(server.await.unwrap(), sent.len() as u64);
+    });
+}
+
+/// The same traits on a Unix stream pair.
+#[test]
+fn tokio_io_traits_on_unix() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        a.write_all(b"tokio traits").await.unwrap();
+        a.shutdown().await.unwrap();
+        let mut got = String::new();
+        b.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "tokio traits");
+    });
+}
