@@ -40,6 +40,7 @@ pub mod net;
 mod pool;
 mod rescuer;
 mod runtime;
+pub mod signal;
 pub mod task;
 pub mod time;
 mod topology;
