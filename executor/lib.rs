@@ -32,6 +32,8 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+#[cfg(feature = "hyper")]
+pub mod hyper_rt;
 pub mod io;
 mod loom;
 mod metrics;
