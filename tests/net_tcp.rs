@@ -272,3 +272,74 @@ fn split_and_into_split() {
         assert!(rest.is_empty());
     });
 }
+
+/// A handler that spins on the CPU without yielding (until the test
+/// releases it, at most 10 s) on a 1-worker runtime does not stop I/O:
+/// the monitor takes the hog's worker out of concurrency management, and
+/// another worker polls the reactor and serves the other connections (the
+/// failure of tokio #4730 and #6315, where the worker owning the I/O
+/// driver is stuck).
+#[test]
+fn a_spinning_handler_does_not_stop_io() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let rt = wq::Builder::new().workers(1).build().unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        wq::spawn({
+            let release = release.clone();
+            async move {
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let release = release.clone();
+                    wq::spawn(async move {
+                        let mut byte = [0u8; 1];
+                        socket.read_exact(&mut byte).await.unwrap();
+                        if byte[0] == b'S' {
+                            let start = std::time::Instant::now();
+                            while !release.load(SeqCst) && start.elapsed() < Duration::from_secs(10)
+                            {
+                                std::hint::spin_loop();
+                            }
+                            byte[0] = if release.load(SeqCst) { b'R' } else { b'T' };
+                        }
+                        socket.write_all(&byte).await.unwrap();
+                    });
+                }
+            }
+        });
+        let spinner = wq::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"S").await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            byte[0]
+        });
+        let metrics = wq::Handle::current().metrics();
+        for _ in 0..10_000 {
+            if metrics.hog_detections() > 0 {
+                break;
+            }
+            wq::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(
+            metrics.hog_detections() > 0,
+            "the handler was never found hogging"
+        );
+        for _ in 0..20 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream.write_all(b"a").await.unwrap();
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            assert_eq!(&byte, b"a");
+        }
+        release.store(true, SeqCst);
+        assert_eq!(
+            spinner.await.unwrap(),
+            b'R',
+            "the spinning handler timed out: I/O waited for it"
+        );
+    });
+}
