@@ -392,3 +392,37 @@ fn timers_fire_while_every_worker_is_blocked() {
         assert!(rt.block_on(blocker).unwrap());
     }
 }
+
+/// With every worker blocked, a socket registered from outside the pool
+/// (a `block_on` thread) is still polled: registering wakes the monitor
+/// thread, which polls the reactor while no worker can.
+#[test]
+fn io_is_polled_while_every_worker_is_blocked() {
+    use futures::io::AsyncReadExt;
+    use std::io::Write;
+
+    let rt = two_worker_runtime(false);
+    let latch = Latch::default();
+    let blockers = block_both_workers(&rt, &latch);
+    // Long enough for the monitor thread to go to sleep.
+    std::thread::sleep(Duration::from_millis(50));
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let got = rt.block_on(async move {
+        let mut theirs = wq::net::UnixStream::from_std(theirs).unwrap();
+        ours.write_all(b"polled").unwrap();
+        let mut buf = [0u8; 6];
+        theirs.read_exact(&mut buf).await.unwrap();
+        buf
+    });
+    assert_eq!(&got, b"polled");
+    let metrics = rt.handle().metrics();
+    assert_eq!(
+        metrics.num_running_workers() + metrics.num_idle_workers(),
+        0,
+        "a worker came back before the read completed"
+    );
+    latch.open();
+    for blocker in blockers {
+        assert!(rt.block_on(blocker).unwrap());
+    }
+}

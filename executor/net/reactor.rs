@@ -189,6 +189,9 @@ pub(crate) struct Reactor {
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
     /// Registered sources, read without the lock.
     registered: AtomicUsize,
+    /// Called after each registration (installed by the pool that drives
+    /// the reactor: if every worker is blocked, its observer must poll).
+    on_register: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -210,6 +213,7 @@ impl Reactor {
             waker,
             sources: Mutex::new(Slab::new()),
             registered: AtomicUsize::new(0),
+            on_register: std::sync::OnceLock::new(),
         })
     }
 
@@ -287,6 +291,11 @@ impl Reactor {
         }
     }
 
+    /// Installs the function called after each registration.
+    pub(crate) fn set_on_register(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_register.set(hook);
+    }
+
     /// Whether any source is registered (then someone must poll).
     pub(crate) fn has_sources(&self) -> bool {
         self.registered.load(SeqCst) != 0
@@ -308,6 +317,9 @@ impl Reactor {
             key
         };
         self.registered.fetch_add(1, SeqCst);
+        if let Some(hook) = self.on_register.get() {
+            hook();
+        }
         Ok(Registration {
             reactor: self.clone(),
             key,

@@ -181,19 +181,26 @@ impl Pool {
                     }
                 }
             }));
-            // A timer registered while no worker holds the timer role: if
-            // every worker is blocked, none will fire it, and the observer
-            // must (see `Pool::tend`). Free unless the observer sleeps.
-            let (weak, observer) = (Arc::downgrade(&shared), shared.observer.clone());
-            shared.config.timers.set_unowned(Box::new(move || {
-                if observer.asleep.load(SeqCst) {
-                    if let Some(shared) = weak.upgrade() {
-                        if shared.timers_stranded() {
-                            shared.wake_observer();
+            // A timer registered while no worker holds the timer role, or
+            // an I/O source registered: if every worker is blocked, none
+            // will look at it, and the observer must (see `Pool::tend`).
+            // Free unless the observer sleeps.
+            let stranded_hook = || -> Box<dyn Fn() + Send + Sync> {
+                let (weak, observer) = (Arc::downgrade(&shared), shared.observer.clone());
+                Box::new(move || {
+                    if observer.asleep.load(SeqCst) {
+                        if let Some(shared) = weak.upgrade() {
+                            if shared.timers_stranded() {
+                                shared.wake_observer();
+                            }
                         }
                     }
-                }
-            }));
+                })
+            };
+            shared.config.timers.set_unowned(stranded_hook());
+            if let Some(reactor) = &shared.config.reactor {
+                reactor.set_on_register(stranded_hook());
+            }
         }
         Pool { shared }
     }
