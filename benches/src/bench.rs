@@ -4,13 +4,15 @@
 //! runtimes (same worker count) are built once, warmed up, and sampled in
 //! alternating pairs; the report gives each runtime's median time and the
 //! median of the per-pair wq/tokio ratios (below 1.0, wq is faster). Idle
-//! cost and memory are instead measured once per runtime, and `hog` and
-//! `rescue` on a fresh runtime per run. The `monitor_cost/*` entries pair
-//! wq with its monitor against wq without, the same way.
+//! cost and memory are instead measured once per runtime, `hog` and
+//! `rescue` on a fresh runtime per run, and `http_hello*` in rounds of
+//! load against a hyper server on each runtime. The `monitor_cost/*`
+//! entries pair wq with its monitor against wq without, the same way.
 
 mod blocking;
 mod footprint;
 mod harness;
+mod http;
 mod machine;
 mod report;
 mod rescue;
@@ -31,8 +33,8 @@ use std::time::Duration;
 use harness::Config;
 use machine::Machine;
 use report::{
-    HogReport, IdleReport, MemoryReport, MonitorCostReport, Report, RescueReport, RunInfo,
-    WorkloadReport,
+    HogReport, HttpBlockingReport, HttpReport, IdleReport, MemoryReport, MonitorCostReport, Report,
+    RescueReport, RunInfo, WorkloadReport,
 };
 use suite::Entry;
 use workloads::{Kind, Workload};
@@ -50,6 +52,9 @@ Options:
   --timer-samples K  measured pairs per timer and blocking workload, and runs
                      per rescue variant (default: 10)
   --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
+  --http-secs N      seconds of each load run of http_hello* (default: 10)
+  --http-rounds K    rounds of http_hello*, one load run per runtime each
+                     (default: 3)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --skip NAME        skip workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
@@ -67,6 +72,8 @@ struct Options {
     seed_samples: Option<usize>,
     timer_samples: Option<usize>,
     idle_secs: Option<usize>,
+    http_secs: Option<usize>,
+    http_rounds: Option<usize>,
     filters: Vec<String>,
     skips: Vec<String>,
     quick: bool,
@@ -91,6 +98,8 @@ impl Options {
                 "--seed-samples" => options.seed_samples = Some(positive(&value(arg)?, arg)?),
                 "--timer-samples" => options.timer_samples = Some(positive(&value(arg)?, arg)?),
                 "--idle-secs" => options.idle_secs = Some(positive(&value(arg)?, arg)?),
+                "--http-secs" => options.http_secs = Some(positive(&value(arg)?, arg)?),
+                "--http-rounds" => options.http_rounds = Some(positive(&value(arg)?, arg)?),
                 "--filter" => options.filters.push(value(arg)?),
                 "--skip" => options.skips.push(value(arg)?),
                 "--quick" => options.quick = true,
@@ -113,12 +122,15 @@ impl Options {
             (16, 10, Duration::from_secs(1), Duration::from_millis(200))
         };
         let (timer_samples, idle_secs) = if self.quick { (2, 2) } else { (10, 10) };
+        let (http_rounds, http_secs) = if self.quick { (1, 3) } else { (3, 10) };
         Config {
             workers,
             samples: self.samples.unwrap_or(samples),
             seed_samples: self.seed_samples.unwrap_or(seed_samples),
             timer_samples: self.timer_samples.unwrap_or(timer_samples),
             idle: Duration::from_secs(self.idle_secs.unwrap_or(idle_secs) as u64),
+            http_secs: Duration::from_secs(self.http_secs.unwrap_or(http_secs) as u64),
+            http_rounds: self.http_rounds.unwrap_or(http_rounds),
             warmup,
             sample_time,
         }
@@ -190,6 +202,16 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         config.seed_samples,
         config.timer_samples
     );
+    if selected
+        .iter()
+        .any(|e| matches!(e, Entry::Versus(w) if w.kind() == Kind::Server))
+    {
+        eprintln!(
+            "bench: http_hello*: {} round(s) of one {} s load run per runtime",
+            config.http_rounds,
+            config.http_secs.as_secs()
+        );
+    }
 
     // Progress goes to stderr, redrawn in place on a terminal.
     let live = io::stderr().is_terminal();
@@ -199,6 +221,8 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
     let mut memory = None;
     let mut hog = None;
     let mut rescue = None;
+    let mut http = None;
+    let mut http_blocking = None;
     let mut monitor_cost = Vec::new();
     for &entry in selected {
         let name = entry.name();
@@ -245,6 +269,27 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
                     rescue = Some(summary);
                 }
                 _ => unreachable!("{name} is not run on a fresh runtime"),
+            }
+            continue;
+        }
+        if workload.kind() == Kind::Server {
+            match workload {
+                Workload::HttpHello => match http::ensure_wrk() {
+                    Ok(wrk) => {
+                        let measured = http::http_hello(&config, &wrk, &mut progress)?;
+                        let summary = HttpReport::new(name.clone(), &measured);
+                        eprintln!("{clear}{name}: {}", report::http_line(&summary));
+                        http = Some(summary);
+                    }
+                    Err(why) => eprintln!("{clear}{name}: skipped: {why}"),
+                },
+                Workload::HttpHelloBlocking => {
+                    let measured = http::http_hello_blocking(&config, &mut progress)?;
+                    let summary = HttpBlockingReport::new(name.clone(), &measured);
+                    eprintln!("{clear}{name}: {}", report::http_blocking_line(&summary));
+                    http_blocking = Some(summary);
+                }
+                _ => unreachable!("{name} is not run against servers"),
             }
             continue;
         }
@@ -304,6 +349,8 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         memory,
         hog,
         rescue,
+        http,
+        http_blocking,
         monitor_cost,
         scope_pods,
     };
@@ -403,6 +450,8 @@ mod tests {
         );
         assert_eq!(selected("hog"), ["hog"]);
         assert_eq!(selected("rescue"), ["rescue"]);
+        assert_eq!(selected("http"), ["http_hello", "http_hello_blocking"]);
+        assert_eq!(selected("http_hello_blocking"), ["http_hello_blocking"]);
         assert_eq!(
             selected("seed_scope"),
             [
@@ -437,6 +486,35 @@ mod tests {
         assert!(options.selects(Entry::Versus(Workload::Rescue)));
         let skipped = parse(&["--skip", "rescue"]).unwrap();
         assert!(!skipped.selects(Entry::Versus(Workload::Rescue)));
+    }
+
+    #[test]
+    fn a_full_run_includes_http() {
+        let options = parse(&[]).unwrap();
+        assert!(options.selects(Entry::Versus(Workload::HttpHello)));
+        assert!(options.selects(Entry::Versus(Workload::HttpHelloBlocking)));
+    }
+
+    #[test]
+    fn http_options() {
+        let config = parse(&[]).unwrap().config();
+        assert_eq!(
+            (config.http_rounds, config.http_secs),
+            (3, Duration::from_secs(10))
+        );
+        let quick = parse(&["--quick"]).unwrap().config();
+        assert_eq!(
+            (quick.http_rounds, quick.http_secs),
+            (1, Duration::from_secs(3))
+        );
+        let explicit = parse(&["--quick", "--http-secs", "5", "--http-rounds", "2"])
+            .unwrap()
+            .config();
+        assert_eq!(
+            (explicit.http_rounds, explicit.http_secs),
+            (2, Duration::from_secs(5))
+        );
+        assert!(parse(&["--http-rounds", "0"]).is_err());
     }
 
     #[test]

@@ -28,6 +28,10 @@ pub struct Config {
     pub timer_samples: usize,
     /// How long each runtime is left idle by `idle_cost`.
     pub idle: Duration,
+    /// How long each load run of `http_hello*` lasts.
+    pub http_secs: Duration,
+    /// Rounds of `http_hello*`: one load run per runtime each.
+    pub http_rounds: usize,
     /// Warm-up time per scheduler workload, shared by the two runtimes.
     pub warmup: Duration,
     /// Wall time one scheduler sample should take; the workload is repeated
@@ -145,7 +149,7 @@ fn pairs<A: Rt, B: Rt>(
         Kind::Scheduler => config.samples,
         Kind::Seed => config.seed_samples,
         Kind::Timer | Kind::Blocking => config.timer_samples,
-        Kind::Fresh | Kind::Once => {
+        Kind::Fresh | Kind::Server | Kind::Once => {
             unreachable!("{} is not measured on kept runtimes", workload.name())
         }
     };

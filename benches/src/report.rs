@@ -11,6 +11,10 @@ use crate::blocking::{
 };
 use crate::footprint::{IdleCost, PendingMemory};
 use crate::harness::{Comparison, Config, MonitorCost};
+use crate::http::{
+    HttpComparison, LoadRun, Run, WrkRun, BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_BODY,
+    HTTP_CLIENT_THREADS, HTTP_CONNECTIONS,
+};
 use crate::machine::Machine;
 use crate::rescue::{RescueComparison, RescueRun, RescueVariant, RESCUE_LIMIT, RESCUE_SETTLE};
 use crate::stats::{median, quantile};
@@ -45,6 +49,10 @@ pub struct Report {
     pub hog: Option<HogReport>,
     /// `rescue`, if it was run.
     pub rescue: Option<RescueReport>,
+    /// `http_hello`, if it was run (not when `wrk` was missing).
+    pub http: Option<HttpReport>,
+    /// `http_hello_blocking`, if it was run.
+    pub http_blocking: Option<HttpBlockingReport>,
     /// The `monitor_cost/*` entries run: wq with its monitor against wq
     /// without.
     pub monitor_cost: Vec<MonitorCostReport>,
@@ -66,6 +74,10 @@ pub struct RunInfo {
     pub timer_samples: usize,
     /// How long each runtime was left idle by `idle_cost`, seconds.
     pub idle_secs: f64,
+    /// How long each load run of `http_hello*` lasted, seconds.
+    pub http_secs: f64,
+    /// Rounds of `http_hello*`.
+    pub http_rounds: usize,
     /// Warm-up per scheduler workload, milliseconds.
     pub warmup_ms: f64,
     /// Target duration of a scheduler sample, milliseconds.
@@ -83,6 +95,8 @@ impl RunInfo {
             seed_samples: config.seed_samples,
             timer_samples: config.timer_samples,
             idle_secs: config.idle.as_secs_f64(),
+            http_secs: config.http_secs.as_secs_f64(),
+            http_rounds: config.http_rounds,
             warmup_ms: config.warmup.as_secs_f64() * 1e3,
             sample_time_ms: config.sample_time.as_secs_f64() * 1e3,
             args,
@@ -502,6 +516,374 @@ pub fn rescue_line(rescue: &RescueReport) -> String {
         })
         .collect();
     format!("time to run: {}", variants.join(", "))
+}
+
+/// The target for `http_hello`'s requests/s, wq/tokio: at least this
+/// (**higher is better**).
+pub const HTTP_TARGET_REQUESTS_RATIO: f64 = 1.0;
+/// The target for `http_hello`'s 99th percentile latency, wq/tokio: at most
+/// this (lower is better), that is wq's p99 no higher than tokio's.
+pub const HTTP_TARGET_P99_RATIO: f64 = 1.0;
+
+/// `http_hello` figures: what `wrk` reported, medians over rounds per
+/// runtime, and the medians of the per-round wq/tokio ratios.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpReport {
+    /// Workload name.
+    pub name: String,
+    /// Worker threads of each runtime.
+    pub workers: usize,
+    /// The load, as the `wrk` command line (without the address).
+    pub client: String,
+    /// How long each `wrk` run lasted, seconds.
+    pub secs: f64,
+    /// Rounds, each one `wrk` run per runtime.
+    pub rounds: usize,
+    /// wq: requests/s, median over rounds.
+    pub wq_requests_per_s: f64,
+    /// tokio: requests/s, median over rounds.
+    pub tokio_requests_per_s: f64,
+    /// wq: median latency, median over rounds, nanoseconds.
+    pub wq_p50_ns: f64,
+    /// tokio: median latency, median over rounds, nanoseconds.
+    pub tokio_p50_ns: f64,
+    /// wq: 99th percentile latency, median over rounds, nanoseconds.
+    pub wq_p99_ns: f64,
+    /// tokio: 99th percentile latency, median over rounds, nanoseconds.
+    pub tokio_p99_ns: f64,
+    /// Requests/s wq/tokio, median of the per-round ratios: **higher is
+    /// better**. `None` if tokio served nothing.
+    pub requests_ratio: Option<f64>,
+    /// p99 latency wq/tokio, median of the per-round ratios: lower is
+    /// better.
+    pub p99_ratio: Option<f64>,
+    /// Whether `requests_ratio` is at least [`HTTP_TARGET_REQUESTS_RATIO`].
+    pub requests_target_met: bool,
+    /// Whether `p99_ratio` is at most [`HTTP_TARGET_P99_RATIO`].
+    pub p99_target_met: bool,
+    /// wq: socket errors and non-2xx/3xx responses `wrk` reported, all runs.
+    pub wq_errors: u64,
+    /// tokio: the same.
+    pub tokio_errors: u64,
+    /// Every wq run.
+    pub wq_runs: Vec<WrkRunReport>,
+    /// Every tokio run.
+    pub tokio_runs: Vec<WrkRunReport>,
+}
+
+/// One `wrk` run of `http_hello`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WrkRunReport {
+    /// `wrk`'s requests/s.
+    pub requests_per_s: f64,
+    /// Responses `wrk` received.
+    pub requests: u64,
+    /// `wrk`'s latency distribution: 50 %, nanoseconds.
+    pub p50_ns: f64,
+    /// 75 %, nanoseconds.
+    pub p75_ns: f64,
+    /// 90 %, nanoseconds.
+    pub p90_ns: f64,
+    /// 99 %, nanoseconds.
+    pub p99_ns: f64,
+    /// Socket errors (connect, read, write, timeout).
+    pub socket_errors: u64,
+    /// Responses other than 2xx or 3xx.
+    pub non_2xx: u64,
+    /// Requests the server's handler answered during the run.
+    pub server_requests: u64,
+    /// Polls wq's monitor found blocked during the run (wq only).
+    pub monitor_blocked: Option<u64>,
+}
+
+/// Nanoseconds of `d`, as the reports keep them.
+fn nanos_f64(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+/// The median of the per-round ratios `wq / tokio` of `get`, over the
+/// rounds in which tokio's figure is positive; `None` if in none.
+fn round_ratio<T>(wq: &[Run<T>], tokio: &[Run<T>], get: impl Fn(&T) -> f64) -> Option<f64> {
+    let ratios: Vec<f64> = wq
+        .iter()
+        .zip(tokio)
+        .filter_map(|(w, t)| ratio_of(get(&w.load), get(&t.load)))
+        .collect();
+    (!ratios.is_empty()).then(|| median(&ratios))
+}
+
+/// The median over `runs` of `get`.
+fn run_median<T>(runs: &[Run<T>], get: impl Fn(&Run<T>) -> f64) -> f64 {
+    let values: Vec<f64> = runs.iter().map(get).collect();
+    median(&values)
+}
+
+impl HttpReport {
+    /// Summarises the runs of `http_hello`.
+    pub fn new(name: String, http: &HttpComparison<WrkRun>) -> Self {
+        let each = |runs: &[Run<WrkRun>]| -> Vec<WrkRunReport> {
+            runs.iter()
+                .map(|r| WrkRunReport {
+                    requests_per_s: r.load.requests_per_s,
+                    requests: r.load.requests,
+                    p50_ns: nanos_f64(r.load.p50),
+                    p75_ns: nanos_f64(r.load.p75),
+                    p90_ns: nanos_f64(r.load.p90),
+                    p99_ns: nanos_f64(r.load.p99),
+                    socket_errors: r.load.socket_errors,
+                    non_2xx: r.load.non_2xx,
+                    server_requests: r.server.requests,
+                    monitor_blocked: r.server.monitor.map(|m| m.blocked),
+                })
+                .collect()
+        };
+        let errors = |runs: &[Run<WrkRun>]| {
+            runs.iter()
+                .map(|r| r.load.socket_errors + r.load.non_2xx)
+                .sum()
+        };
+        let requests_ratio = round_ratio(&http.wq, &http.tokio, |r| r.requests_per_s);
+        let p99_ratio = round_ratio(&http.wq, &http.tokio, |r| nanos_f64(r.p99));
+        Self {
+            name,
+            workers: http.workers,
+            client: format!(
+                "wrk -t{HTTP_CLIENT_THREADS} -c{HTTP_CONNECTIONS} -d{}s --latency",
+                http.secs.as_secs()
+            ),
+            secs: http.secs.as_secs_f64(),
+            rounds: http.wq.len(),
+            wq_requests_per_s: run_median(&http.wq, |r| r.load.requests_per_s),
+            tokio_requests_per_s: run_median(&http.tokio, |r| r.load.requests_per_s),
+            wq_p50_ns: run_median(&http.wq, |r| nanos_f64(r.load.p50)),
+            tokio_p50_ns: run_median(&http.tokio, |r| nanos_f64(r.load.p50)),
+            wq_p99_ns: run_median(&http.wq, |r| nanos_f64(r.load.p99)),
+            tokio_p99_ns: run_median(&http.tokio, |r| nanos_f64(r.load.p99)),
+            requests_ratio,
+            p99_ratio,
+            requests_target_met: requests_ratio.is_some_and(|r| r >= HTTP_TARGET_REQUESTS_RATIO),
+            p99_target_met: p99_ratio.is_some_and(|r| r <= HTTP_TARGET_P99_RATIO),
+            wq_errors: errors(&http.wq),
+            tokio_errors: errors(&http.tokio),
+            wq_runs: each(&http.wq),
+            tokio_runs: each(&http.tokio),
+        }
+    }
+}
+
+/// `met` or `MISSED` (in text; `**missed**` in Markdown).
+fn met(met: bool, missed: &'static str) -> &'static str {
+    if met {
+        "met"
+    } else {
+        missed
+    }
+}
+
+/// The ratios of `http_hello` with their direction and targets.
+fn http_ratios(h: &HttpReport, missed: &'static str) -> String {
+    format!(
+        "requests/s wq/tokio {} (higher is better; target >= {:.2}: {}), p99 wq/tokio {} \
+         (lower is better; target <= {:.2}: {})",
+        fmt_opt_ratio(h.requests_ratio),
+        HTTP_TARGET_REQUESTS_RATIO,
+        met(h.requests_target_met, missed),
+        fmt_opt_ratio(h.p99_ratio),
+        HTTP_TARGET_P99_RATIO,
+        met(h.p99_target_met, missed)
+    )
+}
+
+/// `1 round`, `3 rounds`.
+fn fmt_rounds(rounds: usize) -> String {
+    if rounds == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{rounds} rounds")
+    }
+}
+
+/// The one-line summary of `http_hello` printed on stderr as it finishes.
+pub fn http_line(h: &HttpReport) -> String {
+    format!(
+        "requests/s wq {}, tokio {}; p99 wq {}, tokio {}; {}",
+        fmt_rate(h.wq_requests_per_s),
+        fmt_rate(h.tokio_requests_per_s),
+        fmt_ns(h.wq_p99_ns),
+        fmt_ns(h.tokio_p99_ns),
+        http_ratios(h, "MISSED")
+    )
+}
+
+/// `http_hello_blocking` figures: what the load generator measured,
+/// medians over rounds per runtime, and the medians of the per-round
+/// wq/tokio ratios. Latencies are those of the requests that did not
+/// block (for `/`), unless named after the blocking path.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpBlockingReport {
+    /// Workload name.
+    pub name: String,
+    /// Worker threads of each runtime.
+    pub workers: usize,
+    /// Keep-alive connections of the load generator.
+    pub connections: usize,
+    /// Its threads, each a current-thread tokio runtime.
+    pub client_threads: usize,
+    /// How long each load run lasted, seconds.
+    pub secs: f64,
+    /// Rounds, each one load run per runtime.
+    pub rounds: usize,
+    /// The path on which the handler blocks.
+    pub block_path: String,
+    /// The client asks for it for 1 request in this many.
+    pub block_every: u64,
+    /// How long the handler blocks there, milliseconds.
+    pub block_ms: f64,
+    /// wq: responses per second of the window (both paths), median over
+    /// rounds.
+    pub wq_requests_per_s: f64,
+    /// tokio: the same.
+    pub tokio_requests_per_s: f64,
+    /// wq: median latency of the requests for `/`, median over rounds,
+    /// nanoseconds.
+    pub wq_p50_ns: f64,
+    /// tokio: the same.
+    pub tokio_p50_ns: f64,
+    /// wq: 99th percentile latency of the requests for `/`, median over
+    /// rounds, nanoseconds.
+    pub wq_p99_ns: f64,
+    /// tokio: the same.
+    pub tokio_p99_ns: f64,
+    /// wq: median latency of the requests for the blocking path, median
+    /// over the rounds that had any, nanoseconds.
+    pub wq_block_p50_ns: Option<f64>,
+    /// tokio: the same.
+    pub tokio_block_p50_ns: Option<f64>,
+    /// wq: requests the handler blocked on per run, median.
+    pub wq_blocked_per_run: f64,
+    /// tokio: the same.
+    pub tokio_blocked_per_run: f64,
+    /// wq: polls its monitor found blocked per run, median.
+    pub wq_monitor_blocked: Option<f64>,
+    /// Requests/s wq/tokio, median of the per-round ratios: **higher is
+    /// better**.
+    pub requests_ratio: Option<f64>,
+    /// p99 latency of the requests for `/`, wq/tokio, median of the
+    /// per-round ratios: lower is better.
+    pub p99_ratio: Option<f64>,
+    /// Every wq run.
+    pub wq_runs: Vec<LoadRunReport>,
+    /// Every tokio run.
+    pub tokio_runs: Vec<LoadRunReport>,
+}
+
+/// One load generator run of `http_hello_blocking`.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadRunReport {
+    /// Responses (both paths) per second of the window.
+    pub requests_per_s: f64,
+    /// Requests for `/` timed.
+    pub fast_requests: usize,
+    /// Their median latency, nanoseconds.
+    pub fast_p50_ns: f64,
+    /// Their 99th percentile latency, nanoseconds.
+    pub fast_p99_ns: f64,
+    /// Requests for the blocking path timed.
+    pub block_requests: usize,
+    /// Their median latency, nanoseconds, if there were any.
+    pub block_p50_ns: Option<f64>,
+    /// Requests the server's handler answered during the run.
+    pub server_requests: u64,
+    /// Of which, requests it blocked on.
+    pub server_blocked: u64,
+    /// Polls wq's monitor found blocked during the run (wq only).
+    pub monitor_blocked: Option<u64>,
+}
+
+impl HttpBlockingReport {
+    /// Summarises the runs of `http_hello_blocking`.
+    pub fn new(name: String, http: &HttpComparison<LoadRun>) -> Self {
+        let each = |runs: &[Run<LoadRun>]| -> Vec<LoadRunReport> {
+            runs.iter()
+                .map(|r| LoadRunReport {
+                    requests_per_s: r.load.requests_per_s(),
+                    fast_requests: r.load.fast_requests,
+                    fast_p50_ns: nanos_f64(r.load.fast_p50),
+                    fast_p99_ns: nanos_f64(r.load.fast_p99),
+                    block_requests: r.load.block_requests,
+                    block_p50_ns: r.load.block_p50.map(nanos_f64),
+                    server_requests: r.server.requests,
+                    server_blocked: r.server.blocked,
+                    monitor_blocked: r.server.monitor.map(|m| m.blocked),
+                })
+                .collect()
+        };
+        let optional_median = |values: Vec<f64>| (!values.is_empty()).then(|| median(&values));
+        let block_p50 = |runs: &[Run<LoadRun>]| {
+            optional_median(
+                runs.iter()
+                    .filter_map(|r| r.load.block_p50.map(nanos_f64))
+                    .collect(),
+            )
+        };
+        Self {
+            name,
+            workers: http.workers,
+            connections: HTTP_CONNECTIONS,
+            client_threads: HTTP_CLIENT_THREADS,
+            secs: http.secs.as_secs_f64(),
+            rounds: http.wq.len(),
+            block_path: BLOCK_PATH.to_owned(),
+            block_every: BLOCK_EVERY,
+            block_ms: BLOCK_FOR.as_secs_f64() * 1e3,
+            wq_requests_per_s: run_median(&http.wq, |r| r.load.requests_per_s()),
+            tokio_requests_per_s: run_median(&http.tokio, |r| r.load.requests_per_s()),
+            wq_p50_ns: run_median(&http.wq, |r| nanos_f64(r.load.fast_p50)),
+            tokio_p50_ns: run_median(&http.tokio, |r| nanos_f64(r.load.fast_p50)),
+            wq_p99_ns: run_median(&http.wq, |r| nanos_f64(r.load.fast_p99)),
+            tokio_p99_ns: run_median(&http.tokio, |r| nanos_f64(r.load.fast_p99)),
+            wq_block_p50_ns: block_p50(&http.wq),
+            tokio_block_p50_ns: block_p50(&http.tokio),
+            wq_blocked_per_run: run_median(&http.wq, |r| r.server.blocked as f64),
+            tokio_blocked_per_run: run_median(&http.tokio, |r| r.server.blocked as f64),
+            wq_monitor_blocked: optional_median(
+                http.wq
+                    .iter()
+                    .filter_map(|r| r.server.monitor.map(|m| m.blocked as f64))
+                    .collect(),
+            ),
+            requests_ratio: round_ratio(&http.wq, &http.tokio, LoadRun::requests_per_s),
+            p99_ratio: round_ratio(&http.wq, &http.tokio, |r| nanos_f64(r.fast_p99)),
+            wq_runs: each(&http.wq),
+            tokio_runs: each(&http.tokio),
+        }
+    }
+}
+
+/// The ratios of `http_hello_blocking` with their direction.
+fn http_blocking_ratios(h: &HttpBlockingReport) -> String {
+    format!(
+        "requests/s wq/tokio {} (higher is better), p99 of the non-blocking requests \
+         wq/tokio {} (lower is better)",
+        fmt_opt_ratio(h.requests_ratio),
+        fmt_opt_ratio(h.p99_ratio)
+    )
+}
+
+/// The one-line summary of `http_hello_blocking` printed on stderr as it
+/// finishes.
+pub fn http_blocking_line(h: &HttpBlockingReport) -> String {
+    format!(
+        "non-blocking requests p50 / p99 wq {} / {}, tokio {} / {}; requests/s wq {}, \
+         tokio {}; {}",
+        fmt_ns(h.wq_p50_ns),
+        fmt_ns(h.wq_p99_ns),
+        fmt_ns(h.tokio_p50_ns),
+        fmt_ns(h.tokio_p99_ns),
+        fmt_rate(h.wq_requests_per_s),
+        fmt_rate(h.tokio_requests_per_s),
+        http_blocking_ratios(h)
+    )
 }
 
 /// One `monitor_cost/*` entry: a scheduler workload on wq with its monitor
@@ -1321,6 +1703,119 @@ pub fn text(report: &Report) -> String {
         );
     }
 
+    if let Some(h) = &report.http {
+        let _ = writeln!(
+            out,
+            "\n{}: hyper HTTP/1.1 hello world on loopback, {} workers each; `{}` against each \
+             runtime once per round, {}, which runtime goes first alternating; medians over \
+             rounds",
+            h.name,
+            h.workers,
+            h.client,
+            fmt_rounds(h.rounds)
+        );
+        let _ = writeln!(
+            out,
+            "{:<8} {:>12} {:>10} {:>10} {:>7}",
+            "runtime", "requests/s", "p50", "p99", "errors"
+        );
+        for (runtime, per_s, p50, p99, errors) in [
+            (
+                "wq",
+                h.wq_requests_per_s,
+                h.wq_p50_ns,
+                h.wq_p99_ns,
+                h.wq_errors,
+            ),
+            (
+                "tokio",
+                h.tokio_requests_per_s,
+                h.tokio_p50_ns,
+                h.tokio_p99_ns,
+                h.tokio_errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "{:<8} {:>12} {:>10} {:>10} {:>7}",
+                runtime,
+                fmt_rate(per_s),
+                fmt_ns(p50),
+                fmt_ns(p99),
+                errors
+            );
+        }
+        let _ = writeln!(out, "{}", http_ratios(h, "MISSED"));
+        let _ = writeln!(
+            out,
+            "(latency: wrk's, from writing a request to reading its response; ratios: median \
+             of the per-round ratios; errors: wrk's socket errors and non-2xx/3xx responses, \
+             all runs)"
+        );
+    }
+
+    if let Some(h) = &report.http_blocking {
+        let _ = writeln!(
+            out,
+            "\n{}: the same server, its handler blocking in std::thread::sleep({}) on {}, which \
+             the runner's load generator ({} threads, {} keep-alive connections, {} s) asks \
+             for 1 request in {}; {}, which runtime goes first alternating; medians over \
+             rounds",
+            h.name,
+            fmt_ns(h.block_ms * 1e6),
+            h.block_path,
+            h.client_threads,
+            h.connections,
+            h.secs,
+            h.block_every,
+            fmt_rounds(h.rounds)
+        );
+        let _ = writeln!(
+            out,
+            "{:<8} {:>12} {:>10} {:>10} {:>11} {:>11}  wq blocked",
+            "runtime", "requests/s", "p50", "p99", "/block p50", "blocked/run"
+        );
+        for (runtime, per_s, p50, p99, block_p50, blocked, monitor) in [
+            (
+                "wq",
+                h.wq_requests_per_s,
+                h.wq_p50_ns,
+                h.wq_p99_ns,
+                h.wq_block_p50_ns,
+                h.wq_blocked_per_run,
+                fmt_opt_count(h.wq_monitor_blocked),
+            ),
+            (
+                "tokio",
+                h.tokio_requests_per_s,
+                h.tokio_p50_ns,
+                h.tokio_p99_ns,
+                h.tokio_block_p50_ns,
+                h.tokio_blocked_per_run,
+                "n/a (no monitor)".to_owned(),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "{:<8} {:>12} {:>10} {:>10} {:>11} {:>11}  {}",
+                runtime,
+                fmt_rate(per_s),
+                fmt_ns(p50),
+                fmt_ns(p99),
+                fmt_opt_ns(block_p50),
+                blocked,
+                monitor
+            );
+        }
+        let _ = writeln!(out, "{}", http_blocking_ratios(h));
+        let _ = writeln!(
+            out,
+            "(p50, p99: latency of the requests for / only, from writing the request to reading \
+             the whole response; /block p50: of the blocking ones; blocked/run: requests the \
+             handler blocked on; wq blocked: polls wq's monitor found blocked, per run)"
+        );
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(
             out,
@@ -1545,7 +2040,8 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
          are medians per repetition of the workload: wall time, except where \
          CPU time or lateness is stated. Idle cost and memory are measured once \
          per runtime instead of in pairs, `hog` and `rescue` on a fresh runtime \
-         per run, and the monitor cost table compares wq with itself, its monitor on and \
+         per run, the HTTP servers in rounds of load from outside the runtimes, \
+         and the monitor cost table compares wq with itself, its monitor on and \
          off.\n",
         r.workers
     );
@@ -1925,6 +2421,106 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         }
     }
 
+    if let Some(h) = &report.http {
+        let _ = writeln!(out, "\n## HTTP: hello world under wrk\n");
+        let _ = writeln!(
+            out,
+            "A hyper 1.x HTTP/1.1 server on loopback answers every request with a fixed \
+             {}-byte body, the same handler on both runtimes, each with {} workers and in \
+             the runner's process: on wq its `TcpListener`, each connection spawned with \
+             `wq::spawn` and served by hyper with `WqTimer`; on tokio its `TcpListener`, \
+             `tokio::spawn` and hyper-util's `TokioTimer`; `TCP_NODELAY` on every \
+             connection. `{}` loads each server once per round, {}, which runtime \
+             goes first alternating; figures are wrk's (latency from writing a request to \
+             reading its response, one request at a time per connection), medians over \
+             rounds. The ratios are the medians of the per-round ratios: for requests/s \
+             **higher is better** (target >= {:.2}), for p99 lower is better (target <= \
+             {:.2}). Errors are wrk's socket errors and non-2xx/3xx responses over all \
+             runs. Not in the plot.\n",
+            HTTP_BODY.len(),
+            h.workers,
+            h.client,
+            fmt_rounds(h.rounds),
+            HTTP_TARGET_REQUESTS_RATIO,
+            HTTP_TARGET_P99_RATIO
+        );
+        let _ = writeln!(out, "| | requests/s | p50 | p99 | errors |");
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| wq | **{}** | {} | **{}** | {} |",
+            fmt_rate(h.wq_requests_per_s),
+            fmt_ns(h.wq_p50_ns),
+            fmt_ns(h.wq_p99_ns),
+            h.wq_errors
+        );
+        let _ = writeln!(
+            out,
+            "| tokio | **{}** | {} | **{}** | {} |",
+            fmt_rate(h.tokio_requests_per_s),
+            fmt_ns(h.tokio_p50_ns),
+            fmt_ns(h.tokio_p99_ns),
+            h.tokio_errors
+        );
+        let _ = writeln!(out, "\n{}.", http_ratios(h, "**missed**"));
+    }
+
+    if let Some(h) = &report.http_blocking {
+        let _ = writeln!(out, "\n## HTTP: 1 request in {} blocks\n", h.block_every);
+        let _ = writeln!(
+            out,
+            "The same server, whose handler, on `{path}`, first blocks its worker in \
+             `std::thread::sleep({block})` with no annotation (wq's monitor has to find it; \
+             tokio has no such mechanism). wrk cannot tell requests apart, so the load comes \
+             from the runner's own client: {threads} threads, each a current-thread tokio \
+             runtime, with {connections} keep-alive connections in all, opened before the \
+             clock starts. Each connection sends one request at a time for {secs} s; requests \
+             are numbered across all connections as they are issued, and request n asks for \
+             `{path}` if n % {every} == {last}, for `/` otherwise. Latency is from just \
+             before a request is written until its whole response (head and Content-Length \
+             bytes of body) has been read; p50 and p99 are over the requests for `/` only, \
+             per run, and \"/block p50\" over the blocking ones. Requests/s counts the \
+             responses of both kinds received within the {secs} s. \"Blocked/run\" is what \
+             the handler counted, \"wq blocked\" the polls wq's monitor found blocked, per \
+             run. {rounds}, which runtime goes first alternating; medians over rounds. \
+             The ratios are medians of the per-round ratios: for requests/s **higher is \
+             better**, for p99 lower is better. Not in the plot.\n",
+            path = h.block_path,
+            block = fmt_ns(h.block_ms * 1e6),
+            threads = h.client_threads,
+            connections = h.connections,
+            secs = h.secs,
+            every = h.block_every,
+            last = h.block_every - 1,
+            rounds = fmt_rounds(h.rounds)
+        );
+        let _ = writeln!(
+            out,
+            "| | requests/s | p50 | p99 | /block p50 | blocked/run | wq blocked |"
+        );
+        let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(
+            out,
+            "| wq | {} | {} | **{}** | {} | {} | {} |",
+            fmt_rate(h.wq_requests_per_s),
+            fmt_ns(h.wq_p50_ns),
+            fmt_ns(h.wq_p99_ns),
+            fmt_opt_ns(h.wq_block_p50_ns),
+            h.wq_blocked_per_run,
+            fmt_opt_count(h.wq_monitor_blocked)
+        );
+        let _ = writeln!(
+            out,
+            "| tokio | {} | {} | **{}** | {} | {} | n/a (no monitor) |",
+            fmt_rate(h.tokio_requests_per_s),
+            fmt_ns(h.tokio_p50_ns),
+            fmt_ns(h.tokio_p99_ns),
+            fmt_opt_ns(h.tokio_block_p50_ns),
+            h.tokio_blocked_per_run
+        );
+        let _ = writeln!(out, "\n{}.", http_blocking_ratios(h));
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(out, "\n## Idle cost\n");
         let _ = writeln!(
@@ -2277,6 +2873,8 @@ mod tests {
             seed_samples: 10,
             timer_samples: 10,
             idle: Duration::from_secs(10),
+            http_secs: Duration::from_secs(10),
+            http_rounds: 3,
             warmup: Duration::from_secs(1),
             sample_time: ms(200),
         };
@@ -2306,6 +2904,8 @@ mod tests {
             )),
             hog: None,
             rescue: None,
+            http: None,
+            http_blocking: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -2410,6 +3010,8 @@ mod tests {
             seed_samples: 2,
             timer_samples: 3,
             idle: Duration::from_secs(2),
+            http_secs: Duration::from_secs(10),
+            http_rounds: 3,
             warmup: ms(50),
             sample_time: ms(20),
         };
@@ -2421,6 +3023,8 @@ mod tests {
             memory: None,
             hog: Some(HogReport::new("hog".into(), &hog)),
             rescue: None,
+            http: None,
+            http_blocking: None,
             monitor_cost: vec![MonitorCostReport::new(&cost)],
             scope_pods: None,
         };
@@ -2504,6 +3108,8 @@ mod tests {
             seed_samples: 2,
             timer_samples: 3,
             idle: Duration::from_secs(2),
+            http_secs: Duration::from_secs(10),
+            http_rounds: 3,
             warmup: Duration::from_millis(50),
             sample_time: Duration::from_millis(20),
         };
@@ -2515,6 +3121,8 @@ mod tests {
             memory: None,
             hog: None,
             rescue: Some(RescueReport::new("rescue".into(), &rescue)),
+            http: None,
+            http_blocking: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -2568,6 +3176,151 @@ mod tests {
     }
 
     #[test]
+    fn reports_http_figures() {
+        use std::time::Duration;
+
+        use crate::http::ServerCounts;
+        use crate::rt::MonitorCounts;
+
+        let ms = Duration::from_millis;
+        let wrk = |per_s: f64, p99: u64, socket_errors: u64| Run {
+            load: WrkRun {
+                requests_per_s: per_s,
+                requests: (per_s * 10.0) as u64,
+                p50: ms(1),
+                p75: ms(2),
+                p90: ms(3),
+                p99: ms(p99),
+                socket_errors,
+                non_2xx: 0,
+            },
+            server: ServerCounts::default(),
+        };
+        let hello = HttpComparison {
+            workers: 2,
+            secs: Duration::from_secs(10),
+            // Per-round ratios: requests/s 1.2, 0.9, 1.1; p99 0.5, 2.0, 0.8.
+            wq: vec![wrk(120.0, 4, 0), wrk(90.0, 8, 1), wrk(110.0, 4, 0)],
+            tokio: vec![wrk(100.0, 8, 0), wrk(100.0, 4, 0), wrk(100.0, 5, 0)],
+        };
+        let load = |per_s: u64, p99: u64, block: Option<u64>, monitor: Option<u64>| Run {
+            load: LoadRun {
+                window: Duration::from_secs(10),
+                completed_in_window: per_s * 10,
+                fast_requests: 990,
+                fast_p50: ms(1),
+                fast_p99: ms(p99),
+                block_requests: 10,
+                block_p50: block.map(ms),
+            },
+            server: ServerCounts {
+                requests: 1000,
+                blocked: 10,
+                monitor: monitor.map(|blocked| MonitorCounts {
+                    blocked,
+                    ..Default::default()
+                }),
+            },
+        };
+        let blocking = HttpComparison {
+            workers: 2,
+            secs: Duration::from_secs(10),
+            wq: vec![load(1000, 2, Some(51), Some(10)); 3],
+            tokio: vec![load(100, 50, Some(52), None); 3],
+        };
+        let config = Config {
+            workers: 2,
+            samples: 4,
+            seed_samples: 2,
+            timer_samples: 3,
+            idle: Duration::from_secs(2),
+            http_secs: Duration::from_secs(10),
+            http_rounds: 3,
+            warmup: Duration::from_millis(50),
+            sample_time: Duration::from_millis(20),
+        };
+        let report = Report {
+            machine: Machine::detect(),
+            run: RunInfo::new(&config, Vec::new()),
+            workloads: Vec::new(),
+            idle: None,
+            memory: None,
+            hog: None,
+            rescue: None,
+            http: Some(HttpReport::new("http_hello".into(), &hello)),
+            http_blocking: Some(HttpBlockingReport::new(
+                "http_hello_blocking".into(),
+                &blocking,
+            )),
+            monitor_cost: Vec::new(),
+            scope_pods: None,
+        };
+
+        let h = report.http.as_ref().unwrap();
+        assert_eq!(h.client, "wrk -t2 -c64 -d10s --latency");
+        assert_eq!((h.rounds, h.wq_errors, h.tokio_errors), (3, 1, 0));
+        assert_eq!(
+            (h.wq_requests_per_s, h.tokio_requests_per_s),
+            (110.0, 100.0)
+        );
+        assert_eq!((h.wq_p99_ns, h.tokio_p99_ns), (4e6, 5e6));
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(close(h.requests_ratio, 1.1), "{:?}", h.requests_ratio);
+        assert!(close(h.p99_ratio, 0.8), "{:?}", h.p99_ratio);
+        assert!(h.requests_target_met && h.p99_target_met);
+        let b = report.http_blocking.as_ref().unwrap();
+        assert_eq!(
+            (b.wq_requests_per_s, b.tokio_requests_per_s),
+            (1000.0, 100.0)
+        );
+        assert_eq!((b.wq_p99_ns, b.tokio_p99_ns), (2e6, 50e6));
+        assert_eq!(
+            (b.wq_block_p50_ns, b.wq_monitor_blocked),
+            (Some(51e6), Some(10.0))
+        );
+        assert_eq!(b.p99_ratio, Some(0.04));
+
+        let text = text(&report);
+        assert!(
+            text.contains(
+                "requests/s wq/tokio 1.10 (higher is better; target >= 1.00: met), p99 \
+                 wq/tokio 0.80 (lower is better; target <= 1.00: met)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("3 rounds"), "{text}");
+        assert!(
+            text.contains("p99 of the non-blocking requests wq/tokio 0.04 (lower is better)"),
+            "{text}"
+        );
+        assert_eq!(
+            http_line(h),
+            "requests/s wq 110 /s, tokio 100 /s; p99 wq 4.00 ms, tokio 5.00 ms; requests/s \
+             wq/tokio 1.10 (higher is better; target >= 1.00: met), p99 wq/tokio 0.80 (lower \
+             is better; target <= 1.00: met)"
+        );
+        let md = markdown(&report, "plot.svg");
+        assert!(md.contains("## HTTP: hello world under wrk"), "{md}");
+        assert!(
+            md.contains("| wq | **110 /s** | 1.00 ms | **4.00 ms** | 1 |"),
+            "{md}"
+        );
+        assert!(md.contains("## HTTP: 1 request in 100 blocks"), "{md}");
+        assert!(
+            md.contains(
+                "| tokio | 100 /s | 1.00 ms | **50.0 ms** | 52.0 ms | 10 | n/a (no monitor) |"
+            ),
+            "{md}"
+        );
+        let plot = svg(&report);
+        assert!(!plot.contains(">http_hello"), "no bar: not in the plot");
+        let json = serde_json::to_string(&report).unwrap();
+        assert!(json.contains(r#""http_rounds":3"#), "{json}");
+        assert!(json.contains(r#""requests_target_met":true"#), "{json}");
+        assert!(json.contains(r#""monitor_blocked":10"#), "{json}");
+    }
+
+    #[test]
     fn reports_scope_figures() {
         use std::time::Duration;
 
@@ -2607,6 +3360,8 @@ mod tests {
             seed_samples: 2,
             timer_samples: 2,
             idle: Duration::from_secs(2),
+            http_secs: Duration::from_secs(10),
+            http_rounds: 3,
             warmup: Duration::from_millis(50),
             sample_time: Duration::from_millis(20),
         };
@@ -2626,6 +3381,8 @@ mod tests {
             memory: None,
             hog: None,
             rescue: None,
+            http: None,
+            http_blocking: None,
             monitor_cost: Vec::new(),
             scope_pods: Some(pods),
         };

@@ -11,7 +11,9 @@
 //! (`blocking_storm_*`, `hog`) stall workers behind the runtime's back and
 //! measure what the other tasks see (see `blocking.rs`); `rescue` blocks
 //! every worker and measures whether a task that would unblock them runs
-//! at all (see `rescue.rs`). `idle_cost` and
+//! at all (see `rescue.rs`). `http_hello` and `http_hello_blocking` serve
+//! HTTP with hyper on each runtime under load from outside it (see
+//! `http.rs`). `idle_cost` and
 //! `memory_100k_pending` are measured once per runtime rather than in pairs
 //! (see `footprint.rs`).
 
@@ -30,6 +32,7 @@ use crate::blocking::{
     self, StormRun, HOG_SPAWN_EVERY, HOG_WINDOW, STORM_BLOCK, STORM_BLOCKERS, STORM_SPAN,
     STORM_TIMERS,
 };
+use crate::http::{BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_CONNECTIONS};
 use crate::rescue::{RESCUE_LIMIT, RESCUE_WORKERS};
 use crate::rt::{Rt, UnboundPools};
 use crate::stats::{percentile_sorted, quantile};
@@ -186,6 +189,18 @@ pub enum Workload {
     /// within [`RESCUE_LIMIT`]. Each run on a fresh runtime
     /// (`rescue::rescue`), not in the paired table.
     Rescue,
+    /// A hyper HTTP/1.1 hello-world server on loopback, the same handler on
+    /// both runtimes, loaded by `wrk` with [`HTTP_CONNECTIONS`] connections:
+    /// requests/s and latency percentiles. Rounds against one server per
+    /// runtime, kept for the entry (`http::http_hello`), not in the paired
+    /// table.
+    HttpHello,
+    /// The same server, whose handler blocks its worker in
+    /// `std::thread::sleep` for [`BLOCK_FOR`] on [`BLOCK_PATH`], loaded by
+    /// the runner's own client, which asks for that path for 1 request in
+    /// [`BLOCK_EVERY`]: requests/s and the latency of the other requests
+    /// (`http::http_hello_blocking`), not in the paired table.
+    HttpHelloBlocking,
     /// A runtime with no tasks, left alone: the process CPU time it costs.
     /// Measured once per runtime.
     IdleCost,
@@ -211,6 +226,9 @@ pub enum Kind {
     /// Runs each on a fresh runtime (`hog`, in `blocking.rs`; `rescue`, in
     /// `rescue.rs`).
     Fresh,
+    /// Rounds of load from outside the runtimes against a server on each,
+    /// kept for the entry (`http_hello*`, in `http.rs`).
+    Server,
     /// One measurement per runtime, not in pairs (`footprint.rs`).
     Once,
 }
@@ -304,6 +322,8 @@ impl Workload {
         all.extend([
             Self::Hog,
             Self::Rescue,
+            Self::HttpHello,
+            Self::HttpHelloBlocking,
             Self::IdleCost,
             Self::MemoryPending { tasks: NUM_PENDING },
         ]);
@@ -330,6 +350,8 @@ impl Workload {
             Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
             Self::Hog => "hog".into(),
             Self::Rescue => "rescue".into(),
+            Self::HttpHello => "http_hello".into(),
+            Self::HttpHelloBlocking => "http_hello_blocking".into(),
             Self::IdleCost => "idle_cost".into(),
             Self::MemoryPending { tasks } => format!("memory_{}_pending", short_count(tasks)),
         }
@@ -384,6 +406,14 @@ impl Workload {
                  that unblocks them, stalled after {} s",
                 RESCUE_LIMIT.as_secs()
             ),
+            Self::HttpHello => format!(
+                "hyper hello world under wrk, {HTTP_CONNECTIONS} connections; requests/s, p99"
+            ),
+            Self::HttpHelloBlocking => format!(
+                "hyper hello world, {HTTP_CONNECTIONS} connections, 1 request in {BLOCK_EVERY} \
+                 blocks {} ms ({BLOCK_PATH}); p99 of the others",
+                BLOCK_FOR.as_millis()
+            ),
             Self::IdleCost => "no tasks; CPU time while idle".into(),
             Self::MemoryPending { tasks } => format!("{} pending tasks; RSS growth", n(tasks)),
         }
@@ -402,6 +432,7 @@ impl Workload {
             Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
             Self::BlockingStorm { .. } => Kind::Blocking,
             Self::Hog | Self::Rescue => Kind::Fresh,
+            Self::HttpHello | Self::HttpHelloBlocking => Kind::Server,
             Self::IdleCost | Self::MemoryPending { .. } => Kind::Once,
         }
     }
@@ -520,6 +551,9 @@ impl Workload {
             }
             Self::Hog | Self::Rescue => {
                 panic!("{} needs a fresh runtime per run", self.name())
+            }
+            Self::HttpHello | Self::HttpHelloBlocking => {
+                panic!("{} is run against servers, not in pairs", self.name())
             }
             Self::IdleCost | Self::MemoryPending { .. } => {
                 panic!("{} is measured once per runtime, not in pairs", self.name())
