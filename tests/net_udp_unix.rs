@@ -244,3 +244,44 @@ fn async_fd_readiness_and_try_io() {
         assert_eq!(&one, b"!");
     });
 }
+
+/// Unix streams split like TCP ones: borrowed halves used from two
+/// futures at once, owned halves reunited (and refused across streams),
+/// the write half's drop shutting the write side down.
+#[test]
+fn unix_split_and_into_split() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let (mut reader, mut writer) = UnixStream::split(&mut a);
+        let write = async { writer.write_all(b"split").await.unwrap() };
+        let echo = async {
+            let mut buf = [0u8; 5];
+            b.read_exact(&mut buf).await.unwrap();
+            b.write_all(&buf).await.unwrap();
+        };
+        let read = async {
+            let mut buf = [0u8; 5];
+            reader.read_exact(&mut buf).await.unwrap();
+            buf
+        };
+        let ((), (), echoed) = futures::join!(write, echo, read);
+        assert_eq!(&echoed, b"split");
+
+        let (c_reader, c_writer) = a.into_split();
+        let (d_reader, d_writer) = b.into_split();
+        let err = c_reader.reunite(d_writer).unwrap_err();
+        let (mut c_reader, mut d_writer) = (err.0, err.1);
+        d_writer.write_all(b"owned").await.unwrap();
+        let mut buf = [0u8; 5];
+        c_reader.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"owned");
+        let mut c = c_reader.reunite(c_writer).unwrap();
+        // Dropping the other side's write half: end of stream here.
+        drop(d_writer);
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        drop(d_reader);
+    });
+}

@@ -11,6 +11,7 @@
 #[cfg(unix)]
 pub(crate) mod async_fd;
 pub(crate) mod reactor;
+mod split;
 pub mod tcp;
 #[cfg(feature = "tokio-io")]
 mod tokio_io;

@@ -6,7 +6,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::io::{AsyncRead, AsyncWrite};
@@ -270,165 +269,51 @@ impl TcpStream {
     /// that trait's `split` (by value, behind a lock); call this one as
     /// `TcpStream::split(&mut stream)`.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        (ReadHalf(self), WriteHalf(self))
+        super::split::split(self)
     }
 
     /// Splits the stream into owned halves, which may move to different
     /// tasks. Dropping the write half shuts the write side down, as tokio's
     /// does; [`OwnedReadHalf::reunite`] puts them back together.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        let stream = Arc::new(self);
-        (
-            OwnedReadHalf(stream.clone()),
-            OwnedWriteHalf {
-                stream,
-                shutdown_on_drop: true,
-            },
-        )
+        super::split::into_split(self)
     }
 }
 
 /// The read half of [`TcpStream::split`].
-#[derive(Debug)]
-pub struct ReadHalf<'a>(&'a TcpStream);
-
+pub type ReadHalf<'a> = super::split::ReadHalf<'a, TcpStream>;
 /// The write half of [`TcpStream::split`].
-#[derive(Debug)]
-pub struct WriteHalf<'a>(&'a TcpStream);
-
+pub type WriteHalf<'a> = super::split::WriteHalf<'a, TcpStream>;
 /// The read half of [`TcpStream::into_split`].
-#[derive(Debug)]
-pub struct OwnedReadHalf(Arc<TcpStream>);
-
+pub type OwnedReadHalf = super::split::OwnedReadHalf<TcpStream>;
 /// The write half of [`TcpStream::into_split`]: shuts the write side down
 /// when dropped.
-#[derive(Debug)]
-pub struct OwnedWriteHalf {
-    stream: Arc<TcpStream>,
-    shutdown_on_drop: bool,
-}
+pub type OwnedWriteHalf = super::split::OwnedWriteHalf<TcpStream>;
+/// Halves of two different streams given to [`OwnedReadHalf::reunite`].
+pub type ReuniteError = super::split::ReuniteError<TcpStream>;
 
-/// The halves given to [`OwnedReadHalf::reunite`] came from different
-/// streams; they are handed back.
-#[derive(Debug)]
-pub struct ReuniteError(pub OwnedReadHalf, pub OwnedWriteHalf);
+impl super::split::Stream for TcpStream {
+    type Addr = SocketAddr;
 
-impl fmt::Display for ReuniteError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("tried to reunite halves that are not from the same socket")
-    }
-}
-
-impl std::error::Error for ReuniteError {}
-
-impl OwnedReadHalf {
-    /// Puts the halves back together into the stream.
-    ///
-    /// # Errors
-    ///
-    /// [`ReuniteError`] (with both halves) if they are from different
-    /// streams.
-    pub fn reunite(self, write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
-        if !Arc::ptr_eq(&self.0, &write.stream) {
-            return Err(ReuniteError(self, write));
-        }
-        let mut write = write;
-        write.shutdown_on_drop = false;
-        let stream = write.stream.clone();
-        drop(write);
-        drop(self);
-        Ok(Arc::into_inner(stream).expect("both halves were given back"))
+    fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_read_priv(cx, buf)
     }
 
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.peer_addr()
+    fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write_priv(cx, buf)
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-}
-
-impl OwnedWriteHalf {
-    /// The remote address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.io.source().shutdown(Shutdown::Write)
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.local_addr()
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        TcpStream::local_addr(self)
     }
-}
 
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        if self.shutdown_on_drop {
-            let _ = self.stream.io.source().shutdown(Shutdown::Write);
-        }
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        TcpStream::peer_addr(self)
     }
-}
-
-/// Reading and writing through any of the halves' shared references.
-macro_rules! read_write_halves {
-    ($read:ty, $write:ty, $stream:ident => $get:expr) => {
-        impl AsyncRead for $read {
-            fn poll_read(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &mut [u8],
-            ) -> Poll<io::Result<usize>> {
-                let $stream = &*self;
-                $get.poll_read_priv(cx, buf)
-            }
-        }
-
-        impl AsyncWrite for $write {
-            fn poll_write(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-                buf: &[u8],
-            ) -> Poll<io::Result<usize>> {
-                let $stream = &*self;
-                $get.poll_write_priv(cx, buf)
-            }
-
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(Ok(()))
-            }
-
-            fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let $stream = &*self;
-                Poll::Ready($get.io.source().shutdown(Shutdown::Write))
-            }
-        }
-    };
-}
-
-read_write_halves!(ReadHalf<'_>, WriteHalf<'_>, half => half.0);
-read_write_halves!(OwnedReadHalf, OwnedWriteHalf, half => half_stream(half));
-
-/// The stream behind either owned half.
-trait Half {
-    fn stream(&self) -> &TcpStream;
-}
-
-impl Half for OwnedReadHalf {
-    fn stream(&self) -> &TcpStream {
-        &self.0
-    }
-}
-
-impl Half for OwnedWriteHalf {
-    fn stream(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-fn half_stream(half: &impl Half) -> &TcpStream {
-    half.stream()
 }
 
 impl AsyncRead for TcpStream {

@@ -5,12 +5,13 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::tcp::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, TcpStream, WriteHalf};
+use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, Stream, WriteHalf};
+use super::tcp::TcpStream;
 
 /// Implements tokio's `AsyncRead` for a type with `futures::io::AsyncRead`.
 macro_rules! tokio_read {
-    ($($ty:ty),*) => {$(
-        impl tokio::io::AsyncRead for $ty {
+    (@ [$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> tokio::io::AsyncRead for $ty {
             fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -22,15 +23,16 @@ macro_rules! tokio_read {
                 Poll::Ready(Ok(()))
             }
         }
-    )*};
+    };
+    ($($ty:ty),*) => {$(tokio_read!(@ [] $ty);)*};
 }
 
 /// Implements tokio's `AsyncWrite` for a type with `futures::io::AsyncWrite`
 /// (tokio's `poll_shutdown` is futures' `poll_close`: the write side shuts
 /// down).
 macro_rules! tokio_write {
-    ($($ty:ty),*) => {$(
-        impl tokio::io::AsyncWrite for $ty {
+    (@ [$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> tokio::io::AsyncWrite for $ty {
             fn poll_write(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
@@ -47,11 +49,16 @@ macro_rules! tokio_write {
                 futures::io::AsyncWrite::poll_close(self, cx)
             }
         }
-    )*};
+    };
+    ($($ty:ty),*) => {$(tokio_write!(@ [] $ty);)*};
 }
 
-tokio_read!(TcpStream, ReadHalf<'_>, OwnedReadHalf);
-tokio_write!(TcpStream, WriteHalf<'_>, OwnedWriteHalf);
+tokio_read!(TcpStream);
+tokio_write!(TcpStream);
+tokio_read!(@ [S: Stream] ReadHalf<'_, S>);
+tokio_read!(@ [S: Stream] OwnedReadHalf<S>);
+tokio_write!(@ [S: Stream] WriteHalf<'_, S>);
+tokio_write!(@ [S: Stream] OwnedWriteHalf<S>);
 
 #[cfg(unix)]
 tokio_read!(super::UnixStream);

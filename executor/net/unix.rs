@@ -1,5 +1,6 @@
-//! Unix domain sockets: [`UnixListener`] and [`UnixStream`], with tokio's
-//! method names.
+//! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (also at
+//! `wq::net`), with tokio's method names, and the halves of a split stream
+//! (as in `tokio::net::unix`).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -189,16 +190,72 @@ impl UnixStream {
     }
 }
 
+impl UnixStream {
+    /// Splits the stream into a read half and a write half that borrow it,
+    /// usable from two futures at once. With `futures::io::AsyncReadExt` in
+    /// scope, call it as `UnixStream::split(&mut stream)` (that trait has a
+    /// `split` too).
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        super::split::split(self)
+    }
+
+    /// Splits the stream into owned halves, which may move to different
+    /// tasks. Dropping the write half shuts the write side down;
+    /// [`OwnedReadHalf::reunite`] puts them back together.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        super::split::into_split(self)
+    }
+}
+
+/// The read half of [`UnixStream::split`].
+pub type ReadHalf<'a> = super::split::ReadHalf<'a, UnixStream>;
+/// The write half of [`UnixStream::split`].
+pub type WriteHalf<'a> = super::split::WriteHalf<'a, UnixStream>;
+/// The read half of [`UnixStream::into_split`].
+pub type OwnedReadHalf = super::split::OwnedReadHalf<UnixStream>;
+/// The write half of [`UnixStream::into_split`]: shuts the write side down
+/// when dropped.
+pub type OwnedWriteHalf = super::split::OwnedWriteHalf<UnixStream>;
+/// Halves of two different streams given to [`OwnedReadHalf::reunite`].
+pub type ReuniteError = super::split::ReuniteError<UnixStream>;
+
+impl super::split::Stream for UnixStream {
+    type Addr = SocketAddr;
+
+    fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .poll_io(cx, Direction::Read, || (&*source).read(buf))
+    }
+
+    fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let source = self.io.source();
+        self.io
+            .registration()
+            .poll_io(cx, Direction::Write, || (&*source).write(buf))
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.io.source().shutdown(Shutdown::Write)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        UnixStream::local_addr(self)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        UnixStream::peer_addr(self)
+    }
+}
+
 impl AsyncRead for UnixStream {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Read, || (&*source).read(buf))
+        super::split::Stream::poll_read_half(&*self, cx, buf)
     }
 }
 
@@ -208,10 +265,7 @@ impl AsyncWrite for UnixStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Write, || (&*source).write(buf))
+        super::split::Stream::poll_write_half(&*self, cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
