@@ -274,7 +274,7 @@ impl TcpStream {
 
     /// Splits the stream into owned halves, which may move to different
     /// tasks. Dropping the write half shuts the write side down, as tokio's
-    /// does; [`OwnedReadHalf::reunite`] puts them back together.
+    /// does; `OwnedReadHalf::reunite` puts them back together.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         super::split::into_split(self)
     }
@@ -289,7 +289,7 @@ pub type OwnedReadHalf = super::split::OwnedReadHalf<TcpStream>;
 /// The write half of [`TcpStream::into_split`]: shuts the write side down
 /// when dropped.
 pub type OwnedWriteHalf = super::split::OwnedWriteHalf<TcpStream>;
-/// Halves of two different streams given to [`OwnedReadHalf::reunite`].
+/// Halves of two different streams given to `OwnedReadHalf::reunite`.
 pub type ReuniteError = super::split::ReuniteError<TcpStream>;
 
 impl super::split::Stream for TcpStream {

@@ -201,7 +201,7 @@ impl UnixStream {
 
     /// Splits the stream into owned halves, which may move to different
     /// tasks. Dropping the write half shuts the write side down;
-    /// [`OwnedReadHalf::reunite`] puts them back together.
+    /// `OwnedReadHalf::reunite` puts them back together.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         super::split::into_split(self)
     }
@@ -216,7 +216,7 @@ pub type OwnedReadHalf = super::split::OwnedReadHalf<UnixStream>;
 /// The write half of [`UnixStream::into_split`]: shuts the write side down
 /// when dropped.
 pub type OwnedWriteHalf = super::split::OwnedWriteHalf<UnixStream>;
-/// Halves of two different streams given to [`OwnedReadHalf::reunite`].
+/// Halves of two different streams given to `OwnedReadHalf::reunite`.
 pub type ReuniteError = super::split::ReuniteError<UnixStream>;
 
 impl super::split::Stream for UnixStream {
