@@ -19,13 +19,14 @@ mod udp;
 #[cfg(unix)]
 pub mod unix;
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use mio::event::Source;
 use mio::Interest;
 
-use reactor::{Reactor, Registration};
+use reactor::{Direction, Reactor, Registration};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 #[cfg(unix)]
@@ -60,6 +61,59 @@ impl<S: Source> PollEvented<S> {
 
     pub(crate) fn registration(&self) -> &Registration {
         &self.registration
+    }
+
+    /// Waits until the source may be ready in `direction`.
+    pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.registration.poll_ready(cx, direction)).await;
+        Ok(())
+    }
+
+    /// Runs the non-blocking `op` on the source once it is ready in
+    /// `direction`, waiting again after each `WouldBlock`.
+    pub(crate) fn poll_op<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.registration
+            .poll_io(cx, direction, || op(&self.source))
+    }
+
+    /// Runs the non-blocking `op` on the source without waiting.
+    pub(crate) fn try_op<R>(
+        &self,
+        direction: Direction,
+        op: impl FnOnce(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.registration.try_io(direction, || op(&self.source))
+    }
+}
+
+/// Byte streams (TCP, Unix): reads and writes through `&S`.
+impl<S: Source> PollEvented<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Direction::Read, |mut source| source.read(buf))
+    }
+
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_op(cx, Direction::Write, |mut source| source.write(buf))
+    }
+
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_op(Direction::Read, |mut source| source.read(buf))
+    }
+
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.try_op(Direction::Write, |mut source| source.write(buf))
     }
 }
 

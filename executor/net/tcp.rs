@@ -3,7 +3,7 @@
 //! `tokio::net::tcp`).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -220,45 +220,23 @@ impl TcpStream {
     /// Waits until the socket may be readable: then `try_read` may succeed
     /// (or report `WouldBlock` again, after a spurious wakeup).
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read)).await;
-        Ok(())
+        self.io.ready(Direction::Read).await
     }
 
     /// Waits until the socket may be writable.
     pub async fn writable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write)).await;
-        Ok(())
+        self.io.ready(Direction::Write).await
     }
 
     /// Reads what is there without waiting; `WouldBlock` if nothing is.
     /// `Ok(0)` means the peer closed its side.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .try_io(Direction::Read, || (&*source).read(buf))
+        self.io.try_read(buf)
     }
 
     /// Writes what fits without waiting; `WouldBlock` if nothing does.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .try_io(Direction::Write, || (&*source).write(buf))
-    }
-
-    fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Read, || (&*source).read(buf))
-    }
-
-    fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Write, || (&*source).write(buf))
+        self.io.try_write(buf)
     }
 }
 
@@ -296,11 +274,11 @@ impl super::split::Stream for TcpStream {
     type Addr = SocketAddr;
 
     fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
+        self.io.poll_read(cx, buf)
     }
 
     fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        self.io.poll_write(cx, buf)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
@@ -322,7 +300,7 @@ impl AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_read_priv(cx, buf)
+        self.io.poll_read(cx, buf)
     }
 }
 
@@ -332,7 +310,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
+        self.io.poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

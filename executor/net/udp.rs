@@ -81,77 +81,57 @@ impl UdpSocket {
 
     /// Sends `buf` to the connected peer; returns the bytes sent.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io_op(Direction::Write, || self.io.source().send(buf))
-            .await
+        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Write, |s| s.send(buf))).await
     }
 
     /// Receives one datagram from the connected peer into `buf`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let source = self.io.source();
-        std::future::poll_fn(|cx| {
-            self.io
-                .registration()
-                .poll_io(cx, Direction::Read, || source.recv(buf))
-        })
-        .await
+        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Read, |s| s.recv(buf))).await
     }
 
     /// Sends `buf` to `target`.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
         let target = resolve_one(target)?;
-        self.io_op(Direction::Write, || self.io.source().send_to(buf, target))
-            .await
-    }
-
-    /// Receives one datagram into `buf`; returns its length and sender.
-    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        let source = self.io.source();
         std::future::poll_fn(|cx| {
             self.io
-                .registration()
-                .poll_io(cx, Direction::Read, || source.recv_from(buf))
+                .poll_op(cx, Direction::Write, |s| s.send_to(buf, target))
         })
         .await
     }
 
+    /// Receives one datagram into `buf`; returns its length and sender.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Read, |s| s.recv_from(buf))).await
+    }
+
     /// Waits until a datagram may be there to receive.
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read)).await;
-        Ok(())
+        self.io.ready(Direction::Read).await
     }
 
     /// Waits until a datagram may be sent.
     pub async fn writable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write)).await;
-        Ok(())
+        self.io.ready(Direction::Write).await
     }
 
     /// Sends to the connected peer without waiting.
     pub fn try_send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io
-            .registration()
-            .try_io(Direction::Write, || self.io.source().send(buf))
+        self.io.try_op(Direction::Write, |s| s.send(buf))
     }
 
     /// Receives from the connected peer without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io
-            .registration()
-            .try_io(Direction::Read, || self.io.source().recv(buf))
+        self.io.try_op(Direction::Read, |s| s.recv(buf))
     }
 
     /// Sends to `target` without waiting.
     pub fn try_send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.io
-            .registration()
-            .try_io(Direction::Write, || self.io.source().send_to(buf, target))
+        self.io.try_op(Direction::Write, |s| s.send_to(buf, target))
     }
 
     /// Receives without waiting.
     pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.io
-            .registration()
-            .try_io(Direction::Read, || self.io.source().recv_from(buf))
+        self.io.try_op(Direction::Read, |s| s.recv_from(buf))
     }
 
     /// Whether broadcast sends are allowed (`SO_BROADCAST`).
@@ -172,14 +152,6 @@ impl UdpSocket {
     /// Sets the IP time-to-live.
     pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
         self.io.source().set_ttl(ttl)
-    }
-
-    async fn io_op<R>(
-        &self,
-        direction: Direction,
-        mut op: impl FnMut() -> io::Result<R>,
-    ) -> io::Result<R> {
-        std::future::poll_fn(|cx| self.io.registration().poll_io(cx, direction, &mut op)).await
     }
 }
 

@@ -3,7 +3,7 @@
 //! (as in `tokio::net::unix`).
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
@@ -163,30 +163,22 @@ impl UnixStream {
 
     /// Waits until the socket may be readable.
     pub async fn readable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Read)).await;
-        Ok(())
+        self.io.ready(Direction::Read).await
     }
 
     /// Waits until the socket may be writable.
     pub async fn writable(&self) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.io.registration().poll_ready(cx, Direction::Write)).await;
-        Ok(())
+        self.io.ready(Direction::Write).await
     }
 
     /// Reads what is there without waiting.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .try_io(Direction::Read, || (&*source).read(buf))
+        self.io.try_read(buf)
     }
 
     /// Writes what fits without waiting.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .try_io(Direction::Write, || (&*source).write(buf))
+        self.io.try_write(buf)
     }
 }
 
@@ -223,17 +215,11 @@ impl super::split::Stream for UnixStream {
     type Addr = SocketAddr;
 
     fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Read, || (&*source).read(buf))
+        self.io.poll_read(cx, buf)
     }
 
     fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let source = self.io.source();
-        self.io
-            .registration()
-            .poll_io(cx, Direction::Write, || (&*source).write(buf))
+        self.io.poll_write(cx, buf)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
