@@ -2,6 +2,8 @@
 //! `WouldBlock`, errors, and a blocking handler that does not hold up the
 //! other connections.
 
+mod support;
+
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,21 +51,9 @@ fn echo_1000_concurrent_connections() {
         let clients: Vec<_> = (0..1000)
             .map(|i| {
                 wq::spawn(async move {
-                    let mut stream = TcpStream::connect(addr).await.unwrap();
+                    let stream = TcpStream::connect(addr).await.unwrap();
                     let sent = payload(i, 16 * 1024);
-                    let (mut reader, mut writer) = TcpStream::split(&mut stream);
-                    let write = async {
-                        for piece in sent.chunks(1000) {
-                            writer.write_all(piece).await.unwrap();
-                        }
-                        writer.close().await.unwrap();
-                    };
-                    let read = async {
-                        let mut received = Vec::new();
-                        reader.read_to_end(&mut received).await.unwrap();
-                        received
-                    };
-                    let ((), received) = futures::join!(write, read);
+                    let received = support::echo_round_trip(stream, &sent).await;
                     assert!(received == sent, "client {i}: echoed bytes differ");
                 })
             })

@@ -1,6 +1,8 @@
 //! UDP and Unix sockets on the reactor: echo round trips with every byte
 //! checked.
 
+mod support;
+
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -144,19 +146,7 @@ fn unix_echo_1000_concurrent_connections() {
                 wq::spawn(async move {
                     let stream = UnixStream::connect(&path).await.unwrap();
                     let sent = payload(i, 0, 16 * 1024);
-                    let (mut reader, mut writer) = stream.split();
-                    let write = async {
-                        for piece in sent.chunks(1000) {
-                            writer.write_all(piece).await.unwrap();
-                        }
-                        writer.close().await.unwrap();
-                    };
-                    let read = async {
-                        let mut received = Vec::new();
-                        reader.read_to_end(&mut received).await.unwrap();
-                        received
-                    };
-                    let ((), received) = futures::join!(write, read);
+                    let received = support::echo_round_trip(stream, &sent).await;
                     assert!(received == sent, "client {i}: echoed bytes differ");
                 })
             })

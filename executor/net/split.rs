@@ -181,3 +181,136 @@ impl<S: Stream> AsyncWrite for OwnedWriteHalf<S> {
         Poll::Ready(self.stream.shutdown_write())
     }
 }
+
+/// The API every byte stream has, generated once for `TcpStream` and
+/// `UnixStream` (each has an `io: PollEvented<_>` field and inherent
+/// `local_addr`/`peer_addr` returning `$addr`): readiness waits,
+/// `try_read`/`try_write`, `split`/`into_split` with the halves' aliases,
+/// and `futures::io::{AsyncRead, AsyncWrite}`.
+macro_rules! byte_stream {
+    ($stream:ident, $addr:ty) => {
+        impl $stream {
+            /// Waits until the socket may be readable: then `try_read` may
+            /// succeed (or report `WouldBlock` again, after a spurious
+            /// wakeup).
+            pub async fn readable(&self) -> io::Result<()> {
+                self.io.ready(Direction::Read).await
+            }
+
+            /// Waits until the socket may be writable.
+            pub async fn writable(&self) -> io::Result<()> {
+                self.io.ready(Direction::Write).await
+            }
+
+            /// Reads what is there without waiting; `WouldBlock` if nothing
+            /// is. `Ok(0)` means the peer closed its side.
+            pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.io.try_read(buf)
+            }
+
+            /// Writes what fits without waiting; `WouldBlock` if nothing
+            /// does.
+            pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+                self.io.try_write(buf)
+            }
+
+            /// Splits the stream into a read half and a write half that
+            /// borrow it, usable from two futures at once (each direction
+            /// has its own waker). With `futures::io::AsyncReadExt` in
+            /// scope, `stream.split()` means that trait's `split` (by
+            /// value, behind a lock): call this one as
+            #[doc = concat!("`", stringify!($stream), "::split(&mut stream)`.")]
+            pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+                super::split::split(self)
+            }
+
+            /// Splits the stream into owned halves, which may move to
+            /// different tasks. Dropping the write half shuts the write
+            /// side down, as tokio's does; `OwnedReadHalf::reunite` puts
+            /// them back together.
+            pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+                super::split::into_split(self)
+            }
+        }
+
+        #[doc = concat!("The read half of [`", stringify!($stream), "::split`].")]
+        pub type ReadHalf<'a> = super::split::ReadHalf<'a, $stream>;
+        #[doc = concat!("The write half of [`", stringify!($stream), "::split`].")]
+        pub type WriteHalf<'a> = super::split::WriteHalf<'a, $stream>;
+        #[doc = concat!("The read half of [`", stringify!($stream), "::into_split`].")]
+        pub type OwnedReadHalf = super::split::OwnedReadHalf<$stream>;
+        #[doc = concat!(
+                            "The write half of [`", stringify!($stream),
+                            "::into_split`]: shuts the write side down when dropped."
+                        )]
+        pub type OwnedWriteHalf = super::split::OwnedWriteHalf<$stream>;
+        /// Halves of two different streams given to `OwnedReadHalf::reunite`.
+        pub type ReuniteError = super::split::ReuniteError<$stream>;
+
+        impl super::split::Stream for $stream {
+            type Addr = $addr;
+
+            fn poll_read_half(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_read(cx, buf)
+            }
+
+            fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+                self.io.poll_write(cx, buf)
+            }
+
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.io.source().shutdown(std::net::Shutdown::Write)
+            }
+
+            fn local_addr(&self) -> io::Result<$addr> {
+                $stream::local_addr(self)
+            }
+
+            fn peer_addr(&self) -> io::Result<$addr> {
+                $stream::peer_addr(self)
+            }
+        }
+
+        impl futures::io::AsyncRead for $stream {
+            fn poll_read(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_read(cx, buf)
+            }
+        }
+
+        impl futures::io::AsyncWrite for $stream {
+            fn poll_write(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
+                // Writes go straight to the socket: nothing is buffered.
+                Poll::Ready(Ok(()))
+            }
+
+            /// Shuts the write side down (the peer reads end of stream).
+            fn poll_close(
+                self: std::pin::Pin<&mut Self>,
+                _cx: &mut Context<'_>,
+            ) -> Poll<io::Result<()>> {
+                Poll::Ready(self.io.source().shutdown(std::net::Shutdown::Write))
+            }
+        }
+    };
+}
+
+pub(crate) use byte_stream;

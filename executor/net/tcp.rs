@@ -4,11 +4,9 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::task::{Context, Poll};
 
-use futures::io::{AsyncRead, AsyncWrite};
 use mio::Interest;
 
 use super::reactor::Direction;
@@ -216,113 +214,9 @@ impl TcpStream {
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.source().set_nodelay(nodelay)
     }
-
-    /// Waits until the socket may be readable: then `try_read` may succeed
-    /// (or report `WouldBlock` again, after a spurious wakeup).
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read).await
-    }
-
-    /// Waits until the socket may be writable.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write).await
-    }
-
-    /// Reads what is there without waiting; `WouldBlock` if nothing is.
-    /// `Ok(0)` means the peer closed its side.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_read(buf)
-    }
-
-    /// Writes what fits without waiting; `WouldBlock` if nothing does.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_write(buf)
-    }
 }
 
-impl TcpStream {
-    /// Splits the stream into a read half and a write half that borrow it,
-    /// usable from two futures at once (each direction has its own waker).
-    /// With `futures::io::AsyncReadExt` in scope, `stream.split()` means
-    /// that trait's `split` (by value, behind a lock); call this one as
-    /// `TcpStream::split(&mut stream)`.
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        super::split::split(self)
-    }
-
-    /// Splits the stream into owned halves, which may move to different
-    /// tasks. Dropping the write half shuts the write side down, as tokio's
-    /// does; `OwnedReadHalf::reunite` puts them back together.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        super::split::into_split(self)
-    }
-}
-
-/// The read half of [`TcpStream::split`].
-pub type ReadHalf<'a> = super::split::ReadHalf<'a, TcpStream>;
-/// The write half of [`TcpStream::split`].
-pub type WriteHalf<'a> = super::split::WriteHalf<'a, TcpStream>;
-/// The read half of [`TcpStream::into_split`].
-pub type OwnedReadHalf = super::split::OwnedReadHalf<TcpStream>;
-/// The write half of [`TcpStream::into_split`]: shuts the write side down
-/// when dropped.
-pub type OwnedWriteHalf = super::split::OwnedWriteHalf<TcpStream>;
-/// Halves of two different streams given to `OwnedReadHalf::reunite`.
-pub type ReuniteError = super::split::ReuniteError<TcpStream>;
-
-impl super::split::Stream for TcpStream {
-    type Addr = SocketAddr;
-
-    fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-
-    fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.io.source().shutdown(Shutdown::Write)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        TcpStream::local_addr(self)
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        TcpStream::peer_addr(self)
-    }
-}
-
-impl AsyncRead for TcpStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TcpStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Writes go straight to the socket: nothing is buffered here.
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write side down (the peer reads end of stream).
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.io.source().shutdown(Shutdown::Write))
-    }
-}
+super::split::byte_stream!(TcpStream, SocketAddr);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

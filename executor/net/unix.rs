@@ -4,13 +4,10 @@
 
 use std::fmt;
 use std::io;
-use std::net::Shutdown;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::io::{AsyncRead, AsyncWrite};
 use mio::Interest;
 
 use super::reactor::Direction;
@@ -160,109 +157,9 @@ impl UnixStream {
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.io.source().peer_addr()
     }
-
-    /// Waits until the socket may be readable.
-    pub async fn readable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Read).await
-    }
-
-    /// Waits until the socket may be writable.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.io.ready(Direction::Write).await
-    }
-
-    /// Reads what is there without waiting.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io.try_read(buf)
-    }
-
-    /// Writes what fits without waiting.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.io.try_write(buf)
-    }
 }
 
-impl UnixStream {
-    /// Splits the stream into a read half and a write half that borrow it,
-    /// usable from two futures at once. With `futures::io::AsyncReadExt` in
-    /// scope, call it as `UnixStream::split(&mut stream)` (that trait has a
-    /// `split` too).
-    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        super::split::split(self)
-    }
-
-    /// Splits the stream into owned halves, which may move to different
-    /// tasks. Dropping the write half shuts the write side down;
-    /// `OwnedReadHalf::reunite` puts them back together.
-    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        super::split::into_split(self)
-    }
-}
-
-/// The read half of [`UnixStream::split`].
-pub type ReadHalf<'a> = super::split::ReadHalf<'a, UnixStream>;
-/// The write half of [`UnixStream::split`].
-pub type WriteHalf<'a> = super::split::WriteHalf<'a, UnixStream>;
-/// The read half of [`UnixStream::into_split`].
-pub type OwnedReadHalf = super::split::OwnedReadHalf<UnixStream>;
-/// The write half of [`UnixStream::into_split`]: shuts the write side down
-/// when dropped.
-pub type OwnedWriteHalf = super::split::OwnedWriteHalf<UnixStream>;
-/// Halves of two different streams given to `OwnedReadHalf::reunite`.
-pub type ReuniteError = super::split::ReuniteError<UnixStream>;
-
-impl super::split::Stream for UnixStream {
-    type Addr = SocketAddr;
-
-    fn poll_read_half(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_read(cx, buf)
-    }
-
-    fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_write(cx, buf)
-    }
-
-    fn shutdown_write(&self) -> io::Result<()> {
-        self.io.source().shutdown(Shutdown::Write)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        UnixStream::local_addr(self)
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        UnixStream::peer_addr(self)
-    }
-}
-
-impl AsyncRead for UnixStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        super::split::Stream::poll_read_half(&*self, cx, buf)
-    }
-}
-
-impl AsyncWrite for UnixStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        super::split::Stream::poll_write_half(&*self, cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    /// Shuts the write side down.
-    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.io.source().shutdown(Shutdown::Write))
-    }
-}
+super::split::byte_stream!(UnixStream, SocketAddr);
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

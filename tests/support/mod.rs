@@ -118,3 +118,27 @@ impl Write for Capture {
         Ok(())
     }
 }
+
+/// Sends `sent` over `stream` in 1,000-byte pieces while reading the echo
+/// back, shuts the write side down, and returns what came back until end
+/// of stream.
+pub async fn echo_round_trip<S>(stream: S, sent: &[u8]) -> Vec<u8>
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (mut reader, mut writer) = AsyncReadExt::split(stream);
+    let write = async {
+        for piece in sent.chunks(1000) {
+            writer.write_all(piece).await.unwrap();
+        }
+        writer.close().await.unwrap();
+    };
+    let read = async {
+        let mut received = Vec::new();
+        reader.read_to_end(&mut received).await.unwrap();
+        received
+    };
+    futures::join!(write, read).1
+}
