@@ -239,10 +239,8 @@ macro_rules! byte_stream {
         pub type WriteHalf<'a> = super::split::WriteHalf<'a, $stream>;
         #[doc = concat!("The read half of [`", stringify!($stream), "::into_split`].")]
         pub type OwnedReadHalf = super::split::OwnedReadHalf<$stream>;
-        #[doc = concat!(
-                            "The write half of [`", stringify!($stream),
-                            "::into_split`]: shuts the write side down when dropped."
-                        )]
+        /// The write half of `into_split`: shuts the write side down when
+        /// dropped.
         pub type OwnedWriteHalf = super::split::OwnedWriteHalf<$stream>;
         /// Halves of two different streams given to `OwnedReadHalf::reunite`.
         pub type ReuniteError = super::split::ReuniteError<$stream>;
