@@ -334,3 +334,41 @@ fn a_spinning_handler_does_not_stop_io() {
         );
     });
 }
+
+/// On an idle runtime the worker that sleeps in the reactor runs what an
+/// I/O event wakes itself (it claims itself instead of waking another
+/// worker). The monitor, asleep while no worker ran, must learn that a
+/// worker runs again: a task that then spins in its poll is detected.
+#[test]
+fn a_task_woken_by_io_on_an_idle_runtime_is_watched() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let rt = wq::Builder::new().workers(1).build().unwrap();
+    let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let reader = rt.spawn({
+        let release = release.clone();
+        async move {
+            let mut theirs = wq::net::UnixStream::from_std(theirs).unwrap();
+            let mut byte = [0u8; 1];
+            theirs.read_exact(&mut byte).await.unwrap();
+            let start = std::time::Instant::now();
+            while !release.load(SeqCst) && start.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            release.load(SeqCst)
+        }
+    });
+    // The runtime goes idle: its worker sleeps in the reactor, the
+    // monitor sleeps too.
+    std::thread::sleep(Duration::from_millis(50));
+    ours.write_all(b"x").unwrap();
+    let metrics = rt.handle().metrics();
+    let detected = support::eventually(Duration::from_secs(10), || {
+        metrics.hog_detections() + metrics.blocked_detections() > 0
+    });
+    release.store(true, SeqCst);
+    assert!(detected, "the spinning task was never detected");
+    assert!(rt.block_on(reader).unwrap());
+}

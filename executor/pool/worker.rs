@@ -430,6 +430,11 @@ impl Local {
                 // producer path decide (a kick, maybe of us: then the loop
                 // finds the token and the flag).
                 if shared.idle.claim(&self.me) {
+                    // Counted running as a kick would count it: the
+                    // observer (which may sleep while no worker runs) must
+                    // learn of it, or a poll of ours that gets stuck goes
+                    // unwatched.
+                    shared.wake_polls_observer();
                     break None;
                 }
                 shared.notify_work();
