@@ -18,18 +18,8 @@ async fn echo_server() -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     wq::spawn(async move {
         loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            wq::spawn(async move {
-                let mut buf = vec![0; 4096];
-                loop {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    if n == 0 {
-                        socket.close().await.unwrap();
-                        return;
-                    }
-                    socket.write_all(&buf[..n]).await.unwrap();
-                }
-            });
+            let (socket, _) = listener.accept().await.unwrap();
+            wq::spawn(support::echo_connection(socket));
         }
     });
     addr
@@ -152,59 +142,53 @@ fn bind_and_connect_errors() {
     });
 }
 
-/// A handler that blocks its worker without annotation (a std channel
-/// `recv`, here until the test releases it, at most 10 s) does not delay
-/// the other connections: the monitor takes its worker out and another
-/// serves them. Without the monitor they would wait for the release, which
-/// comes only after they were served: the blocker would time out.
-#[test]
-fn a_blocking_handler_does_not_delay_other_connections() {
-    let rt = wq::Builder::new().workers(2).build().unwrap();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = Arc::new(std::sync::Mutex::new(released));
+/// Serves one-byte echoes on `rt`; the handler of the connection that
+/// sends `b'S'` first calls `stall` inside its poll, unannotated, and
+/// answers `R` if `stall` returns true (it was released) or `T` (it gave
+/// up after 10 s). Waits until `detected` says the monitor found the
+/// stalled poll, checks that 20 other connections are served meanwhile,
+/// then calls `release` and checks that the stalled handler was released
+/// rather than timed out: without the monitor, the others would wait for
+/// the release, which comes only after they were served.
+fn others_are_served_while_a_handler_stalls(
+    rt: &wq::Runtime,
+    stall: impl Fn() -> bool + Send + Sync + 'static,
+    detected: impl Fn(&wq::RuntimeMetrics) -> bool,
+    release: impl FnOnce(),
+) {
+    let stall = Arc::new(stall);
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        wq::spawn({
-            async move {
-                loop {
-                    let (mut socket, _) = listener.accept().await.unwrap();
-                    let released = released.clone();
-                    wq::spawn(async move {
-                        let mut byte = [0u8; 1];
-                        socket.read_exact(&mut byte).await.unwrap();
-                        if byte[0] == b'B' {
-                            // Blocks the worker, unannotated.
-                            let wait = released
-                                .lock()
-                                .unwrap()
-                                .recv_timeout(Duration::from_secs(10));
-                            byte[0] = if wait.is_ok() { b'R' } else { b'T' };
-                        }
-                        socket.write_all(&byte).await.unwrap();
-                    });
-                }
+        wq::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let stall = stall.clone();
+                wq::spawn(async move {
+                    let mut byte = [0u8; 1];
+                    socket.read_exact(&mut byte).await.unwrap();
+                    if byte[0] == b'S' {
+                        byte[0] = if stall() { b'R' } else { b'T' };
+                    }
+                    socket.write_all(&byte).await.unwrap();
+                });
             }
         });
-        let blocker = wq::spawn(async move {
+        let stalled = wq::spawn(async move {
             let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(b"B").await.unwrap();
+            stream.write_all(b"S").await.unwrap();
             let mut byte = [0u8; 1];
             stream.read_exact(&mut byte).await.unwrap();
             byte[0]
         });
-        // Until the monitor found the blocked handler.
         let metrics = wq::Handle::current().metrics();
         for _ in 0..10_000 {
-            if metrics.blocked_detections() > 0 {
+            if detected(&metrics) {
                 break;
             }
             wq::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(
-            metrics.blocked_detections() > 0,
-            "the handler never blocked"
-        );
+        assert!(detected(&metrics), "the stalled handler was never detected");
         for _ in 0..20 {
             let mut stream = TcpStream::connect(addr).await.unwrap();
             stream.write_all(b"a").await.unwrap();
@@ -212,13 +196,61 @@ fn a_blocking_handler_does_not_delay_other_connections() {
             stream.read_exact(&mut byte).await.unwrap();
             assert_eq!(&byte, b"a");
         }
-        release.send(()).unwrap();
+        release();
         assert_eq!(
-            blocker.await.unwrap(),
+            stalled.await.unwrap(),
             b'R',
-            "the blocked handler timed out: the other connections waited for it"
+            "the stalled handler timed out: the other connections waited for it"
         );
     });
+}
+
+/// A handler that blocks its worker without annotation (a std channel
+/// `recv`, until the test releases it, at most 10 s) does not delay the
+/// other connections: the monitor finds it blocked, takes its worker out,
+/// and another serves them.
+#[test]
+fn a_blocking_handler_does_not_delay_other_connections() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Mutex::new(released);
+    others_are_served_while_a_handler_stalls(
+        &rt,
+        move || {
+            let released = released.lock().unwrap();
+            released.recv_timeout(Duration::from_secs(10)).is_ok()
+        },
+        |metrics| metrics.blocked_detections() > 0,
+        move || release.send(()).unwrap(),
+    );
+}
+
+/// A handler that spins on the CPU without yielding (until the test
+/// releases it, at most 10 s) on a 1-worker runtime does not stop I/O:
+/// the monitor takes the hog's worker out of concurrency management, and
+/// another worker polls the reactor and serves the other connections (the
+/// failure of tokio #4730 and #6315, where the worker owning the I/O
+/// driver is stuck). Detected as a hog, or as blocked if the machine is so
+/// loaded that its thread's CPU time cannot be read in time.
+#[test]
+fn a_spinning_handler_does_not_stop_io() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    let rt = wq::Builder::new().workers(1).build().unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let spin = release.clone();
+    others_are_served_while_a_handler_stalls(
+        &rt,
+        move || {
+            let start = std::time::Instant::now();
+            while !spin.load(SeqCst) && start.elapsed() < Duration::from_secs(10) {
+                std::hint::spin_loop();
+            }
+            spin.load(SeqCst)
+        },
+        |metrics| metrics.hog_detections() + metrics.blocked_detections() > 0,
+        move || release.store(true, SeqCst),
+    );
 }
 
 /// `split` halves work from two futures at once; `into_split` halves from
@@ -260,78 +292,6 @@ fn split_and_into_split() {
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
-    });
-}
-
-/// A handler that spins on the CPU without yielding (until the test
-/// releases it, at most 10 s) on a 1-worker runtime does not stop I/O:
-/// the monitor takes the hog's worker out of concurrency management, and
-/// another worker polls the reactor and serves the other connections (the
-/// failure of tokio #4730 and #6315, where the worker owning the I/O
-/// driver is stuck).
-#[test]
-fn a_spinning_handler_does_not_stop_io() {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-
-    let rt = wq::Builder::new().workers(1).build().unwrap();
-    let release = Arc::new(AtomicBool::new(false));
-    rt.block_on(async {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        wq::spawn({
-            let release = release.clone();
-            async move {
-                loop {
-                    let (mut socket, _) = listener.accept().await.unwrap();
-                    let release = release.clone();
-                    wq::spawn(async move {
-                        let mut byte = [0u8; 1];
-                        socket.read_exact(&mut byte).await.unwrap();
-                        if byte[0] == b'S' {
-                            let start = std::time::Instant::now();
-                            while !release.load(SeqCst) && start.elapsed() < Duration::from_secs(10)
-                            {
-                                std::hint::spin_loop();
-                            }
-                            byte[0] = if release.load(SeqCst) { b'R' } else { b'T' };
-                        }
-                        socket.write_all(&byte).await.unwrap();
-                    });
-                }
-            }
-        });
-        let spinner = wq::spawn(async move {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(b"S").await.unwrap();
-            let mut byte = [0u8; 1];
-            stream.read_exact(&mut byte).await.unwrap();
-            byte[0]
-        });
-        let metrics = wq::Handle::current().metrics();
-        // Until the monitor took the spinning poll out of concurrency
-        // management (as a hog, or as blocked if the machine is so loaded
-        // that its thread's CPU time cannot be read in time).
-        let detected = || metrics.hog_detections() + metrics.blocked_detections() > 0;
-        for _ in 0..10_000 {
-            if detected() {
-                break;
-            }
-            wq::time::sleep(Duration::from_millis(1)).await;
-        }
-        assert!(detected(), "the spinning handler was never detected");
-        for _ in 0..20 {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream.write_all(b"a").await.unwrap();
-            let mut byte = [0u8; 1];
-            stream.read_exact(&mut byte).await.unwrap();
-            assert_eq!(&byte, b"a");
-        }
-        release.store(true, SeqCst);
-        assert_eq!(
-            spinner.await.unwrap(),
-            b'R',
-            "the spinning handler timed out: I/O waited for it"
-        );
     });
 }
 

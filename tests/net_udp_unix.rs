@@ -126,18 +126,8 @@ fn unix_echo_1000_concurrent_connections() {
         let listener = UnixListener::bind(&path).unwrap();
         wq::spawn(async move {
             loop {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                wq::spawn(async move {
-                    let mut buf = vec![0; 4096];
-                    loop {
-                        let n = socket.read(&mut buf).await.unwrap();
-                        if n == 0 {
-                            socket.close().await.unwrap();
-                            return;
-                        }
-                        socket.write_all(&buf[..n]).await.unwrap();
-                    }
-                });
+                let (socket, _) = listener.accept().await.unwrap();
+                wq::spawn(support::echo_connection(socket));
             }
         });
         let clients: Vec<_> = (0..1000)

@@ -142,3 +142,22 @@ where
     };
     futures::join!(write, read).1
 }
+
+/// Echoes what `socket` sends until the peer closes its side, then closes
+/// its own.
+pub async fn echo_connection<S>(mut socket: S)
+where
+    S: futures::io::AsyncRead + futures::io::AsyncWrite + Unpin,
+{
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut buf = vec![0; 4096];
+    loop {
+        let n = socket.read(&mut buf).await.unwrap();
+        if n == 0 {
+            socket.close().await.unwrap();
+            return;
+        }
+        socket.write_all(&buf[..n]).await.unwrap();
+    }
+}
