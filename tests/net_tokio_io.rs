@@ -53,3 +53,31 @@ fn tokio_io_traits_on_unix() {
         assert_eq!(got, "tokio traits");
     });
 }
+
+/// A vectored write sends every slice in order in one call (hyper sends a
+/// response's head and body this way), and a read into a buffer's spare,
+/// uninitialized capacity (`read_buf`) hands back exactly the bytes sent.
+#[test]
+fn vectored_writes_and_reads_into_uninitialized_memory() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut a, b) = UnixStream::pair().unwrap();
+        assert!(tokio::io::AsyncWrite::is_write_vectored(&a));
+        let slices = [
+            std::io::IoSlice::new(b"head "),
+            std::io::IoSlice::new(b""),
+            std::io::IoSlice::new(b"and body"),
+        ];
+        let written = a.write_vectored(&slices).await.unwrap();
+        assert_eq!(written, 13, "a 13-byte writev to an empty socket is whole");
+        let (mut reader, _writer) = b.into_split();
+        let mut received: Vec<u8> = Vec::with_capacity(64);
+        while received.len() < 13 {
+            let n = reader.read_buf(&mut received).await.unwrap();
+            assert!(n > 0, "end of stream after {} bytes", received.len());
+        }
+        assert_eq!(received, b"head and body");
+        a.shutdown().await.unwrap();
+        assert_eq!(reader.read_buf(&mut received).await.unwrap(), 0);
+    });
+}

@@ -19,7 +19,7 @@ mod udp;
 #[cfg(unix)]
 pub mod unix;
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -91,7 +91,9 @@ impl<S: Source> PollEvented<S> {
     }
 }
 
-/// Byte streams (TCP, Unix): reads and writes through `&S`.
+/// Byte streams (TCP, Unix): reads and writes through `&S`. A read or
+/// write that moves fewer bytes than asked clears the readiness it ran on
+/// (see [`Registration::poll_transfer`]).
 impl<S: Source> PollEvented<S>
 where
     for<'a> &'a S: Read + Write,
@@ -101,11 +103,29 @@ where
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_op(cx, Direction::Read, |mut source| source.read(buf))
+        let len = buf.len();
+        self.registration
+            .poll_transfer(cx, Direction::Read, len, || (&self.source).read(buf))
     }
 
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_op(cx, Direction::Write, |mut source| source.write(buf))
+        self.registration
+            .poll_transfer(cx, Direction::Write, buf.len(), || {
+                (&self.source).write(buf)
+            })
+    }
+
+    /// One `writev` of all of `bufs`.
+    pub(crate) fn poll_write_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let len = bufs.iter().map(|buf| buf.len()).sum();
+        self.registration
+            .poll_transfer(cx, Direction::Write, len, || {
+                (&self.source).write_vectored(bufs)
+            })
     }
 
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -114,6 +134,24 @@ where
 
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.try_op(Direction::Write, |mut source| source.write(buf))
+    }
+}
+
+/// Reads into memory that is not initialized yet (tokio's `ReadBuf`),
+/// through `recv(2)`, which only writes: zeroing the buffer first would
+/// cost a `memset` of all of it per read.
+#[cfg(unix)]
+impl<S: Source + std::os::fd::AsFd> PollEvented<S> {
+    pub(crate) fn poll_recv_uninit(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        let len = buf.len();
+        self.registration
+            .poll_transfer(cx, Direction::Read, len, || {
+                socket2::SockRef::from(&self.source).recv(buf)
+            })
     }
 }
 

@@ -14,9 +14,10 @@
 //! Each registered source has a [`ScheduledIo`]: its readiness, packed with
 //! a tick that counts the events delivered to it, and the wakers of the task
 //! waiting to read and of the one waiting to write. A task that saw a
-//! source ready and then got `WouldBlock` clears the readiness it saw, and
-//! only if no newer event arrived since (the tick is unchanged), so an event
-//! is never lost between the check and the clear.
+//! source ready and then got `WouldBlock` (or read or wrote fewer bytes than
+//! it asked, see [`Registration::poll_transfer`]) clears the readiness it
+//! saw, and only if no newer event arrived since (the tick is unchanged), so
+//! an event is never lost between the check and the clear.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
@@ -379,6 +380,34 @@ impl Registration {
         }
     }
 
+    /// [`poll_io`](Registration::poll_io) for a read or write `op` of `len`
+    /// bytes. A transfer shorter than asked for, but not empty, means the
+    /// socket's buffer was drained (read) or filled (write): the readiness
+    /// seen is cleared then too, which spares the call that would only
+    /// have found `WouldBlock` (one `recv` per request on a request/response
+    /// connection). Data that arrives after the transfer is a new edge,
+    /// reported by the next poll; an event already dispatched has moved the
+    /// tick, and the clear does nothing.
+    pub(crate) fn poll_transfer(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let event = std::task::ready!(self.io.poll_ready(cx, direction));
+            match op() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+                Ok(n) if n > 0 && n < len => {
+                    self.io.clear(event);
+                    return Poll::Ready(Ok(n));
+                }
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
     /// Waits until the source is ready in `direction`.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<()> {
         self.io.poll_ready(cx, direction).map(|_| ())
@@ -483,6 +512,46 @@ mod tests {
         registration.deregister(&mut b).unwrap();
         drop(registration);
         assert!(!reactor.has_sources());
+    }
+
+    /// A read shorter than its buffer clears the readiness it ran on: the
+    /// next read waits for an event instead of calling `read` for a
+    /// `WouldBlock`. A full read keeps it.
+    #[test]
+    fn a_short_read_clears_readiness_and_a_full_one_keeps_it() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let b = mio::net::UnixStream::from_std(b);
+        let mut source = b;
+        let registration = reactor.register(&mut source, Interest::READABLE).unwrap();
+        let waker = Waker::from(Arc::new(CountingWaker::default()));
+        let mut cx = Context::from_waker(&waker);
+        let calls = AtomicUsize::new(0);
+        let mut read = |buf: &mut [u8]| {
+            let len = buf.len();
+            registration.poll_transfer(&mut cx, Direction::Read, len, || {
+                calls.fetch_add(1, SeqCst);
+                (&source).read(buf)
+            })
+        };
+        a.write_all(b"abcd").unwrap();
+        reactor.turn(Some(Duration::from_secs(5)));
+        // Full: 2 of the 4 bytes fill the buffer; readiness stays.
+        assert!(matches!(read(&mut [0; 2]), Poll::Ready(Ok(2))));
+        // Short: 2 bytes into 8.
+        assert!(matches!(read(&mut [0; 8]), Poll::Ready(Ok(2))));
+        assert_eq!(calls.load(SeqCst), 2);
+        // Cleared: pending without a third `read`.
+        assert!(read(&mut [0; 8]).is_pending());
+        assert_eq!(calls.load(SeqCst), 2);
+        // New data is a new event.
+        a.write_all(b"ef").unwrap();
+        reactor.turn(Some(Duration::from_secs(5)));
+        let mut buf = [0; 8];
+        assert!(matches!(read(&mut buf), Poll::Ready(Ok(2))));
+        assert_eq!(&buf[..2], b"ef");
+        registration.deregister(&mut source).unwrap();
     }
 
     /// `wake` interrupts a turn that would wait forever.

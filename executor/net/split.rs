@@ -21,6 +21,18 @@ pub trait Stream: fmt::Debug + Send + Sync + 'static {
     #[doc(hidden)]
     fn poll_write_half(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
     #[doc(hidden)]
+    fn poll_write_vectored_half(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>>;
+    #[doc(hidden)]
+    fn poll_recv_uninit_half(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [std::mem::MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>>;
+    #[doc(hidden)]
     fn shutdown_write(&self) -> io::Result<()>;
     #[doc(hidden)]
     fn local_addr(&self) -> io::Result<Self::Addr>;
@@ -76,7 +88,21 @@ pub(crate) fn into_split<S: Stream>(stream: S) -> (OwnedReadHalf<S>, OwnedWriteH
     )
 }
 
+impl<'a, S: Stream> ReadHalf<'a, S> {
+    /// The stream read from.
+    #[cfg_attr(not(feature = "tokio-io"), allow(dead_code))]
+    pub(crate) fn stream(&self) -> &'a S {
+        self.0
+    }
+}
+
 impl<S: Stream> OwnedReadHalf<S> {
+    /// The stream read from.
+    #[cfg_attr(not(feature = "tokio-io"), allow(dead_code))]
+    pub(crate) fn stream(&self) -> &S {
+        &self.0
+    }
+
     /// Puts the halves back together into the stream.
     ///
     /// # Errors
@@ -155,6 +181,14 @@ impl<S: Stream> AsyncWrite for WriteHalf<'_, S> {
         self.0.poll_write_half(cx, buf)
     }
 
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_write_vectored_half(cx, bufs)
+    }
+
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
@@ -171,6 +205,14 @@ impl<S: Stream> AsyncWrite for OwnedWriteHalf<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.stream.poll_write_half(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.stream.poll_write_vectored_half(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -260,6 +302,22 @@ macro_rules! byte_stream {
                 self.io.poll_write(cx, buf)
             }
 
+            fn poll_write_vectored_half(
+                &self,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_write_vectored(cx, bufs)
+            }
+
+            fn poll_recv_uninit_half(
+                &self,
+                cx: &mut Context<'_>,
+                buf: &mut [std::mem::MaybeUninit<u8>],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_recv_uninit(cx, buf)
+            }
+
             fn shutdown_write(&self) -> io::Result<()> {
                 self.io.source().shutdown(std::net::Shutdown::Write)
             }
@@ -290,6 +348,14 @@ macro_rules! byte_stream {
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
                 self.io.poll_write(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                self.io.poll_write_vectored(cx, bufs)
             }
 
             fn poll_flush(

@@ -1,30 +1,55 @@
 //! `tokio::io::{AsyncRead, AsyncWrite}` on the stream types (feature
-//! `tokio-io`), written in terms of their `futures::io` implementations.
+//! `tokio-io`).
+//!
+//! Reads go straight into the unfilled part of tokio's `ReadBuf`, which
+//! may not be initialized: `recv(2)` only writes to it, so the buffer is
+//! not zeroed first (zeroing hyper's read buffer before every read cost
+//! 4.5% of an HTTP server's CPU time). Writes are the `futures::io` ones,
+//! vectored writes included (hyper then sends a response's head and body
+//! in one `writev`).
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use tokio::io::ReadBuf;
+
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, Stream, WriteHalf};
 use super::tcp::TcpStream;
 
-/// Implements tokio's `AsyncRead` for a type with `futures::io::AsyncRead`.
+/// Reads what the socket has into `buf`'s unfilled part, waiting if it has
+/// nothing.
+fn poll_read_buf<S: Stream>(
+    stream: &S,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    // SAFETY: the slice is only handed to `recv`, which writes bytes and
+    // never de-initializes any.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let n = std::task::ready!(stream.poll_recv_uninit_half(cx, unfilled))?;
+    // SAFETY: `recv` returned `n`, so it wrote the first `n` bytes of the
+    // unfilled part.
+    unsafe { buf.assume_init(n) };
+    buf.advance(n);
+    Poll::Ready(Ok(()))
+}
+
+/// Implements tokio's `AsyncRead` for a type whose stream `$stream`
+/// (an expression of `$this`) reads.
 macro_rules! tokio_read {
-    (@ [$($generics:tt)*] $ty:ty) => {
+    ([$($generics:tt)*] $ty:ty, |$this:ident| $stream:expr) => {
         impl<$($generics)*> tokio::io::AsyncRead for $ty {
             fn poll_read(
                 self: Pin<&mut Self>,
                 cx: &mut Context<'_>,
-                buf: &mut tokio::io::ReadBuf<'_>,
+                buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                let unfilled = buf.initialize_unfilled();
-                let n = std::task::ready!(futures::io::AsyncRead::poll_read(self, cx, unfilled))?;
-                buf.advance(n);
-                Poll::Ready(Ok(()))
+                let $this = &*self;
+                poll_read_buf($stream, cx, buf)
             }
         }
     };
-    ($($ty:ty),*) => {$(tokio_read!(@ [] $ty);)*};
 }
 
 /// Implements tokio's `AsyncWrite` for a type with `futures::io::AsyncWrite`
@@ -41,6 +66,18 @@ macro_rules! tokio_write {
                 futures::io::AsyncWrite::poll_write(self, cx, buf)
             }
 
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[io::IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                futures::io::AsyncWrite::poll_write_vectored(self, cx, bufs)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 futures::io::AsyncWrite::poll_flush(self, cx)
             }
@@ -53,14 +90,14 @@ macro_rules! tokio_write {
     ($($ty:ty),*) => {$(tokio_write!(@ [] $ty);)*};
 }
 
-tokio_read!(TcpStream);
+tokio_read!([] TcpStream, |this| this);
 tokio_write!(TcpStream);
-tokio_read!(@ [S: Stream] ReadHalf<'_, S>);
-tokio_read!(@ [S: Stream] OwnedReadHalf<S>);
+tokio_read!([S: Stream] ReadHalf<'_, S>, |this| this.stream());
+tokio_read!([S: Stream] OwnedReadHalf<S>, |this| this.stream());
 tokio_write!(@ [S: Stream] WriteHalf<'_, S>);
 tokio_write!(@ [S: Stream] OwnedWriteHalf<S>);
 
 #[cfg(unix)]
-tokio_read!(super::UnixStream);
+tokio_read!([] super::UnixStream, |this| this);
 #[cfg(unix)]
 tokio_write!(super::UnixStream);
