@@ -181,10 +181,18 @@ impl ReactorPark for Reactor {
     }
 }
 
+/// What the thread that polls holds.
+struct Poller {
+    poll: mio::Poll,
+    events: Events,
+    wakers: Vec<Waker>,
+}
+
 /// The reactor of a runtime.
 pub(crate) struct Reactor {
-    /// The poller and its event buffer: one thread polls at a time.
-    poll: Mutex<(mio::Poll, Events)>,
+    /// The poller, its event buffer and the wakers of a turn (kept to
+    /// reuse their allocation): one thread polls at a time.
+    poll: Mutex<Poller>,
     registry: mio::Registry,
     waker: mio::Waker,
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
@@ -209,7 +217,11 @@ impl Reactor {
         let registry = poll.registry().try_clone()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         Ok(Reactor {
-            poll: Mutex::new((poll, Events::with_capacity(EVENTS))),
+            poll: Mutex::new(Poller {
+                poll,
+                events: Events::with_capacity(EVENTS),
+                wakers: Vec::new(),
+            }),
             registry,
             waker,
             sources: Mutex::new(Slab::new()),
@@ -258,15 +270,18 @@ impl Reactor {
         }
     }
 
-    fn turn_locked(&self, poll: &mut (mio::Poll, Events), timeout: Option<Duration>) -> usize {
-        let (poller, events) = poll;
+    fn turn_locked(&self, poller: &mut Poller, timeout: Option<Duration>) -> usize {
+        let Poller {
+            poll: poller,
+            events,
+            wakers,
+        } = poller;
         if let Err(err) = poller.poll(events, timeout) {
             if err.kind() != io::ErrorKind::Interrupted {
                 tracing::error!(error = %err, "wq: polling the I/O reactor failed");
             }
             return 0;
         }
-        let mut wakers = Vec::new();
         {
             let sources = self.sources.lock();
             for event in events.iter() {
@@ -276,11 +291,11 @@ impl Reactor {
                 let Some(io) = sources.get(event.token().0) else {
                     continue;
                 };
-                io.set_readiness(ready_of(event), &mut wakers);
+                io.set_readiness(ready_of(event), wakers);
             }
         }
         let woken = wakers.len();
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.drain(..).for_each(Waker::wake);
         woken
     }
 
