@@ -75,6 +75,57 @@ fn udp_echo_1000_concurrent_clients() {
     });
 }
 
+/// `connect` fixes the peer: `send` goes to it, `recv` takes only its
+/// datagrams (the kernel drops a stranger's), and a second `connect`
+/// changes it. An unconnected socket's `send` is an error, not a hang.
+/// Two datagrams queued at once are both received, each by one `recv`
+/// with room to spare (a short datagram read says nothing about what else
+/// is queued, unlike a short stream read).
+#[test]
+#[cfg(target_os = "linux")]
+fn udp_connect_fixes_the_peer() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let stranger = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let err = a.send(b"nowhere").await.unwrap_err();
+        // EDESTADDRREQ (89 on Linux), as on tokio: the OS error, unchanged.
+        assert_eq!(err.raw_os_error(), Some(89), "{err}");
+        a.connect(b_addr).await.unwrap();
+        b.connect(a_addr).await.unwrap();
+        assert_eq!(a.peer_addr().unwrap(), b_addr);
+
+        stranger.send_to(b"stranger", b_addr).await.unwrap();
+        a.send(b"one").await.unwrap();
+        a.send(b"two").await.unwrap();
+        let mut buf = [0u8; 64];
+        for expected in [&b"one"[..], b"two"] {
+            let n = wq::time::timeout(Duration::from_secs(5), b.recv(&mut buf))
+                .await
+                .expect("a queued datagram was not received")
+                .unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
+        let err = b.try_recv(&mut buf).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::WouldBlock,
+            "the stranger's got through"
+        );
+
+        // Reconnected to the stranger: its datagrams now arrive.
+        b.connect(stranger.local_addr().unwrap()).await.unwrap();
+        stranger.send_to(b"hello", b_addr).await.unwrap();
+        let n = b.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        b.send(b"back").await.unwrap();
+        let (n, from) = stranger.recv_from(&mut buf).await.unwrap();
+        assert_eq!((&buf[..n], from), (&b"back"[..], b_addr));
+    });
+}
+
 /// `try_recv_from` reports `WouldBlock` with nothing queued, and
 /// `readable` waits for the next datagram.
 #[test]
