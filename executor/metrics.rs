@@ -88,10 +88,19 @@ impl RuntimeMetrics {
         self.monitor_stat(|s| &s.hogs)
     }
 
-    /// Times the monitor woke up to look at the workers. It does not tick
-    /// while no worker runs. 0 without a monitor.
+    /// Times the workers' polls were looked at for stuck ones: by the
+    /// monitor thread, or by a running worker between two of its polls
+    /// (which spares the monitor thread a wakeup). Nobody looks while no
+    /// worker runs. 0 without a monitor.
     pub fn monitor_ticks(&self) -> u64 {
         self.monitor_stat(|s| &s.ticks)
+    }
+
+    /// Of [`monitor_ticks`](Self::monitor_ticks), those the monitor thread
+    /// woke up for: while workers run short polls they tick themselves and
+    /// the monitor thread sleeps. 0 without a monitor.
+    pub fn monitor_wakeups(&self) -> u64 {
+        self.monitor_stat(|s| &s.wakeups)
     }
 
     fn monitor_stat(&self, field: impl Fn(&MonitorStats) -> &AtomicU64) -> u64 {

@@ -95,6 +95,7 @@ impl StormRun {
                     blocked: a.blocked + b.blocked,
                     hogs: a.hogs + b.hogs,
                     ticks: a.ticks + b.ticks,
+                    wakeups: a.wakeups + b.wakeups,
                     threads_created: a.threads_created + b.threads_created,
                 })
             })

@@ -1067,7 +1067,7 @@ impl IdleReport {
             wq_cpu_ns: wq,
             tokio_cpu_ns: tokio,
             ratio: ratio_of(wq, tokio),
-            wq_monitor_ticks: idle.wq_monitor.map(|m| m.ticks),
+            wq_monitor_ticks: idle.wq_monitor.map(|m| m.wakeups),
         }
     }
 }
@@ -2889,7 +2889,7 @@ mod tests {
                     wq_cpu: ms(5),
                     tokio_cpu: Duration::ZERO,
                     wq_monitor: Some(crate::rt::MonitorCounts {
-                        ticks: 3,
+                        wakeups: 3,
                         ..Default::default()
                     }),
                 },

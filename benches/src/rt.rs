@@ -155,8 +155,10 @@ pub struct MonitorCounts {
     pub blocked: u64,
     /// Polls found hogging the CPU past `cpu_intensive_threshold`.
     pub hogs: u64,
-    /// Times the monitor woke up to look at the workers.
+    /// Times the workers were looked at, by the monitor or by a worker.
     pub ticks: u64,
+    /// Of which, times the monitor thread woke up for.
+    pub wakeups: u64,
     /// Worker threads created since the runtime started.
     pub threads_created: u64,
 }
@@ -168,6 +170,7 @@ impl MonitorCounts {
             blocked: self.blocked.saturating_sub(earlier.blocked),
             hogs: self.hogs.saturating_sub(earlier.hogs),
             ticks: self.ticks.saturating_sub(earlier.ticks),
+            wakeups: self.wakeups.saturating_sub(earlier.wakeups),
             threads_created: self.threads_created.saturating_sub(earlier.threads_created),
         }
     }
@@ -357,6 +360,7 @@ impl<const MONITOR: bool> Rt for WqRuntime<MONITOR> {
             blocked: metrics.blocked_detections(),
             hogs: metrics.hog_detections(),
             ticks: metrics.monitor_ticks(),
+            wakeups: metrics.monitor_wakeups(),
             threads_created: metrics.threads_created(),
         })
     }

@@ -5,12 +5,12 @@
 //!
 //! # What it watches
 //!
-//! The runtime's pools: the normal one, and the high-priority one once a
-//! `highpri` workqueue creates it (`Monitor::watch`).
+//! The runtime's pools: the normal one, and those workqueues create later
+//! (high-priority, unbound: `Monitor::watch`).
 //!
 //! Every worker publishes its poll in a stamp (`pool/stamp.rs`): a sequence
-//! number and an in-poll bit, written at each poll start and end. The
-//! monitor thread reads the stamps every tick. A poll seen at two ticks
+//! number and an in-poll bit, written at each poll start and end. A
+//! **tick** reads every worker's stamp. A poll seen at two ticks
 //! `blocking_threshold` apart (default 1 ms) is stuck, and is examined:
 //!
 //! - its thread's CPU time over the last tick advanced by less than half the
@@ -52,15 +52,52 @@
 //! disabled (`Builder::monitor(false)`): then the thread never ticks, and
 //! sleeps until a pool starves.
 //!
+//! # Who ticks
+//!
+//! A tick is due every `blocking_threshold / 2` (500 us by default) while
+//! any worker is counted running, and whoever gets there first takes it:
+//!
+//! - **a running worker**, between two polls: every 61st task it reads the
+//!   clock (it does already, for the timers) and, if the tick is due,
+//!   claims it (a CAS on the due time: one claimant per period) and ticks
+//!   under the watcher's lock (a `try_lock`: if the monitor thread holds
+//!   it, that tick is being taken). It then tends the pools (cheap unless
+//!   one starves) and pushes the monitor thread's alarm back to
+//!   `blocking_threshold` from now (`alarm.rs`, a timerfd on Linux: one
+//!   syscall, no wakeup);
+//! - **the monitor thread**, when its alarm goes off. After its own tick it
+//!   sets the alarm to one period if the tick found a poll seen at an
+//!   earlier tick and still counted running, or took one out (a kicked
+//!   worker's first poll may get stuck too): then it keeps the full rate
+//!   itself. Otherwise, if a worker ticked since its last tick, to the
+//!   whole threshold (the workers tick meanwhile); if none did, to 1.25
+//!   periods: it ticks, but leaves the workers a quarter period to take
+//!   the tick from it.
+//!
+//! So while workers run short polls the monitor thread sleeps, and a busy
+//! runtime pays almost no thread wakeups for its monitor: a hyper server
+//! under `wrk` on 2 workers woke it about 2,000 times a second before the
+//! workers ticked, and 30 to 50 times since. It wakes when every running
+//! worker is stuck (the blocking storm of the benchmarks), or when the
+//! workers' polls are too long for a check to come every period. A stuck
+//! poll is then first seen at most the whole threshold after it started,
+//! and found stuck the threshold after that.
+//!
+//! A tick from a worker runs exactly the monitor thread's code on the same
+//! state (`Watcher`, under its lock); its decisions take effect through
+//! `Pool::detach_stuck`, whose protocol does not depend on the thread.
+//!
 //! # Cost
 //!
 //! On the poll path: a store and a swap on the worker's own cache line.
-//! The monitor ticks every `blocking_threshold / 2` (500 us by default: at
-//! most 2,000 wakeups a second) while any worker is counted running, reads
-//! a thread's CPU clock only for polls older than one tick, and sleeps
-//! without a timeout when no worker runs: the first worker to run again
-//! wakes it (one flag load on the kick path). An idle runtime costs nothing.
+//! Every 61st task, a clock read and a comparison; every tick period, one
+//! worker pays a tick (some atomic loads per worker; a thread's CPU clock
+//! read only for polls older than one tick) and the alarm's syscall. The
+//! monitor thread wakes only as described above, and sleeps without a
+//! deadline when no worker runs: the first worker to run again wakes it
+//! (one flag load on the kick path). An idle runtime costs nothing.
 
+mod alarm;
 mod probe;
 
 use std::collections::HashMap;
@@ -68,12 +105,15 @@ use std::io;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
+
+use parking_lot::RwLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crate::pool::{Pool, Seen, WorkerRef};
 use crate::task::registry::Registry;
 use crate::task::Id;
+use alarm::Alarm;
 use probe::Probe;
 
 /// How often a pool whose work waits with no worker to take it is tended
@@ -99,25 +139,92 @@ pub(crate) struct MonitorConfig {
 /// What the monitor counts, read by the runtime's metrics.
 #[derive(Debug, Default)]
 pub(crate) struct MonitorStats {
-    /// Ticks: wakeups that looked at the workers.
+    /// Ticks: looks at the workers, by the monitor thread or by a worker.
     pub(crate) ticks: AtomicU64,
+    /// Of which, ticks the monitor thread woke up for.
+    pub(crate) wakeups: AtomicU64,
     /// Polls found blocked and taken out of concurrency management.
     pub(crate) blocked: AtomicU64,
     /// Polls found hogging the CPU (taken out, or already out as blocked).
     pub(crate) hogs: AtomicU64,
 }
 
-/// The monitor thread of a runtime's pools.
+/// The monitor of a runtime's pools: its thread, and what the workers that
+/// tick for it share with it.
 #[derive(Debug)]
 pub(crate) struct Monitor {
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    stats: Arc<MonitorStats>,
-    /// The pools watched, the first one (the runtime's normal pool) first.
-    pools: Arc<Mutex<Vec<Pool>>>,
-    /// Whether the polls are watched (else the thread only tends starving
-    /// pools).
-    detects: bool,
+}
+
+/// What the monitor thread and the workers ticking for it share.
+struct Shared {
+    stop: AtomicBool,
+    stats: MonitorStats,
+    /// The monitor thread's sleep.
+    alarm: Arc<Alarm>,
+    /// The runtime's normal pool: the monitor ends when it closes.
+    pool: Pool,
+    /// Every pool watched, the normal one first.
+    pools: RwLock<Vec<Pool>>,
+    /// What the ticks know of the workers. A worker that finds it taken
+    /// skips its tick: someone is ticking.
+    watcher: parking_lot::Mutex<Watcher>,
+    /// `None`: polls are not watched (the thread only tends starving pools).
+    config: Option<MonitorConfig>,
+    /// When the next tick is due.
+    clock: Arc<TickClock>,
+    /// A worker ticked since the monitor thread last did.
+    worker_ticked: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tick schedule: every `blocking_threshold / 2`, by whoever gets there
+/// first (a worker between two polls, or the monitor thread).
+#[derive(Debug)]
+struct TickClock {
+    epoch: Instant,
+    /// Nanoseconds since `epoch` at which the next tick is due.
+    due: AtomicU64,
+    period: Duration,
+}
+
+impl TickClock {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Schedules the next tick one period after `now`.
+    fn ticked(&self, now: Instant) {
+        self.due.store(self.nanos(now + self.period), Relaxed);
+    }
+
+    /// Claims the tick if it is due: true for exactly one caller per period.
+    fn claim(&self, now: Instant) -> bool {
+        let now_ns = self.nanos(now);
+        let due = self.due.load(Relaxed);
+        now_ns >= due
+            && self
+                .due
+                .compare_exchange(due, self.nanos(now + self.period), Relaxed, Relaxed)
+                .is_ok()
+    }
+}
+
+/// How long after a worker's tick the monitor thread wakes if no tick came
+/// since: a worker ticks every period (at its next check after the tick is
+/// due), so the thread wakes only once every running worker is stuck, or
+/// runs polls too long for a check to come in time.
+fn dead_man(period: Duration) -> Duration {
+    period * 2
 }
 
 impl Monitor {
@@ -130,83 +237,81 @@ impl Monitor {
         tasks: Arc<Registry>,
         detect: Option<MonitorConfig>,
     ) -> io::Result<Monitor> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(MonitorStats::default());
-        let pools = Arc::new(Mutex::new(vec![pool.clone()]));
-        let mut watcher = Watcher {
-            pool,
-            pools: pools.clone(),
-            tasks,
+        let period = detect.map_or(STARVING_TICK, |config| config.blocking_threshold / 2);
+        let epoch = Instant::now();
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            stats: MonitorStats::default(),
+            alarm: Arc::new(Alarm::new()?),
+            pool: pool.clone(),
+            pools: RwLock::new(Vec::new()),
+            watcher: parking_lot::Mutex::new(Watcher {
+                tasks,
+                workers: Vec::new(),
+                hog_counts: HashMap::new(),
+            }),
             config: detect,
-            stop: stop.clone(),
-            stats: stats.clone(),
-            workers: Vec::new(),
-            hog_counts: HashMap::new(),
+            clock: Arc::new(TickClock {
+                epoch,
+                due: AtomicU64::new(0),
+                period,
+            }),
+            worker_ticked: AtomicBool::new(false),
+        });
+        shared.watch(pool);
+        let thread = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("wq-monitor".to_owned())
+                .spawn(move || shared.run())?
         };
-        let thread = thread::Builder::new()
-            .name("wq-monitor".to_owned())
-            .spawn(move || watcher.run())?;
         Ok(Monitor {
-            stop,
+            shared,
             thread: Mutex::new(Some(thread)),
-            stats,
-            pools,
-            detects: detect.is_some(),
         })
     }
 
     /// Whether the monitor watches the workers' polls.
     pub(crate) fn detects(&self) -> bool {
-        self.detects
+        self.shared.config.is_some()
     }
 
     /// Watches `pool` too (a pool created after the runtime started, whose
     /// workers stamp their polls if the monitor detects). Call before the
     /// pool starts.
     pub(crate) fn watch(&self, pool: Pool) {
-        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(thread) = thread.as_ref() else {
-            return;
-        };
-        let me = thread.thread().clone();
-        pool.set_observer(Box::new(move || me.unpark()));
-        self.pools
+        if self
+            .thread
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(pool);
-        thread.thread().unpark();
+            .is_some()
+        {
+            self.shared.watch(pool);
+        }
     }
 
     pub(crate) fn stats(&self) -> &MonitorStats {
-        &self.stats
+        &self.shared.stats
     }
 
     /// Stops the thread and waits for it. Idempotent.
     pub(crate) fn stop(&self) {
-        self.stop.store(true, SeqCst);
+        self.shared.stop.store(true, SeqCst);
         let thread = self
             .thread
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         if let Some(thread) = thread {
-            thread.thread().unpark();
+            self.shared.alarm.wake();
             let _ = thread.join();
         }
     }
 }
 
-/// The monitor thread's state.
+/// What the ticks know of the workers.
 struct Watcher {
-    /// The runtime's normal pool: the monitor ends when it closes.
-    pool: Pool,
-    /// Every pool watched, this one included.
-    pools: Arc<Mutex<Vec<Pool>>>,
     tasks: Arc<Registry>,
-    /// `None`: polls are not watched.
-    config: Option<MonitorConfig>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<MonitorStats>,
     workers: Vec<Watched>,
     /// Hog offences per spawn location, for the exponentially rarer reports.
     hog_counts: HashMap<Option<&'static Location<'static>>, u64>,
@@ -245,11 +350,29 @@ enum Verdict {
     Hog,
 }
 
+/// What one tick found of one worker's poll.
+enum Look {
+    /// A poll seen for the first time, counted running.
+    New,
+    /// A poll seen at an earlier tick too, still counted running: it may be
+    /// stuck.
+    Suspect,
+    /// A poll taken out of concurrency management at this tick (an idle
+    /// worker was woken, and its first poll may get stuck as well).
+    Detached,
+    /// A poll taken out as blocked earlier, followed in case it turns into
+    /// a hog.
+    Following,
+}
+
 /// What one tick found.
 #[derive(Default)]
 struct Tick {
-    /// Some poll is still counted running (examined at the fast rate).
+    /// Some poll is counted running.
     watching: bool,
+    /// Some poll may be stuck, or was just detached: the monitor thread
+    /// ticks at the full rate itself, rather than leave it to the workers.
+    suspect: bool,
     /// Some blocked poll is followed for hogging (a slow rate suffices).
     following: bool,
 }
@@ -266,23 +389,65 @@ fn may_sleep(pools: &[Pool]) -> bool {
     true
 }
 
-impl Watcher {
-    fn run(&mut self) {
-        let me = thread::current();
-        self.pool.set_observer(Box::new(move || me.unpark()));
+impl Shared {
+    /// Adds `pool` to the pools watched: its starvation (and, if polls are
+    /// watched, its first running worker) wakes the thread, and its running
+    /// workers tick.
+    fn watch(self: &Arc<Self>, pool: Pool) {
+        let alarm = self.alarm.clone();
+        pool.set_observer(Box::new(move || alarm.wake()));
+        if self.config.is_some() {
+            let clock = self.clock.clone();
+            let shared = Arc::downgrade(self);
+            pool.set_ticker(Box::new(move || {
+                let now = Instant::now();
+                if clock.claim(now) {
+                    if let Some(shared) = shared.upgrade() {
+                        shared.tick_from_worker(now);
+                    }
+                }
+            }));
+        }
+        self.pools.write().push(pool);
+        self.alarm.wake();
+    }
+
+    /// A worker between two polls found the tick due and claimed it: it
+    /// ticks, and pushes the monitor thread's alarm back.
+    fn tick_from_worker(&self, now: Instant) {
+        let Some(config) = self.config else {
+            return;
+        };
+        let pools = self.pools.read();
+        if let Some(mut watcher) = self.watcher.try_lock() {
+            self.stats.ticks.fetch_add(1, Relaxed);
+            watcher.tick(&pools, config, &self.stats, now);
+            self.worker_ticked.store(true, Relaxed);
+        }
+        for pool in pools.iter() {
+            pool.tend();
+        }
+        drop(pools);
+        self.alarm.set(Some(dead_man(self.clock.period)));
+    }
+
+    fn run(&self) {
         let (tick, slow_tick) = match self.config {
             Some(config) => {
-                let tick = config.blocking_threshold / 2;
+                let tick = self.clock.period;
                 (tick, tick.max(config.cpu_intensive_threshold / 2))
             }
             None => (STARVING_TICK, STARVING_TICK),
         };
         while !self.stop.load(SeqCst) && !self.pool.is_closed() {
-            let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let pools = self.pools.read().clone();
             let mut found = Tick::default();
-            if self.config.is_some() {
+            if let Some(config) = self.config {
+                let now = Instant::now();
+                self.clock.ticked(now);
                 self.stats.ticks.fetch_add(1, Relaxed);
-                found = self.tick(&pools);
+                self.stats.wakeups.fetch_add(1, Relaxed);
+                found = self.watcher.lock().tick(&pools, config, &self.stats, now);
             }
             // Work waiting with no worker left to take it or to create
             // another: the pools' mayday timer.
@@ -291,26 +456,49 @@ impl Watcher {
                 starving |= pool.tend();
             }
             let running = self.config.is_some() && pools.iter().any(|pool| pool.nr_running() > 0);
-            if found.watching || running {
-                thread::park_timeout(tick);
+            let workers_tick = self.worker_ticked.swap(false, Relaxed);
+            let next = if found.suspect {
+                Some(tick)
+            } else if (found.watching || running) && workers_tick {
+                // Running workers tick meanwhile, and push this back.
+                Some(dead_man(tick))
+            } else if found.watching || running {
+                // No worker ticked since our last tick: we tick, but leave
+                // the workers a quarter period to take the tick from us.
+                Some(tick + tick / 4)
             } else if found.following {
-                thread::park_timeout(slow_tick);
+                Some(slow_tick)
             } else if starving {
-                thread::park_timeout(STARVING_TICK);
+                Some(STARVING_TICK)
+            } else {
+                None
+            };
+            self.alarm.set(next);
+            if next.is_some() {
+                // Running workers tick meanwhile and push the alarm back.
+                self.alarm.wait();
             } else if may_sleep(&pools) {
                 // Deep sleep: no pool starves, and no worker runs (or polls
                 // are not watched), so none can get stuck. A pool that
                 // starts starving wakes us, and so does the next worker to
                 // run (a kick, a return from blocking) if polls are
                 // watched; `stop` and `watch` too.
-                thread::park();
+                self.alarm.wait();
                 pools.iter().for_each(Pool::observer_awake);
             }
         }
     }
+}
 
+impl Watcher {
     /// Looks at every worker once.
-    fn tick(&mut self, pools: &[Pool]) -> Tick {
+    fn tick(
+        &mut self,
+        pools: &[Pool],
+        config: MonitorConfig,
+        stats: &MonitorStats,
+        now: Instant,
+    ) -> Tick {
         let live: Vec<(Pool, WorkerRef)> = pools
             .iter()
             .flat_map(|pool| pool.workers().into_iter().map(move |w| (pool.clone(), w)))
@@ -341,22 +529,34 @@ impl Watcher {
                 })
                 .collect();
         }
-        let now = Instant::now();
         let mut found = Tick::default();
         for i in 0..self.workers.len() {
-            match self.examine(i, now) {
-                Some(Verdict::Watching) => found.watching = true,
-                Some(Verdict::Blocked) => found.following = true,
-                Some(Verdict::Hog) | None => {}
+            match self.examine(i, config, stats, now) {
+                Some(Look::New) => found.watching = true,
+                Some(Look::Suspect) => {
+                    found.watching = true;
+                    found.suspect = true;
+                }
+                Some(Look::Detached) => {
+                    found.suspect = true;
+                    found.following = true;
+                }
+                Some(Look::Following) => found.following = true,
+                None => {}
             }
         }
         found
     }
 
-    /// Examines worker `i`; returns the verdict on its current poll, if it
-    /// is in one the monitor follows.
-    fn examine(&mut self, i: usize, now: Instant) -> Option<Verdict> {
-        let config = self.config?;
+    /// Examines worker `i`; returns what the tick found of its current
+    /// poll, if it is one the monitor follows.
+    fn examine(
+        &mut self,
+        i: usize,
+        config: MonitorConfig,
+        stats: &MonitorStats,
+        now: Instant,
+    ) -> Option<Look> {
         let watched = &mut self.workers[i];
         let seen = watched.worker.observe();
         if !seen.in_poll() {
@@ -374,7 +574,7 @@ impl Watcher {
                     cpu_in_poll: Duration::ZERO,
                     verdict: Verdict::Watching,
                 });
-                return Some(Verdict::Watching);
+                return Some(Look::New);
             }
         };
         poll.seen = seen;
@@ -383,7 +583,7 @@ impl Watcher {
             return None;
         }
         if poll.verdict == Verdict::Hog {
-            return Some(Verdict::Hog);
+            return None;
         }
         if !watched.probe_tried {
             if let Some(tid) = watched.worker.os_tid() {
@@ -403,12 +603,12 @@ impl Watcher {
         }
         let stuck = now.saturating_duration_since(poll.first_seen) >= config.blocking_threshold;
         match poll.verdict {
-            Verdict::Watching if !stuck => Some(Verdict::Watching),
+            Verdict::Watching if !stuck => Some(Look::Suspect),
             Verdict::Watching => {
                 let verdict = match (watched.probe.as_ref(), window) {
                     // No CPU clock here: stuck-poll time alone decides.
                     (None, _) => Verdict::Blocked,
-                    (Some(_), None) => return Some(Verdict::Watching),
+                    (Some(_), None) => return Some(Look::Suspect),
                     (Some(_), Some(_)) if poll.cpu_in_poll >= config.cpu_intensive_threshold => {
                         Verdict::Hog
                     }
@@ -419,7 +619,7 @@ impl Watcher {
                         if barely_ran && probe.is_runnable() != Some(true) {
                             Verdict::Blocked
                         } else {
-                            return Some(Verdict::Watching);
+                            return Some(Look::Suspect);
                         }
                     }
                 };
@@ -428,8 +628,8 @@ impl Watcher {
                 // sees its effect (a task run by the woken worker) also sees
                 // it counted; taken back if the poll ended meanwhile.
                 let counter = match verdict {
-                    Verdict::Hog => &self.stats.hogs,
-                    _ => &self.stats.blocked,
+                    Verdict::Hog => &stats.hogs,
+                    _ => &stats.blocked,
                 };
                 counter.fetch_add(1, Relaxed);
                 if !watched.pool.detach_stuck(&watched.worker, seen) {
@@ -448,7 +648,7 @@ impl Watcher {
                         );
                     }
                 }
-                Some(verdict)
+                Some(Look::Detached)
             }
             Verdict::Blocked => {
                 if poll.cpu_in_poll >= config.cpu_intensive_threshold {
@@ -456,13 +656,13 @@ impl Watcher {
                     // management already; count and report it.
                     poll.verdict = Verdict::Hog;
                     let task = watched.worker.task_of(seen);
-                    self.stats.hogs.fetch_add(1, Relaxed);
+                    stats.hogs.fetch_add(1, Relaxed);
                     self.report_hog(task, config.cpu_intensive_threshold);
-                    return Some(Verdict::Hog);
+                    return None;
                 }
-                Some(Verdict::Blocked)
+                Some(Look::Following)
             }
-            Verdict::Hog => Some(Verdict::Hog),
+            Verdict::Hog => None,
         }
     }
 

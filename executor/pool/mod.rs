@@ -142,6 +142,9 @@ struct Observer {
     /// Set by the observer before it sleeps; cleared by whoever wakes it.
     asleep: AtomicBool,
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Run by running workers between polls, every 61st task, so that the
+    /// observer need not wake to look at them.
+    tick: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// Figures read from a pool (a snapshot; each counter is read on its own).
@@ -373,6 +376,15 @@ impl Pool {
         let _ = self.shared.observer.wake.set(wake);
     }
 
+    /// Installs the function running workers call between polls, every
+    /// 61st task (the observer's tick, which decides itself whether one is
+    /// due). Only if the pool stamps its polls.
+    pub(crate) fn set_ticker(&self, tick: Box<dyn Fn() + Send + Sync>) {
+        if self.shared.config.stamp_polls {
+            let _ = self.shared.observer.tick.set(tick);
+        }
+    }
+
     /// The observer wants to sleep until the pool starves or, if polls are
     /// watched, a worker runs. Returns false (and stays awake) if that is
     /// the case already. The SeqCst store and loads pair with the counter
@@ -422,6 +434,13 @@ impl Shared {
     fn rejoin_after_detection(&self) {
         self.worker_running();
         self.timers().inhibit_sub();
+    }
+
+    /// Runs the observer's tick, if it installed one.
+    fn tick_observer(&self) {
+        if let Some(tick) = self.observer.tick.get() {
+            tick();
+        }
     }
 
     /// Called after `nr_running` was incremented: wakes the observer if it

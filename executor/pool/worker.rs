@@ -278,6 +278,7 @@ impl Local {
         if tick % INJECTOR_INTERVAL == 0 {
             self.shared.timers().process();
             self.shared.poll_io_now();
+            self.shared.tick_observer();
             if let Some(runnable) = steal_one(&self.shared.injector) {
                 return Some(runnable);
             }
