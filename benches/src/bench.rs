@@ -59,6 +59,9 @@ Options:
   --skip NAME        skip workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
   --write            also write BENCHMARKS.md and docs/bench-ratios.svg
+  --serve RUNTIME    serve the http_hello server on RUNTIME (wq, wq-no-monitor,
+                     tokio) until killed, printing its address, for profiling
+                     under a load from outside
   --list             list the workloads and exit
   -h, --help         show this help
 
@@ -79,6 +82,7 @@ struct Options {
     quick: bool,
     write: bool,
     list: bool,
+    serve: Option<String>,
     help: bool,
 }
 
@@ -105,6 +109,7 @@ impl Options {
                 "--quick" => options.quick = true,
                 "--write" => options.write = true,
                 "--list" => options.list = true,
+                "--serve" => options.serve = Some(value(arg)?),
                 "-h" | "--help" => options.help = true,
                 other => return Err(format!("unknown argument `{other}`")),
             }
@@ -167,6 +172,16 @@ fn main() -> ExitCode {
         .into_iter()
         .filter(|&e| options.selects(e))
         .collect();
+    if let Some(runtime) = &options.serve {
+        let config = options.config();
+        return match http::serve_until_killed(runtime, config.workers) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if options.list {
         for e in Entry::all() {
             println!("{:<37} {}", e.name(), e.describe());

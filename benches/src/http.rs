@@ -38,7 +38,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::harness::Config;
-use crate::rt::{MonitorCounts, Rt, Tokio, Wq};
+use crate::rt::{MonitorCounts, Rt, Tokio, Wq, WqNoMonitor, WqRuntime};
 use crate::stats::percentile_sorted;
 use crate::workloads::STUCK_AFTER;
 
@@ -120,7 +120,7 @@ trait Serve: Rt {
     fn serve(&self, served: Arc<Served>) -> io::Result<SocketAddr>;
 }
 
-impl Serve for Wq {
+impl<const MONITOR: bool> Serve for WqRuntime<MONITOR> {
     fn serve(&self, served: Arc<Served>) -> io::Result<SocketAddr> {
         let listener = self.block_on(wq::net::TcpListener::bind(LOOPBACK))?;
         let addr = listener.local_addr()?;
@@ -331,6 +331,40 @@ fn in_rounds<T>(
     wq.shutdown();
     tokio.shutdown();
     result.map(|()| comparison)
+}
+
+/// The runtimes `--serve` can serve on.
+pub const SERVE_RUNTIMES: [&str; 3] = ["wq", "wq-no-monitor", "tokio"];
+
+/// Serves the `http_hello` server (the blocking handler included) on
+/// `runtime` (one of [`SERVE_RUNTIMES`]) with `workers` workers until the
+/// process is killed, after printing its address on stdout: for profiling
+/// one runtime under a load from outside (`perf`, `wrk`).
+pub fn serve_until_killed(runtime: &str, workers: usize) -> io::Result<()> {
+    fn serve<R: Serve>(workers: usize) -> io::Result<()> {
+        let server = Server::<R>::start(workers)?;
+        println!("{}", server.addr);
+        // What the server and its runtime count, every second, on stderr.
+        let mut last = server.counts();
+        loop {
+            thread::sleep(Duration::from_secs(1));
+            let now = server.counts();
+            eprintln!("{:?}", now.since(last));
+            last = now;
+        }
+    }
+    match runtime {
+        "wq" => serve::<Wq>(workers),
+        "wq-no-monitor" => serve::<WqNoMonitor>(workers),
+        "tokio" => serve::<Tokio>(workers),
+        other => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "--serve: unknown runtime `{other}` (one of: {})",
+                SERVE_RUNTIMES.join(", ")
+            ),
+        )),
+    }
 }
 
 /// Finds `wrk` on `PATH`.
