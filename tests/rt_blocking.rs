@@ -193,3 +193,38 @@ fn idle_workers_are_culled_after_the_timeout() {
     // The pool still works after culling.
     assert_eq!(rt.block_on(rt.spawn(async { 1 })).unwrap(), 1);
 }
+
+/// The task a blocking task spawned last sits in its worker's LIFO slot,
+/// to run next; it does not wait for the blocker: `wq::blocking` hands it
+/// over, and a poll found stuck by the monitor leaves it stealable.
+#[test]
+fn the_task_spawned_last_does_not_wait_behind_its_blocked_spawner() {
+    for annotated in [true, false] {
+        let rt = wq::Builder::new().workers(1).build().unwrap();
+        let blocker_done = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let blocker = rt.spawn({
+            let blocker_done = blocker_done.clone();
+            async move {
+                let next = wq::spawn({
+                    let blocker_done = blocker_done.clone();
+                    async move { tx.send(blocker_done.load(SeqCst)).unwrap() }
+                });
+                let sleep = || std::thread::sleep(Duration::from_millis(300));
+                if annotated {
+                    wq::blocking(sleep);
+                } else {
+                    sleep();
+                }
+                blocker_done.store(true, SeqCst);
+                next.await.unwrap();
+            }
+        });
+        let blocker_had_returned = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            !blocker_had_returned,
+            "annotated: {annotated}: the spawned task waited for its blocked spawner"
+        );
+        rt.block_on(blocker).unwrap();
+    }
+}

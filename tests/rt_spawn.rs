@@ -182,3 +182,61 @@ fn worker_threads_carry_the_configured_name() {
         .unwrap();
     assert_eq!(name.as_deref(), Some("named-worker"));
 }
+
+/// A task spawned (or woken) by a running task goes to its worker's LIFO
+/// slot and runs next, but never more than three in a row: two tasks that
+/// keep waking each other on one worker do not starve a task queued behind
+/// them on the same worker.
+#[test]
+fn tasks_waking_each_other_do_not_starve_the_queue() {
+    use futures::channel::mpsc;
+    use futures::{SinkExt as _, StreamExt as _};
+
+    const EXCHANGES: usize = 10_000;
+    const BYSTANDER_AT: usize = 100;
+    let rt = wq::Builder::new().workers(1).build().unwrap();
+    let seen = rt.block_on(async {
+        wq::spawn(async {
+            let exchanges = Arc::new(AtomicUsize::new(0));
+            let (mut to_b, mut b_rx) = mpsc::channel::<()>(0);
+            let (mut to_a, mut a_rx) = mpsc::channel::<()>(0);
+            let b = wq::spawn(async move {
+                while b_rx.next().await.is_some() {
+                    if to_a.send(()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let a = wq::spawn({
+                let exchanges = exchanges.clone();
+                async move {
+                    let mut bystander = None;
+                    for i in 0..EXCHANGES {
+                        to_b.send(()).await.unwrap();
+                        if i == BYSTANDER_AT {
+                            // Into the LIFO slot, from which waking B at
+                            // the next line sends it to the back of this
+                            // worker's queue.
+                            let exchanges = exchanges.clone();
+                            bystander = Some(wq::spawn(async move { exchanges.load(SeqCst) }));
+                        }
+                        a_rx.next().await.unwrap();
+                        exchanges.fetch_add(1, SeqCst);
+                    }
+                    bystander
+                }
+            });
+            let bystander = a.await.unwrap().expect("spawned at BYSTANDER_AT");
+            b.await.unwrap();
+            bystander.await.unwrap()
+        })
+        .await
+        .unwrap()
+    });
+    // A and B get three runs from the LIFO slot in a row, then the queue's
+    // head (the bystander) runs: within a couple of exchanges.
+    assert!(
+        seen < BYSTANDER_AT + 10,
+        "the bystander ran after {seen} of {EXCHANGES} exchanges, queued at {BYSTANDER_AT}"
+    );
+}

@@ -70,11 +70,15 @@ pub(super) fn creation_failed(shared: &Shared, err: &io::Error) {
 /// Creates one worker thread. The caller has reserved its slot in
 /// `nr_workers`. The new worker enters the idle list as it starts.
 pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
-    let deque = Worker::new_fifo();
-    let yielded = Worker::new_fifo();
+    let queues = worker::Queues {
+        deque: Worker::new_fifo(),
+        lifo: Worker::new_fifo(),
+        yielded: Worker::new_fifo(),
+    };
     let me = WorkerRef::new(WorkerShared {
-        stealer: deque.stealer(),
-        yield_stealer: yielded.stealer(),
+        stealer: queues.deque.stealer(),
+        lifo_stealer: queues.lifo.stealer(),
+        yield_stealer: queues.yielded.stealer(),
         stamp: PollStamp::new(),
         os_tid: OnceLock::new(),
         // Only the pool that drives the timers has an idle worker sleep in
@@ -98,9 +102,8 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
         Some(hook) => hook(),
         None => Ok(()),
     };
-    let spawned = hooked.and_then(|()| {
-        builder.spawn(move || worker::main(thread_shared, deque, yielded, thread_me))
-    });
+    let spawned =
+        hooked.and_then(|()| builder.spawn(move || worker::main(thread_shared, queues, thread_me)));
     match spawned {
         Ok(_detached) => {
             shared.created.fetch_add(1, Relaxed);

@@ -115,7 +115,7 @@ impl Pool {
         let shared = &self.shared;
         let mut moved = false;
         for worker in shared.workers.read().iter() {
-            for stealer in [&worker.stealer, &worker.yield_stealer] {
+            for stealer in [&worker.stealer, &worker.lifo_stealer, &worker.yield_stealer] {
                 loop {
                     match stealer.steal() {
                         Steal::Success(runnable) => {

@@ -233,14 +233,16 @@ impl Pool {
     }
 
     /// Queues a runnable: on the current worker's own queue if called from
-    /// one of this pool's workers, otherwise on the injector. A task that
+    /// one of this pool's workers (in its LIFO slot, to run next, unless
+    /// that worker has just run three tasks in a row from it), otherwise on
+    /// the injector. A task that
     /// woke itself while running (`yielded`: it yielded) waits on its worker's
     /// yield list until the worker has nothing else to do, so that it goes
     /// behind the injector's tasks too; no other worker is woken for it.
     /// After shutdown the runnable is dropped (which cancels its task).
     pub(crate) fn schedule(&self, runnable: Runnable, yielded: bool) {
         match worker::push_local(&self.shared, runnable, yielded) {
-            Ok(worker::Pushed::Yielded | worker::Pushed::Deferred) => {}
+            Ok(worker::Pushed::Next | worker::Pushed::Yielded | worker::Pushed::Deferred) => {}
             Ok(worker::Pushed::Queued) => self.shared.notify_work(),
             Err(runnable) => {
                 self.shared.injector.push(runnable);
@@ -538,11 +540,9 @@ impl Shared {
     /// Whether any queue holds work: the injector or any worker's deque.
     fn has_work(&self) -> bool {
         !self.injector.is_empty()
-            || self
-                .workers
-                .read()
-                .iter()
-                .any(|w| !w.stealer.is_empty() || !w.yield_stealer.is_empty())
+            || self.workers.read().iter().any(|w| {
+                !w.stealer.is_empty() || !w.lifo_stealer.is_empty() || !w.yield_stealer.is_empty()
+            })
     }
 
     fn drain_injector(&self) {

@@ -22,9 +22,26 @@ use super::Shared;
 /// queue, so that work from outside is not starved by a busy local queue.
 const INJECTOR_INTERVAL: u32 = 61;
 
+/// How many tasks in a row a worker runs from its LIFO slot before what it
+/// wakes goes to the back of its queue instead (tokio's
+/// `MAX_LIFO_POLLS_PER_TICK`): two tasks waking each other must not starve
+/// the rest of the queue.
+const MAX_LIFO_RUNS: u32 = 3;
+
+/// A new worker's queues, made before its thread so that their stealers
+/// can be published first.
+pub(super) struct Queues {
+    pub(super) deque: Worker<Runnable>,
+    pub(super) lifo: Worker<Runnable>,
+    pub(super) yielded: Worker<Runnable>,
+}
+
 /// The part of a worker other threads touch.
 pub(crate) struct WorkerShared {
     pub(super) stealer: Stealer<Runnable>,
+    /// Steals from the worker's LIFO slot, so that the task woken last
+    /// does not wait behind a worker stuck in a poll.
+    pub(super) lifo_stealer: Stealer<Runnable>,
     /// Steals from the worker's yield list, so that tasks that yielded do
     /// not wait behind a worker stuck in a poll.
     pub(super) yield_stealer: Stealer<Runnable>,
@@ -95,6 +112,13 @@ struct Local {
     shared: Arc<Shared>,
     me: WorkerRef,
     deque: Worker<Runnable>,
+    /// The LIFO slot: the last task woken (or spawned) by this worker's
+    /// running task, run next while it is still in cache (at most one in
+    /// it: a newer one sends the older to the back of `deque`). A deque so
+    /// that others can steal from it.
+    lifo: Worker<Runnable>,
+    /// Tasks run from the LIFO slot in a row.
+    lifo_runs: Cell<u32>,
     /// Tasks that yielded; run when nothing else is queued for this worker.
     yielded: Worker<Runnable>,
     /// Polls started, for the poll stamp.
@@ -120,12 +144,7 @@ thread_local! {
 }
 
 /// The worker thread's body.
-pub(super) fn main(
-    shared: Arc<Shared>,
-    deque: Worker<Runnable>,
-    yielded: Worker<Runnable>,
-    me: WorkerRef,
-) {
+pub(super) fn main(shared: Arc<Shared>, queues: Queues, me: WorkerRef) {
     // Whatever happens below (a hook may panic), the pool learns that this
     // thread is gone.
     let mut exit = ExitGuard {
@@ -153,8 +172,10 @@ pub(super) fn main(
         stamped: shared.config.stamp_polls,
         shared: shared.clone(),
         me,
-        deque,
-        yielded,
+        deque: queues.deque,
+        lifo: queues.lifo,
+        lifo_runs: Cell::new(0),
+        yielded: queues.yielded,
         seq: Cell::new(0),
         searching: Cell::new(false),
         blocked: Cell::new(false),
@@ -173,6 +194,9 @@ pub(super) fn main(
     // Leaving: whatever is still queued here is dropped (shutdown) or, if
     // culled, there is nothing (an idle worker's queues are empty).
     while let Some(runnable) = local.deque.pop() {
+        drop(runnable);
+    }
+    while let Some(runnable) = local.lifo.pop() {
         drop(runnable);
     }
     while let Some(runnable) = local.yielded.pop() {
@@ -280,9 +304,15 @@ impl Local {
             self.shared.poll_io_now();
             self.shared.tick_observer();
             if let Some(runnable) = steal_one(&self.shared.injector) {
+                self.lifo_runs.set(0);
                 return Some(runnable);
             }
         }
+        if let Some(runnable) = self.lifo.pop() {
+            self.lifo_runs.set(self.lifo_runs.get() + 1);
+            return Some(runnable);
+        }
+        self.lifo_runs.set(0);
         if let Some(runnable) = self.deque.pop() {
             return Some(runnable);
         }
@@ -324,7 +354,7 @@ impl Local {
             if *victim == self.me {
                 continue;
             }
-            for stealer in [&victim.stealer, &victim.yield_stealer] {
+            for stealer in [&victim.stealer, &victim.lifo_stealer, &victim.yield_stealer] {
                 loop {
                     match stealer.steal_batch_and_pop(&self.deque) {
                         Steal::Success(runnable) => return Some(runnable),
@@ -486,6 +516,9 @@ impl Local {
     /// Moves everything queued on this worker to the injector, so that no
     /// task waits behind a worker that blocks or goes idle.
     fn hand_over_local_queue(&self) {
+        while let Some(runnable) = self.lifo.pop() {
+            self.shared.injector.push(runnable);
+        }
         while let Some(runnable) = self.yielded.pop() {
             self.shared.injector.push(runnable);
         }
@@ -517,7 +550,10 @@ fn steal_one(injector: &crossbeam_deque::Injector<Runnable>) -> Option<Runnable>
 
 /// Where `push_local` put a runnable.
 pub(super) enum Pushed {
-    /// On the worker's queue: other workers may need a kick.
+    /// In the worker's empty LIFO slot: the worker itself runs it next.
+    Next,
+    /// On the worker's queue (perhaps an older task sent there from the
+    /// LIFO slot by this one): other workers may need a kick.
     Queued,
     /// On the worker's yield list: the worker itself runs it.
     Yielded,
@@ -545,9 +581,19 @@ pub(super) fn push_local(
             if yielded {
                 local.yielded.push(runnable);
                 Ok(Pushed::Yielded)
-            } else {
+            } else if local.lifo_runs.get() >= MAX_LIFO_RUNS {
                 local.deque.push(runnable);
                 Ok(Pushed::Queued)
+            } else {
+                let older = local.lifo.pop();
+                local.lifo.push(runnable);
+                match older {
+                    Some(older) => {
+                        local.deque.push(older);
+                        Ok(Pushed::Queued)
+                    }
+                    None => Ok(Pushed::Next),
+                }
             }
         }
         _ => Err(runnable),
