@@ -557,6 +557,11 @@ pub struct HttpReport {
     /// p99 latency wq/tokio, median of the per-round ratios: lower is
     /// better.
     pub p99_ratio: Option<f64>,
+    /// 25th and 75th percentiles of the per-round requests/s ratios.
+    pub requests_ratio_p25_p75: Option<(f64, f64)>,
+    /// wq's monitor thread wakeups per second of load, median over rounds
+    /// (the workers tick for it while they run short polls).
+    pub wq_monitor_wakeups_per_s: Option<f64>,
     /// Whether `requests_ratio` is at least [`HTTP_TARGET_REQUESTS_RATIO`].
     pub requests_target_met: bool,
     /// Whether `p99_ratio` is at most [`HTTP_TARGET_P99_RATIO`].
@@ -594,6 +599,8 @@ pub struct WrkRunReport {
     pub server_requests: u64,
     /// Polls wq's monitor found blocked during the run (wq only).
     pub monitor_blocked: Option<u64>,
+    /// Times wq's monitor thread woke during the run (wq only).
+    pub monitor_wakeups: Option<u64>,
 }
 
 /// Nanoseconds of `d`, as the reports keep them.
@@ -634,6 +641,7 @@ impl HttpReport {
                     non_2xx: r.load.non_2xx,
                     server_requests: r.server.requests,
                     monitor_blocked: r.server.monitor.map(|m| m.blocked),
+                    monitor_wakeups: r.server.monitor.map(|m| m.wakeups),
                 })
                 .collect()
         };
@@ -644,6 +652,23 @@ impl HttpReport {
         };
         let requests_ratio = round_ratio(&http.wq, &http.tokio, |r| r.requests_per_s);
         let p99_ratio = round_ratio(&http.wq, &http.tokio, |r| nanos_f64(r.p99));
+        let round_ratios: Vec<f64> = http
+            .wq
+            .iter()
+            .zip(&http.tokio)
+            .filter_map(|(w, t)| ratio_of(w.load.requests_per_s, t.load.requests_per_s))
+            .collect();
+        let requests_ratio_p25_p75 = (!round_ratios.is_empty())
+            .then(|| (quantile(&round_ratios, 0.25), quantile(&round_ratios, 0.75)));
+        let wakeups: Vec<f64> = http
+            .wq
+            .iter()
+            .filter_map(|r| {
+                let wakeups = r.server.monitor?.wakeups as f64;
+                Some(wakeups / http.secs.as_secs_f64().max(f64::MIN_POSITIVE))
+            })
+            .collect();
+        let wq_monitor_wakeups_per_s = (!wakeups.is_empty()).then(|| median(&wakeups));
         Self {
             name,
             workers: http.workers,
@@ -661,6 +686,8 @@ impl HttpReport {
             tokio_p99_ns: run_median(&http.tokio, |r| nanos_f64(r.load.p99)),
             requests_ratio,
             p99_ratio,
+            requests_ratio_p25_p75,
+            wq_monitor_wakeups_per_s,
             requests_target_met: requests_ratio.is_some_and(|r| r >= HTTP_TARGET_REQUESTS_RATIO),
             p99_target_met: p99_ratio.is_some_and(|r| r <= HTTP_TARGET_P99_RATIO),
             wq_errors: errors(&http.wq),
@@ -682,8 +709,13 @@ fn met(met: bool, missed: &'static str) -> &'static str {
 
 /// The ratios of `http_hello` with their direction and targets.
 fn http_ratios(h: &HttpReport, missed: &'static str) -> String {
+    let spread = h
+        .requests_ratio_p25_p75
+        .map_or_else(String::new, |(p25, p75)| {
+            format!(", per-round p25-p75 {}-{}", fmt_ratio(p25), fmt_ratio(p75))
+        });
     format!(
-        "requests/s wq/tokio {} (higher is better; target >= {:.2}: {}), p99 wq/tokio {} \
+        "requests/s wq/tokio {}{spread} (higher is better; target >= {:.2}: {}), p99 wq/tokio {} \
          (lower is better; target <= {:.2}: {})",
         fmt_opt_ratio(h.requests_ratio),
         HTTP_TARGET_REQUESTS_RATIO,
@@ -2463,6 +2495,13 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             h.tokio_errors
         );
         let _ = writeln!(out, "\n{}.", http_ratios(h, "**missed**"));
+        if let Some(wakeups) = h.wq_monitor_wakeups_per_s {
+            let _ = writeln!(
+                out,
+                "\nwq's monitor was on; its thread woke {wakeups:.0} times a second under this \
+                 load (median over rounds): the workers, running short polls, took its ticks."
+            );
+        }
     }
 
     if let Some(h) = &report.http_blocking {
@@ -3283,8 +3322,8 @@ mod tests {
         let text = text(&report);
         assert!(
             text.contains(
-                "requests/s wq/tokio 1.10 (higher is better; target >= 1.00: met), p99 \
-                 wq/tokio 0.80 (lower is better; target <= 1.00: met)"
+                "requests/s wq/tokio 1.10, per-round p25-p75 1.00-1.15 (higher is better; \
+                 target >= 1.00: met), p99 wq/tokio 0.80 (lower is better; target <= 1.00: met)"
             ),
             "{text}"
         );
@@ -3296,8 +3335,8 @@ mod tests {
         assert_eq!(
             http_line(h),
             "requests/s wq 110 /s, tokio 100 /s; p99 wq 4.00 ms, tokio 5.00 ms; requests/s \
-             wq/tokio 1.10 (higher is better; target >= 1.00: met), p99 wq/tokio 0.80 (lower \
-             is better; target <= 1.00: met)"
+             wq/tokio 1.10, per-round p25-p75 1.00-1.15 (higher is better; target >= 1.00: \
+             met), p99 wq/tokio 0.80 (lower is better; target <= 1.00: met)"
         );
         let md = markdown(&report, "plot.svg");
         assert!(md.contains("## HTTP: hello world under wrk"), "{md}");
