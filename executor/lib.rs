@@ -51,8 +51,8 @@ mod workqueue;
 pub use metrics::RuntimeMetrics;
 pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
 pub use runtime::{
-    spawn, Builder, EnterGuard, Handle, Runtime, TryCurrentError, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_WORKERS, HIGHPRI_NICE,
+    spawn, Builder, EnterGuard, Handle, Runtime, RuntimeFlavor, TryCurrentError,
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS, HIGHPRI_NICE,
 };
 pub use topology::Scope;
 pub use workqueue::{

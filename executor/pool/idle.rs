@@ -235,6 +235,30 @@ impl<W: PartialEq + Clone> Idle<W> {
         true
     }
 
+    /// A `block_on` thread serving as a worker whose root future was woken
+    /// takes itself off the idle list, whether or not the pool needs a
+    /// worker: its own future must run. Counted running and searching, as
+    /// a kick counts the worker it wakes. False if it is not on the list
+    /// (a kick took it off first: then it runs anyway).
+    pub(crate) fn claim_root(&self, me: &W) -> bool {
+        let mut state = self.state.lock();
+        let Some(pos) = state.idle.iter().position(|(w, _)| w == me) else {
+            return false;
+        };
+        state.idle.remove(pos);
+        self.nr_idle.fetch_sub(1, SeqCst);
+        self.nr_running.fetch_add(1, SeqCst);
+        self.nr_searching.fetch_add(1, SeqCst);
+        true
+    }
+
+    /// A `block_on` thread joins the pool as a running worker (its slot
+    /// reserved with `reserve_worker`).
+    pub(crate) fn join_running(&self) {
+        let _state = self.state.lock();
+        self.nr_running.fetch_add(1, SeqCst);
+    }
+
     /// The longest-idle worker (the one kicks reach last), if any.
     pub(crate) fn oldest_idle(&self) -> Option<W> {
         self.state.lock().idle.first().map(|(w, _)| w.clone())

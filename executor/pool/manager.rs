@@ -15,7 +15,7 @@
 
 use std::io;
 use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Instant;
@@ -29,6 +29,12 @@ use super::Shared;
 
 /// If the pool lacks a spare idle worker and may grow, create one.
 pub(super) fn maybe_create_worker(shared: &Arc<Shared>) {
+    // A current-thread pool's threads only help a `block_on` thread that
+    // serves as its worker (see `Pool::block_on`): none is created while
+    // nobody blocks on it.
+    if shared.config.current_thread && shared.joined.load(SeqCst) == 0 {
+        return;
+    }
     if in_cooldown(shared) || !shared.idle.try_become_manager(shared.config.max_workers) {
         return;
     }
@@ -67,9 +73,8 @@ pub(super) fn creation_failed(shared: &Shared, err: &io::Error) {
     );
 }
 
-/// Creates one worker thread. The caller has reserved its slot in
-/// `nr_workers`. The new worker enters the idle list as it starts.
-pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
+/// A new worker's queues and shared part, not yet in the pool's list.
+pub(super) fn new_worker(shared: &Shared) -> (worker::Queues, WorkerRef) {
     let queues = worker::Queues {
         deque: Worker::new_fifo(),
         lifo: Worker::new_fifo(),
@@ -89,6 +94,13 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
         }),
         kicked: AtomicBool::new(false),
     });
+    (queues, me)
+}
+
+/// Creates one worker thread. The caller has reserved its slot in
+/// `nr_workers`. The new worker enters the idle list as it starts.
+pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
+    let (queues, me) = new_worker(shared);
     shared.workers.write().push(me.clone());
     *shared.alive.lock() += 1;
 

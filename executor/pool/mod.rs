@@ -36,7 +36,7 @@ use idle::{Idle, Kick};
 pub(crate) use park::Parker;
 pub(crate) use stamp::Seen;
 pub(crate) use worker::WorkerRef;
-pub(crate) use worker::{current_cpu, BlockingGuard};
+pub(crate) use worker::{current_cpu, BlockingGuard, Joined};
 
 /// A hook run on worker threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -66,6 +66,10 @@ pub(crate) struct PoolConfig {
     pub(crate) thread_stack_size: Option<usize>,
     pub(crate) on_thread_start: Option<Hook>,
     pub(crate) on_thread_stop: Option<Hook>,
+    /// Run by a worker just before it sleeps for lack of work, and just
+    /// after it wakes.
+    pub(crate) on_thread_park: Option<Hook>,
+    pub(crate) on_thread_unpark: Option<Hook>,
     /// The timers the workers drive.
     pub(crate) timers: Arc<Driver>,
     /// Whether workers publish their polls in their stamps (for a watcher).
@@ -88,6 +92,11 @@ pub(crate) struct PoolConfig {
     /// blocking; the idle worker holding the timer role of the pool that
     /// drives the timers sleeps in it.
     pub(crate) reactor: Option<Arc<Reactor>>,
+    /// A current-thread pool: it starts no threads; the threads that block
+    /// on it serve as its workers while they do (`Pool::block_on`), and
+    /// threads of its own are created (up to `max_workers`, counting the
+    /// `block_on` thread) only while one does.
+    pub(crate) current_thread: bool,
 }
 
 /// A handle to a pool. Cloning shares the pool.
@@ -125,6 +134,11 @@ pub(crate) struct Shared {
     create_failures: Mutex<CreateFailures>,
     /// The mayday timer (`mayday.rs`).
     mayday: Mutex<mayday::MaydayTimer>,
+    /// `block_on` threads serving as workers now (`Pool::block_on`).
+    joined: std::sync::atomic::AtomicUsize,
+    /// Threads waiting for a worker slot to block on the pool, woken when
+    /// a `block_on` thread leaves.
+    slot_waiters: Mutex<Vec<std::task::Waker>>,
 }
 
 /// The manager's record of failed creations.
@@ -174,6 +188,8 @@ impl Pool {
             observer: Arc::default(),
             create_failures: Mutex::new(CreateFailures::default()),
             mayday: Mutex::new(mayday::MaydayTimer::default()),
+            joined: std::sync::atomic::AtomicUsize::new(0),
+            slot_waiters: Mutex::new(Vec::new()),
         });
         if shared.config.drives_timers {
             let weak = Arc::downgrade(&shared);
@@ -212,6 +228,10 @@ impl Pool {
     /// only if not even one thread could be created; then the pool is closed.
     pub(crate) fn start(&self) -> io::Result<()> {
         let shared = &self.shared;
+        if shared.config.current_thread {
+            // Its first worker is the first thread to block on it.
+            return Ok(());
+        }
         let initial = shared.config.workers.min(shared.config.max_workers);
         for created in 0..initial {
             if !shared.idle.reserve_worker(shared.config.max_workers) {
@@ -248,6 +268,28 @@ impl Pool {
                 self.shared.injector.push(runnable);
                 self.shared.notify_work();
             }
+        }
+    }
+
+    /// Runs `future` to completion on the calling thread, which serves as one
+    /// of the pool's workers meanwhile (a current-thread pool): see
+    /// `worker::block_on`. Gives up without polling (`NoSlot`) if every
+    /// worker slot is taken, or, if the pool closes first, with `future`
+    /// not complete (`Closed`).
+    pub(crate) fn block_on<F: std::future::Future>(
+        &self,
+        future: std::pin::Pin<&mut F>,
+    ) -> worker::Joined<F::Output> {
+        worker::block_on(&self.shared, future)
+    }
+
+    /// Wakes `waker` once a `block_on` thread serving as a worker leaves
+    /// (its worker slot is free). Register before trying `block_on`, so
+    /// that a slot freed in between is not missed.
+    pub(crate) fn wait_for_slot(&self, waker: &std::task::Waker) {
+        let mut waiting = self.shared.slot_waiters.lock();
+        if !waiting.iter().any(|w| w.will_wake(waker)) {
+            waiting.push(waker.clone());
         }
     }
 
@@ -412,7 +454,8 @@ impl Pool {
     /// rescuer moves it on: see `Pool::tend`.
     pub(crate) fn is_starving(&self) -> bool {
         let shared = &self.shared;
-        !shared.is_closed()
+        shared.is_attended()
+            && !shared.is_closed()
             && shared.idle.need_more_worker()
             && shared.idle.nr_idle() == 0
             && shared.has_work()
@@ -508,10 +551,18 @@ impl Shared {
     /// observer fires the timers and polls the reactor (`Pool::tend`).
     fn timers_stranded(&self) -> bool {
         self.config.drives_timers
+            && self.is_attended()
             && !self.is_closed()
             && self.idle.nr_running() == 0
             && self.idle.nr_idle() == 0
             && (self.timers().next_deadline().is_some() || self.has_io())
+    }
+
+    /// Whether the pool has workers to keep going: always, except for a
+    /// current-thread pool nobody blocks on, whose tasks, timers and I/O
+    /// wait by design for the next `block_on` (nothing starves then).
+    fn is_attended(&self) -> bool {
+        !self.config.current_thread || self.joined.load(SeqCst) > 0
     }
 
     /// Whether I/O sources are registered with the reactor.

@@ -5,10 +5,13 @@
 //! `nr_running`), or idle (on the idle list, parked).
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 
 use crate::task::Runnable;
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -137,6 +140,9 @@ struct Local {
     dispatching: Cell<bool>,
     tick: Cell<u32>,
     rng: Cell<u64>,
+    /// Set on a `block_on` thread serving as a worker (`block_on` below):
+    /// its root future's waker.
+    root: Option<Arc<Root>>,
 }
 
 thread_local! {
@@ -152,7 +158,6 @@ pub(super) fn main(shared: Arc<Shared>, queues: Queues, me: WorkerRef) {
         me: me.clone(),
         culled: false,
     };
-    let seed = shared.next_seed() | 1;
     if let Some(tid) = current_os_tid() {
         let _ = me.os_tid.set(tid);
     }
@@ -168,22 +173,7 @@ pub(super) fn main(shared: Arc<Shared>, queues: Queues, me: WorkerRef) {
             std::sync::atomic::Ordering::Relaxed,
         );
     }
-    let local = Rc::new(Local {
-        stamped: shared.config.stamp_polls,
-        shared: shared.clone(),
-        me,
-        deque: queues.deque,
-        lifo: queues.lifo,
-        lifo_runs: Cell::new(0),
-        yielded: queues.yielded,
-        seq: Cell::new(0),
-        searching: Cell::new(false),
-        blocked: Cell::new(false),
-        idle: Cell::new(false),
-        dispatching: Cell::new(false),
-        tick: Cell::new(0),
-        rng: Cell::new(seed),
-    });
+    let local = Rc::new(Local::new(&shared, queues, me, None));
     CURRENT.with(|c| *c.borrow_mut() = Some(local.clone()));
     if let Some(hook) = &shared.config.on_thread_start {
         hook();
@@ -230,6 +220,43 @@ impl Drop for ExitGuard {
 }
 
 impl Local {
+    fn new(shared: &Arc<Shared>, queues: Queues, me: WorkerRef, root: Option<Arc<Root>>) -> Local {
+        Local {
+            stamped: shared.config.stamp_polls,
+            shared: shared.clone(),
+            me,
+            deque: queues.deque,
+            lifo: queues.lifo,
+            lifo_runs: Cell::new(0),
+            yielded: queues.yielded,
+            seq: Cell::new(0),
+            searching: Cell::new(false),
+            blocked: Cell::new(false),
+            idle: Cell::new(false),
+            dispatching: Cell::new(false),
+            tick: Cell::new(0),
+            rng: Cell::new(shared.next_seed() | 1),
+            root,
+        }
+    }
+
+    /// Whether this worker's own queues (queue, LIFO slot, yield list) or
+    /// the injector hold a task.
+    fn has_local_work(&self) -> bool {
+        !self.deque.is_empty()
+            || !self.lifo.is_empty()
+            || !self.yielded.is_empty()
+            || !self.shared.injector.is_empty()
+    }
+
+    /// Whether this is a `block_on` thread whose root future was woken
+    /// and not polled since.
+    fn root_woken(&self) -> bool {
+        self.root
+            .as_ref()
+            .is_some_and(|root| root.woken.load(SeqCst))
+    }
+
     /// Runs until shutdown (returns false) or until culled (returns true).
     fn run(&self) -> bool {
         let idle = &self.shared.idle;
@@ -434,6 +461,9 @@ impl Local {
                 }
                 false => limit,
             };
+            if let Some(hook) = &shared.config.on_thread_park {
+                hook();
+            }
             let (notified, dispatched) = if timer_worker && self.me.parker.has_reactor() {
                 // The driver: sleep in the reactor, dispatching I/O events.
                 self.dispatching.set(true);
@@ -443,6 +473,9 @@ impl Local {
             } else {
                 (self.me.parker.park_timeout(timeout), 0)
             };
+            if let Some(hook) = &shared.config.on_thread_unpark {
+                hook();
+            }
             if timer_worker {
                 timers.unparked();
             }
@@ -453,6 +486,12 @@ impl Local {
             // lands as a timed park expires still means "run". A token
             // left behind then is consumed later as a harmless nudge.
             if self.me.kicked.swap(false, Acquire) {
+                break None;
+            }
+            if self.root_woken() && shared.idle.claim_root(&self.me) {
+                // The `block_on` thread's own future was woken: it runs it,
+                // counted running as a kicked worker would be.
+                shared.wake_polls_observer();
                 break None;
             }
             if dispatched > 0 && shared.has_work() {
@@ -474,7 +513,10 @@ impl Local {
             if timer_worker {
                 timers.process();
             }
-            if !notified && shared.idle.try_cull(&self.me, shared.config.idle_timeout) {
+            if !notified
+                && self.root.is_none()
+                && shared.idle.try_cull(&self.me, shared.config.idle_timeout)
+            {
                 break Some(true);
             }
         };
@@ -598,6 +640,204 @@ pub(super) fn push_local(
         }
         _ => Err(runnable),
     })
+}
+
+/// The root future of a `block_on` thread serving as a worker: its waker.
+pub(super) struct Root {
+    /// Woken since it was last polled. A wake holds one auto-advance
+    /// inhibit (the thread will poll soon), released after the poll.
+    woken: AtomicBool,
+    worker: WorkerRef,
+    timers: Arc<crate::time::driver::Driver>,
+}
+
+impl Wake for Root {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.woken.swap(true, SeqCst) {
+            self.timers.inhibit_add();
+        }
+        // Running: it looks at `woken` before its next task. Idle: the
+        // token ends its park, and it claims itself off the idle list.
+        self.worker.parker.unpark();
+    }
+}
+
+/// How a `block_on` thread's stint as a worker ended.
+pub(crate) enum Joined<T> {
+    /// The future completed.
+    Done(T),
+    /// Every worker slot is taken (another thread blocks on the pool).
+    NoSlot,
+    /// The pool closed before the future completed; it was not dropped.
+    Closed,
+}
+
+/// Runs `future` on the calling thread, which serves as one of the pool's
+/// workers meanwhile (a current-thread pool's `block_on`). Between two
+/// polls of `future` the thread runs the pool's tasks, fires its timers and
+/// polls its reactor exactly as a worker thread does: it is counted in
+/// `nr_running` while it does, its polls (the root's too) are stamped for
+/// the monitor, it sits on the idle list when there is nothing to do, and a
+/// wake of `future` takes it off the list (`Idle::claim_root`). On return
+/// it leaves the pool: what it had queued goes to the injector, for the
+/// next `block_on` (or a helper thread, if `max_workers` allows them).
+pub(super) fn block_on<F: Future>(
+    shared: &Arc<Shared>,
+    mut future: Pin<&mut F>,
+) -> Joined<F::Output> {
+    if shared.is_closed() || !shared.idle.reserve_worker(shared.config.max_workers) {
+        return if shared.is_closed() {
+            Joined::Closed
+        } else {
+            Joined::NoSlot
+        };
+    }
+    let (queues, me) = manager::new_worker(shared);
+    if let Some(tid) = current_os_tid() {
+        let _ = me.os_tid.set(tid);
+    }
+    let root = Arc::new(Root {
+        woken: AtomicBool::new(true),
+        worker: me.clone(),
+        timers: shared.config.timers.clone(),
+    });
+    // The first poll is as if woken: it holds the wake's inhibit.
+    root.timers.inhibit_add();
+    let local = Rc::new(Local::new(shared, queues, me.clone(), Some(root.clone())));
+    shared.workers.write().push(me);
+    shared.joined.fetch_add(1, SeqCst);
+    shared.idle.join_running();
+    shared.wake_polls_observer();
+    let previous = CURRENT.with(|c| c.replace(Some(local.clone())));
+    let mut leave = Leave {
+        local,
+        previous,
+        idle: false,
+    };
+    let waker = Waker::from(root.clone());
+    let mut cx = Context::from_waker(&waker);
+    let local = leave.local.clone();
+    // Tasks run between two polls of the root at most, when both are ready
+    // (tokio's `event_interval`): a root that keeps waking itself
+    // (`yield_now`) lets the tasks run, and tasks do not starve the root.
+    let mut tasks_since_root = INJECTOR_INTERVAL;
+    loop {
+        if root.woken.load(SeqCst)
+            && (tasks_since_root >= INJECTOR_INTERVAL || !local.has_local_work())
+            && root.woken.swap(false, SeqCst)
+        {
+            tasks_since_root = 0;
+            let seq = local.seq.get().wrapping_add(1);
+            local.seq.set(seq);
+            if local.stamped {
+                local.me.stamp.begin(seq, 0);
+            }
+            let polled = {
+                let _end = PollEnd { local: &local, seq };
+                future.as_mut().poll(&mut cx)
+            };
+            root.timers.inhibit_sub();
+            if let Poll::Ready(output) = polled {
+                return Joined::Done(output);
+            }
+            continue;
+        }
+        if shared.is_closed() {
+            return Joined::Closed;
+        }
+        match local.next_task() {
+            Some(runnable) => {
+                tasks_since_root += 1;
+                if local.searching.replace(false)
+                    && shared.idle.transition_from_searching()
+                    && shared.has_work()
+                {
+                    // The searcher chain, as in `Local::run`.
+                    shared.wake_one();
+                }
+                local.run_task(runnable);
+                if shared.idle.try_retire() {
+                    local.hand_over_local_queue();
+                    leave.idle = true;
+                    if local.idle_and_park(true).is_some() {
+                        return Joined::Closed;
+                    }
+                    leave.idle = false;
+                }
+            }
+            None => {
+                tasks_since_root = INJECTOR_INTERVAL;
+                if shared.timers().process() > 0 || shared.poll_io_now() > 0 {
+                    continue;
+                }
+                if root.woken.load(SeqCst) {
+                    continue;
+                }
+                leave.idle = true;
+                if local.idle_and_park(false).is_some() {
+                    return Joined::Closed;
+                }
+                leave.idle = false;
+            }
+        }
+    }
+}
+
+/// Ends a stamped root poll, also when it unwinds.
+struct PollEnd<'a> {
+    local: &'a Local,
+    seq: u64,
+}
+
+impl Drop for PollEnd<'_> {
+    fn drop(&mut self) {
+        if self.local.stamped && self.local.me.stamp.end(self.seq) {
+            self.local.shared.rejoin_after_detection();
+        }
+    }
+}
+
+/// Takes a `block_on` thread out of the pool as it returns (or unwinds).
+struct Leave {
+    local: Rc<Local>,
+    previous: Option<Rc<Local>>,
+    /// On the idle list (else counted running).
+    idle: bool,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let local = &self.local;
+        let shared = &local.shared;
+        if self.idle {
+            // Off the idle list, and its slot given back.
+            shared.idle.remove(&local.me);
+        } else {
+            if local.searching.replace(false) {
+                let _ = shared.idle.transition_from_searching();
+            }
+            local.hand_over_local_queue();
+            shared.idle.worker_sleeping();
+            shared.idle.release_worker();
+        }
+        // Timer role: only held while idle, and given up by then.
+        shared.workers.write().retain(|w| w != &local.me);
+        shared.joined.fetch_sub(1, SeqCst);
+        CURRENT.with(|c| *c.borrow_mut() = self.previous.take());
+        // Its slot is free: a thread waiting to block on the pool may take it.
+        let waiting = std::mem::take(&mut *shared.slot_waiters.lock());
+        waiting.into_iter().for_each(Waker::wake);
+        // Pairs with the fence in `notify_work`, as in `BlockingGuard`:
+        // what it left queued goes to a helper, if the pool has one.
+        fence(SeqCst);
+        if !shared.is_closed() && shared.has_work() {
+            shared.wake_one();
+        }
+    }
 }
 
 /// While alive, the current worker counts as blocked (`wq_worker_sleeping`);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use crate::pool::Parker;
+use crate::pool::{Joined, Parker, Pool};
 use crate::time::driver::Driver;
 
 /// Wakes the `block_on` thread. A wake also counts the thread as busy for
@@ -76,6 +76,54 @@ pub(crate) fn block_on<F: Future>(future: F, timers: &Arc<Driver>) -> F::Output 
         // is only ever left by `wake_inner`, after it set `woken`.)
         if !thread_waker.take_wake() {
             timers.inhibit_add();
+        }
+    }
+}
+
+/// `block_on` on a current-thread runtime: the calling thread serves as the
+/// pool's worker until `future` completes (`Pool::block_on`). If another
+/// thread holds the pool's worker slot (several threads block on the
+/// runtime at once), this one polls its own future while it waits for the
+/// slot, its progress made by the tasks that thread runs; if the pool
+/// closes (the runtime shuts down meanwhile), it goes on without it.
+pub(crate) fn block_on_current_thread<F: Future>(
+    future: F,
+    pool: &Pool,
+    timers: &Arc<Driver>,
+) -> F::Output {
+    let mut future = pin!(future);
+    let thread_waker = Arc::new(ThreadWaker {
+        parker: Parker::new(),
+        woken: AtomicBool::new(false),
+        timers: timers.clone(),
+    });
+    let waker = Waker::from(thread_waker.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        // Registered before the attempt: a slot freed in between wakes us.
+        pool.wait_for_slot(&waker);
+        match pool.block_on(future.as_mut()) {
+            Joined::Done(output) => return output,
+            Joined::Closed => return block_on(future, timers),
+            Joined::NoSlot => {}
+        }
+        timers.inhibit_add();
+        let polled = future.as_mut().poll(&mut cx);
+        timers.inhibit_sub();
+        // A wake holds one inhibit until it is taken; each action above
+        // holds its own.
+        let woken = thread_waker.take_wake();
+        if woken {
+            timers.inhibit_sub();
+        }
+        if let Poll::Ready(output) = polled {
+            return output;
+        }
+        if !woken {
+            thread_waker.parker.park();
+            if thread_waker.take_wake() {
+                timers.inhibit_sub();
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::monitor::{
 use crate::pool::{Hook, PoolConfig, SpawnHook, CREATE_COOLDOWN};
 use crate::time::driver::Driver;
 
-use super::Runtime;
+use super::{Runtime, RuntimeFlavor};
 
 /// The default cap on worker threads (blocked and idle ones included).
 pub const DEFAULT_MAX_WORKERS: usize = 512;
@@ -42,6 +42,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// assert!(err.to_string().contains("`workers`"));
 /// ```
 pub struct Builder {
+    flavor: RuntimeFlavor,
     workers: Option<usize>,
     max_workers: usize,
     idle_timeout: Duration,
@@ -49,6 +50,8 @@ pub struct Builder {
     thread_stack_size: Option<usize>,
     on_thread_start: Option<Hook>,
     on_thread_stop: Option<Hook>,
+    on_thread_park: Option<Hook>,
+    on_thread_unpark: Option<Hook>,
     spawn_hook: Option<SpawnHook>,
     create_cooldown: Duration,
     start_paused: bool,
@@ -64,11 +67,12 @@ enum ThreadName {
 }
 
 impl Builder {
-    /// A builder with the defaults: `workers` = the machine's available
-    /// parallelism, `max_workers` = 512, `idle_timeout` = 300 s, threads
-    /// named `wq-worker`.
+    /// A builder of a multi-thread runtime with the defaults: `workers` =
+    /// the machine's available parallelism, `max_workers` = 512,
+    /// `idle_timeout` = 300 s, threads named `wq-worker`.
     pub fn new() -> Builder {
         Builder {
+            flavor: RuntimeFlavor::MultiThread,
             workers: None,
             max_workers: DEFAULT_MAX_WORKERS,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -76,6 +80,8 @@ impl Builder {
             thread_stack_size: None,
             on_thread_start: None,
             on_thread_stop: None,
+            on_thread_park: None,
+            on_thread_unpark: None,
             spawn_hook: None,
             create_cooldown: CREATE_COOLDOWN,
             start_paused: false,
@@ -83,6 +89,77 @@ impl Builder {
             blocking_threshold: DEFAULT_BLOCKING_THRESHOLD,
             cpu_intensive_threshold: DEFAULT_CPU_INTENSIVE_THRESHOLD,
         }
+    }
+
+    /// tokio's name for [`Builder::new`]: a multi-thread runtime.
+    ///
+    /// ```
+    /// let rt = wq::Builder::new_multi_thread().enable_all().build().unwrap();
+    /// assert_eq!(rt.handle().runtime_flavor(), wq::RuntimeFlavor::MultiThread);
+    /// ```
+    pub fn new_multi_thread() -> Builder {
+        Builder::new()
+    }
+
+    /// A builder of a current-thread runtime: it has no worker threads of
+    /// its own, and its tasks, timers and I/O run on the thread that calls
+    /// [`Runtime::block_on`], while it does, as tokio's current-thread
+    /// runtime. That thread serves as the runtime's one worker meanwhile:
+    /// concurrency management applies to it as to any worker (its polls,
+    /// the root future's included, are watched by the monitor, and
+    /// [`wq::blocking`](crate::blocking) takes it out of the running
+    /// count). With the default `max_workers(1)` nothing can take its
+    /// place, so a task that blocks it stalls the runtime, as on tokio (the
+    /// monitor still finds it); with `max_workers(n)` above 1, the runtime
+    /// creates helper threads while a `block_on` thread is blocked, and
+    /// those then run tasks whenever no `block_on` thread does.
+    /// `workers` is 1 and cannot be set otherwise.
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    ///
+    /// let rt = wq::Builder::new_current_thread().build().unwrap();
+    /// let thread = std::thread::current().id();
+    /// let ran_on = rt.block_on(async {
+    ///     // `block_on`'s future need not be `Send`.
+    ///     let _local = Rc::new(());
+    ///     wq::spawn(async { std::thread::current().id() }).await.unwrap()
+    /// });
+    /// assert_eq!(ran_on, thread);
+    /// ```
+    pub fn new_current_thread() -> Builder {
+        let mut builder = Builder::new();
+        builder.flavor = RuntimeFlavor::CurrentThread;
+        builder.max_workers = 1;
+        builder
+    }
+
+    /// Accepted for tokio compatibility; does nothing: wq's I/O and timers
+    /// are always enabled.
+    pub fn enable_all(self) -> Builder {
+        self
+    }
+
+    /// Accepted for tokio compatibility; does nothing (I/O is always
+    /// enabled).
+    pub fn enable_io(self) -> Builder {
+        self
+    }
+
+    /// Accepted for tokio compatibility; does nothing (timers are always
+    /// enabled).
+    pub fn enable_time(self) -> Builder {
+        self
+    }
+
+    /// tokio's name for [`workers`](Builder::workers).
+    pub fn worker_threads(self, n: usize) -> Builder {
+        self.workers(n)
+    }
+
+    /// tokio's name for [`idle_timeout`](Builder::idle_timeout).
+    pub fn thread_keep_alive(self, timeout: Duration) -> Builder {
+        self.idle_timeout(timeout)
     }
 
     /// The concurrency target: how many workers run tasks at once. A worker
@@ -160,6 +237,41 @@ impl Builder {
         F: Fn() + Send + Sync + 'static,
     {
         self.on_thread_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it is about to sleep for lack
+    /// of work (on a current-thread runtime, the `block_on` thread too).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    ///
+    /// let parks = Arc::new(AtomicUsize::new(0));
+    /// let counted = parks.clone();
+    /// let rt = wq::Builder::new_current_thread()
+    ///     .on_thread_park(move || {
+    ///         counted.fetch_add(1, SeqCst);
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { wq::time::sleep(std::time::Duration::from_millis(10)).await });
+    /// assert!(parks.load(SeqCst) >= 1);
+    /// ```
+    pub fn on_thread_park<F>(mut self, f: F) -> Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.on_thread_park = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on a worker thread each time it wakes from such a sleep.
+    pub fn on_thread_unpark<F>(mut self, f: F) -> Builder
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.on_thread_unpark = Some(Arc::new(f));
         self
     }
 
@@ -277,8 +389,8 @@ impl Builder {
     /// 100 µs between awaits) and short for a blocking call that matters
     /// (a disk read, a DNS lookup, a lock held across I/O): a worker blocked
     /// for microseconds does not cause a wakeup or a thread, and one blocked
-    /// for longer is replaced within 1 to 1.5 ms. The monitor ticks every
-    /// half threshold while workers run.
+    /// for longer is replaced within about 1 to 2 ms. The workers' polls
+    /// are looked at every half threshold while workers run.
     pub fn blocking_threshold(mut self, threshold: Duration) -> Builder {
         self.blocking_threshold = threshold;
         self
@@ -305,8 +417,19 @@ impl Builder {
     /// `cpu_intensive_threshold` is zero; otherwise whatever creating the
     /// monitor thread or the first worker thread returned.
     pub fn build(self) -> io::Result<Runtime> {
+        let current_thread = self.flavor == RuntimeFlavor::CurrentThread;
         let workers = match self.workers {
+            Some(n) if current_thread && n != 1 => {
+                return Err(invalid(
+                    "workers",
+                    format!(
+                        "a current-thread runtime runs one worker, the thread that calls \
+                         `block_on`; got {n} (use `Builder::new()` for more)"
+                    ),
+                ));
+            }
             Some(n) => n,
+            None if current_thread => 1,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         if workers == 0 {
@@ -369,6 +492,8 @@ impl Builder {
             thread_stack_size: self.thread_stack_size,
             on_thread_start: self.on_thread_start,
             on_thread_stop: self.on_thread_stop,
+            on_thread_park: self.on_thread_park,
+            on_thread_unpark: self.on_thread_unpark,
             spawn_hook: self.spawn_hook,
             create_cooldown: self.create_cooldown,
             timers: Arc::new(Driver::new(workers, self.start_paused)),
@@ -378,12 +503,13 @@ impl Builder {
             affinity: None,
             mayday: None,
             reactor: None,
+            current_thread,
         };
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,
             cpu_intensive_threshold: self.cpu_intensive_threshold,
         });
-        Runtime::from_config(config, monitor)
+        Runtime::from_config(config, monitor, self.flavor)
     }
 }
 
@@ -403,6 +529,7 @@ impl Default for Builder {
 impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")
+            .field("flavor", &self.flavor)
             .field("workers", &self.workers)
             .field("max_workers", &self.max_workers)
             .field("idle_timeout", &self.idle_timeout)

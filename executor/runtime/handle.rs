@@ -10,7 +10,7 @@ use crate::task::registry::SpawnMeta;
 use crate::task::{harness, JoinHandle};
 
 use super::context::{self, SetCurrentGuard};
-use super::{block_on, Inner};
+use super::{block_on, Inner, RuntimeFlavor};
 
 /// A cloneable, `Send + Sync` reference to a runtime, for spawning onto it
 /// from anywhere. A handle does not keep the runtime running: once the
@@ -163,7 +163,9 @@ impl Handle {
     /// Runs the blocking closure `f` on a worker of the runtime, inside
     /// [`wq::blocking`](crate::blocking): the worker leaves the concurrency
     /// count while `f` runs and another takes its place. A closure that has
-    /// started is not interrupted by abort or shutdown.
+    /// started is not interrupted by abort or shutdown. On a current-thread
+    /// runtime the closures run on a pool of threads of their own (named
+    /// like the workers, with a `B`), never on the `block_on` thread.
     ///
     /// ```
     /// let rt = wq::Runtime::new().unwrap();
@@ -176,7 +178,19 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.spawn(async move { crate::blocking(f) })
+        let meta = SpawnMeta::here();
+        let task = async move { crate::blocking(f) };
+        match self.inner.flavor {
+            RuntimeFlavor::MultiThread => self.spawn_with(task, meta),
+            // Not on the `block_on` thread, which would block everything
+            // else: on the blocking pool's threads (created on first use).
+            RuntimeFlavor::CurrentThread => match self.inner.blocking_pool() {
+                Ok(pool) => self.spawn_on_pool(task, meta, &pool, false, crate::task::NO_RESCUER),
+                Err(err) => {
+                    panic!("`spawn_blocking` could not create the runtime's blocking thread: {err}")
+                }
+            },
+        }
     }
 
     /// Runs `future` to completion on the current thread, with this runtime
@@ -189,7 +203,22 @@ impl Handle {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let _driving = context::enter_driving(self.clone());
-        block_on::block_on(future, &self.inner.time)
+        match self.inner.flavor {
+            RuntimeFlavor::MultiThread => block_on::block_on(future, &self.inner.time),
+            RuntimeFlavor::CurrentThread => {
+                block_on::block_on_current_thread(future, &self.inner.pool, &self.inner.time)
+            }
+        }
+    }
+
+    /// Which kind of runtime this handle belongs to.
+    ///
+    /// ```
+    /// let rt = wq::Builder::new_current_thread().build().unwrap();
+    /// assert_eq!(rt.handle().runtime_flavor(), wq::RuntimeFlavor::CurrentThread);
+    /// ```
+    pub fn runtime_flavor(&self) -> RuntimeFlavor {
+        self.inner.flavor
     }
 
     /// Makes this runtime current on this thread until the guard is dropped,

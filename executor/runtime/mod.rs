@@ -40,8 +40,22 @@ pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
 pub(crate) use context::is_driving;
 pub use handle::{EnterGuard, Handle, TryCurrentError};
 
+/// Which kind of runtime a [`Handle`] belongs to (tokio's
+/// `RuntimeFlavor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RuntimeFlavor {
+    /// Built with [`Builder::new_current_thread`]: tasks run on the thread
+    /// that blocks on it.
+    CurrentThread,
+    /// Built with [`Builder::new`] (or `new_multi_thread`): tasks run on
+    /// the runtime's worker threads.
+    MultiThread,
+}
+
 /// What a runtime's handles share.
 pub(crate) struct Inner {
+    pub(crate) flavor: RuntimeFlavor,
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
     pub(crate) time: Arc<Driver>,
@@ -56,6 +70,9 @@ pub(crate) struct Inner {
     pub(crate) system_queues: SystemQueues,
     /// The high-priority pool, created with the first `highpri` workqueue.
     pub(crate) highpri: OnceLock<Pool>,
+    /// A current-thread runtime's pool for `spawn_blocking`, created on
+    /// first use.
+    blocking: OnceLock<Pool>,
     /// Every pool besides the normal one, for shutdown. Its lock also
     /// serializes the creation of pools with shutdown.
     extra_pools: parking_lot::Mutex<Vec<Pool>>,
@@ -97,6 +114,27 @@ impl Inner {
         config.nice = Some(HIGHPRI_NICE);
         let pool = self.start_extra_pool(&mut pools, config)?;
         Ok(self.highpri.get_or_init(|| pool))
+    }
+
+    /// A current-thread runtime's pool for `spawn_blocking`: a regular pool
+    /// of one worker (each closure runs inside `wq::blocking`, so every
+    /// closure that blocks makes room for the next), named like the
+    /// workers with a `B`. Created on first use.
+    pub(crate) fn blocking_pool(&self) -> io::Result<Pool> {
+        if let Some(pool) = self.blocking.get() {
+            return Ok(pool.clone());
+        }
+        let mut pools = self.extra_pools.lock();
+        if let Some(pool) = self.blocking.get() {
+            return Ok(pool.clone());
+        }
+        let mut config = self.pool_config.clone();
+        let name = config.thread_name.clone();
+        config.thread_name = Arc::new(move || format!("{}B", name()));
+        config.workers = 1;
+        config.max_workers = DEFAULT_MAX_WORKERS;
+        let pool = self.start_extra_pool(&mut pools, config)?;
+        Ok(self.blocking.get_or_init(|| pool).clone())
     }
 
     /// Every pool: the normal one first, then those created since.
@@ -167,6 +205,9 @@ impl Inner {
         // The normal pool drives the timers; the others only fire what is
         // due while they run.
         config.drives_timers = false;
+        // Workqueues that ask for pools of their own (high-priority,
+        // unbound) get worker threads, on a current-thread runtime too.
+        config.current_thread = false;
         config.stamp_polls = self.monitor.detects();
         let pool = Pool::new(config);
         self.monitor.watch(pool.clone());
@@ -231,6 +272,7 @@ impl Runtime {
     pub(crate) fn from_config(
         mut config: PoolConfig,
         monitor: Option<MonitorConfig>,
+        flavor: RuntimeFlavor,
     ) -> io::Result<Runtime> {
         let tasks = Arc::new(Registry::new(config.workers));
         // Workers need the runtime's handle in their context, but the pool
@@ -263,6 +305,7 @@ impl Runtime {
         let pool = Pool::new(config);
         let monitor = Monitor::start(pool.clone(), tasks.clone(), monitor)?;
         let inner = Arc::new(Inner {
+            flavor,
             pool,
             tasks,
             time,
@@ -271,6 +314,7 @@ impl Runtime {
             rescuers,
             system_queues: SystemQueues::default(),
             highpri: OnceLock::new(),
+            blocking: OnceLock::new(),
             extra_pools: parking_lot::Mutex::new(Vec::new()),
             unbound: parking_lot::Mutex::new(HashMap::new()),
             topology: OnceLock::new(),
@@ -347,17 +391,34 @@ impl Runtime {
     /// Panics if called from a thread that drives a runtime.
     #[track_caller]
     pub fn shutdown_timeout(self, timeout: Duration) {
-        self.shutdown(Some(timeout));
+        self.shutdown(Some(timeout), false);
+    }
+
+    /// Shuts the runtime down without waiting for its threads: as
+    /// `shutdown_timeout` with a zero timeout, and allowed inside an
+    /// asynchronous context (a task, or `block_on` of another runtime),
+    /// where dropping a runtime panics.
+    ///
+    /// ```
+    /// let outer = wq::Runtime::new().unwrap();
+    /// outer.block_on(async {
+    ///     let inner = wq::Runtime::new().unwrap();
+    ///     inner.spawn(async { 1 });
+    ///     inner.shutdown_background();
+    /// });
+    /// ```
+    pub fn shutdown_background(self) {
+        self.shutdown(Some(Duration::ZERO), true);
     }
 
     #[track_caller]
-    fn shutdown(&self, timeout: Option<Duration>) {
+    fn shutdown(&self, timeout: Option<Duration>, background: bool) {
         let inner = &self.handle.inner;
         if inner.pool.is_closed() {
             return;
         }
         let mut timeout = timeout;
-        if is_driving() {
+        if is_driving() && !background {
             if std::thread::panicking() {
                 // Unwinding through a task or `block_on`: close without
                 // waiting rather than turn the panic into an abort.
@@ -398,7 +459,7 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.shutdown(None);
+        self.shutdown(None, false);
     }
 }
 

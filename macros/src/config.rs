@@ -14,16 +14,29 @@ use crate::errors::Errors;
 
 /// The option names this version understands, in the order they are listed
 /// in error messages.
-const KNOWN: [&str; 3] = ["workers", "start_paused", "crate"];
+const KNOWN: [&str; 4] = ["flavor", "workers", "start_paused", "crate"];
 
 /// The list of known options as it appears in error messages.
-const EXPECTED: &str = "expected one of `workers`, `start_paused`, `crate`";
+const EXPECTED: &str = "expected one of `flavor`, `workers`, `start_paused`, `crate`";
 
 /// Options of the tokio attributes that have no counterpart here yet.
-const UNSUPPORTED: [&str; 2] = ["flavor", "unhandled_panic"];
+const UNSUPPORTED: [&str; 1] = ["unhandled_panic"];
+
+/// Which runtime the attribute builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// `Builder::new_current_thread()`.
+    CurrentThread,
+    /// `Builder::new()`.
+    MultiThread,
+}
 
 /// The options given to one attribute.
 pub(crate) struct Config {
+    /// `flavor = "current_thread" | "multi_thread"`; `None` leaves the
+    /// attribute's default (`multi_thread` for `main`, `current_thread` for
+    /// `test`, as tokio's, and `multi_thread` whenever `workers` is given).
+    pub(crate) flavor: Option<Flavor>,
     /// `workers = N`: the number of worker threads, validated to be at least 1.
     /// `None` leaves the runtime's own default in place.
     pub(crate) workers: Option<LitInt>,
@@ -36,6 +49,7 @@ pub(crate) struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            flavor: None,
             workers: None,
             start_paused: None,
             crate_path: syn::parse_quote!(::wq),
@@ -56,6 +70,7 @@ pub(crate) fn parse(args: TokenStream) -> (Config, Option<syn::Error>) {
 
     let mut errors = Errors::default();
     let mut workers_seen = false;
+    let mut flavor_seen = false;
     let mut crate_seen = false;
     let mut start_paused_seen = false;
 
@@ -63,7 +78,20 @@ pub(crate) fn parse(args: TokenStream) -> (Config, Option<syn::Error>) {
         let key = meta.path();
         let name = path_to_string(key);
         match name.as_str() {
-            "workers" => {
+            "flavor" => {
+                if std::mem::replace(&mut flavor_seen, true) {
+                    errors.push(duplicate(key, "flavor"));
+                    continue;
+                }
+                match value_of(&meta, "flavor", "`flavor = \"current_thread\"`")
+                    .and_then(parse_flavor)
+                {
+                    Ok(flavor) => config.flavor = Some(flavor),
+                    Err(err) => errors.push(err),
+                }
+            }
+            // tokio's name, accepted as is.
+            "workers" | "worker_threads" => {
                 if std::mem::replace(&mut workers_seen, true) {
                     errors.push(duplicate(key, "workers"));
                     continue;
@@ -98,7 +126,36 @@ pub(crate) fn parse(args: TokenStream) -> (Config, Option<syn::Error>) {
         }
     }
 
+    if config.flavor == Some(Flavor::CurrentThread) {
+        if let Some(workers) = &config.workers {
+            errors.push(syn::Error::new(
+                workers.span(),
+                "`workers` needs the `multi_thread` flavor: a current-thread runtime runs its \
+                 tasks on the thread that blocks on it; write `flavor = \"multi_thread\"` or \
+                 leave `flavor` out",
+            ));
+            config.workers = None;
+        }
+    }
     (config, errors.into_inner())
+}
+
+fn parse_flavor(value: &Expr) -> syn::Result<Flavor> {
+    let expected = "`flavor` expects \"current_thread\" or \"multi_thread\"";
+    let Expr::Lit(syn::ExprLit {
+        lit: Lit::Str(lit), ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(value, expected));
+    };
+    match lit.value().as_str() {
+        "current_thread" => Ok(Flavor::CurrentThread),
+        "multi_thread" => Ok(Flavor::MultiThread),
+        other => Err(syn::Error::new(
+            lit.span(),
+            format!("{expected}, got {other:?}"),
+        )),
+    }
 }
 
 /// Renders an option's name the way it was written, e.g. `worker_threads` or `a::b`.
@@ -201,9 +258,7 @@ fn unknown_key_message(name: &str) -> String {
         return format!("`{name}` is not supported yet by this version of wq; {EXPECTED}");
     }
     let message = format!("unknown attribute `{name}`; {EXPECTED}");
-    if name == "worker_threads" {
-        format!("{message}; did you mean `workers`? (wq's name for tokio's `worker_threads`)")
-    } else if let Some(suggestion) = closest_known(name) {
+    if let Some(suggestion) = closest_known(name) {
         format!("{message}; did you mean `{suggestion}`?")
     } else {
         message
@@ -315,46 +370,68 @@ mod tests {
     fn unknown_keys_get_suggestions() {
         assert_eq!(
             errors_of(quote!(wokers = 2)),
-            ["unknown attribute `wokers`; expected one of `workers`, `start_paused`, `crate`; did you mean `workers`?"]
+            ["unknown attribute `wokers`; expected one of `flavor`, `workers`, `start_paused`, `crate`; did you mean `workers`?"]
         );
         assert_eq!(
             errors_of(quote!(crat = "wq")),
-            ["unknown attribute `crat`; expected one of `workers`, `start_paused`, `crate`; did you mean `crate`?"]
+            ["unknown attribute `crat`; expected one of `flavor`, `workers`, `start_paused`, `crate`; did you mean `crate`?"]
         );
         assert_eq!(
-            errors_of(quote!(worker_threads = 2)),
-            [
-                "unknown attribute `worker_threads`; expected one of `workers`, `start_paused`, `crate`; \
-              did you mean `workers`? (wq's name for tokio's `worker_threads`)"
-            ]
+            errors_of(quote!(flavour = "current_thread")),
+            ["unknown attribute `flavour`; expected one of `flavor`, `workers`, `start_paused`, `crate`; did you mean `flavor`?"]
         );
         assert_eq!(
             errors_of(quote!(threads = 2)),
-            ["unknown attribute `threads`; expected one of `workers`, `start_paused`, `crate`"]
+            ["unknown attribute `threads`; expected one of `flavor`, `workers`, `start_paused`, `crate`"]
         );
         assert_eq!(
             errors_of(quote!(a::b = 2)),
-            ["unknown attribute `a::b`; expected one of `workers`, `start_paused`, `crate`"]
+            ["unknown attribute `a::b`; expected one of `flavor`, `workers`, `start_paused`, `crate`"]
+        );
+    }
+
+    #[test]
+    fn tokio_spellings_are_accepted() {
+        let (config, err) = parse(quote!(flavor = "multi_thread", worker_threads = 2));
+        assert!(err.is_none());
+        assert_eq!(config.flavor, Some(Flavor::MultiThread));
+        assert_eq!(config.workers.unwrap().base10_digits(), "2");
+        assert_eq!(
+            errors_of(quote!(workers = 1, worker_threads = 2)),
+            ["`workers` is set more than once"]
+        );
+    }
+
+    #[test]
+    fn flavor_is_checked() {
+        let (config, err) = parse(quote!(flavor = "current_thread"));
+        assert!(err.is_none());
+        assert_eq!(config.flavor, Some(Flavor::CurrentThread));
+        assert_eq!(
+            errors_of(quote!(flavor = "single")),
+            ["`flavor` expects \"current_thread\" or \"multi_thread\", got \"single\""]
+        );
+        assert_eq!(
+            errors_of(quote!(flavor = current_thread)),
+            ["`flavor` expects \"current_thread\" or \"multi_thread\""]
+        );
+        assert_eq!(
+            errors_of(quote!(flavor = "current_thread", workers = 2)),
+            ["`workers` needs the `multi_thread` flavor: a current-thread runtime runs its tasks \
+              on the thread that blocks on it; write `flavor = \"multi_thread\"` or leave \
+              `flavor` out"]
         );
     }
 
     #[test]
     fn tokio_only_options_are_named_as_unsupported() {
-        for (args, name) in [
-            (quote!(flavor = "current_thread"), "flavor"),
-            (
-                quote!(unhandled_panic = "shutdown_runtime"),
-                "unhandled_panic",
-            ),
-        ] {
-            assert_eq!(
-                errors_of(args),
-                [format!(
-                    "`{name}` is not supported yet by this version of wq; \
-                     expected one of `workers`, `start_paused`, `crate`"
-                )]
-            );
-        }
+        assert_eq!(
+            errors_of(quote!(unhandled_panic = "shutdown_runtime")),
+            [
+                "`unhandled_panic` is not supported yet by this version of wq; expected one of \
+              `flavor`, `workers`, `start_paused`, `crate`"
+            ]
+        );
     }
 
     #[test]

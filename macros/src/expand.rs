@@ -21,7 +21,9 @@
 //! ```
 //!
 //! and `#[wq::test]` produces the same function with
-//! `#[::core::prelude::v1::test]` added after the user's own attributes.
+//! `#[::core::prelude::v1::test]` added after the user's own attributes,
+//! on `Builder::new_current_thread()` unless `flavor = "multi_thread"` or
+//! `workers` is given (tokio's defaults).
 //!
 //! When something is wrong the errors are emitted next to a version of the
 //! function that is as close as possible to the intended one, so that the
@@ -33,7 +35,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::{braced, token, AttrStyle, Attribute, Signature, Visibility};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Flavor};
 use crate::errors::{with_error, Errors};
 
 /// Which attribute is being expanded.
@@ -86,7 +88,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     let add_test_attribute = kind == Kind::Test && existing_test_attribute.is_none();
 
     let Some(err) = errors.into_inner() else {
-        return input.expand(&config, add_test_attribute);
+        return input.expand(&config, kind, add_test_attribute);
     };
 
     let fallback = if input.sig.asyncness.is_none() {
@@ -96,7 +98,7 @@ pub(crate) fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenS
     } else if main_with_arguments {
         input.expand_without_arguments()
     } else {
-        input.expand(&config, add_test_attribute)
+        input.expand(&config, kind, add_test_attribute)
     };
     with_error(fallback, err)
 }
@@ -181,10 +183,10 @@ impl Parse for AsyncFn {
 
 impl AsyncFn {
     /// The synchronous function that runs the body on a new runtime.
-    fn expand(&self, config: &Config, add_test_attribute: bool) -> TokenStream {
+    fn expand(&self, config: &Config, kind: Kind, add_test_attribute: bool) -> TokenStream {
         let mut sig = self.sig.clone();
         sig.asyncness = None;
-        let run = self.run_body(config);
+        let run = self.run_body(config, kind);
         self.emit(add_test_attribute, &sig, &run)
     }
 
@@ -219,9 +221,18 @@ impl AsyncFn {
     /// The expression is given the location of the body's last statement, so
     /// a body whose value does not match the declared return type is reported
     /// there rather than on the attribute.
-    fn run_body(&self, config: &Config) -> TokenStream {
+    fn run_body(&self, config: &Config, kind: Kind) -> TokenStream {
         let (start, end) = self.last_statement_span();
         let crate_path = respan(config.crate_path.to_token_stream(), start);
+        let flavor = match (config.flavor, kind, &config.workers) {
+            (Some(flavor), _, _) => flavor,
+            (None, _, Some(_)) | (None, Kind::Main, None) => Flavor::MultiThread,
+            (None, Kind::Test, None) => Flavor::CurrentThread,
+        };
+        let builder = match flavor {
+            Flavor::MultiThread => quote!(new),
+            Flavor::CurrentThread => quote!(new_current_thread),
+        };
         let workers = config.workers.as_ref().map(|n| quote!(.workers(#n)));
         let start_paused = config
             .start_paused
@@ -229,7 +240,7 @@ impl AsyncFn {
             .map(|b| quote!(.start_paused(#b)));
         let body = self.body();
         quote_spanned! {end=>
-            #crate_path::Builder::new()
+            #crate_path::Builder::#builder()
                 #workers
                 #start_paused
                 .build()
@@ -343,13 +354,33 @@ mod tests {
             #[ignore]
             #[::core::prelude::v1::test]
             fn works() {
-                renamed::Builder::new()
+                renamed::Builder::new_current_thread()
                     .build()
                     .expect("failed to build the wq runtime")
                     .block_on(async move {})
             }
         };
         assert_eq!(output, squeeze(&expected));
+    }
+
+    #[test]
+    fn flavors_pick_the_builder() {
+        let build = |kind, args| {
+            expand_to_string(
+                kind,
+                args,
+                quote!(
+                    async fn f() {}
+                ),
+            )
+        };
+        assert!(build(Kind::Main, quote!()).contains("Builder::new()"));
+        assert!(build(Kind::Test, quote!()).contains("Builder::new_current_thread()"));
+        assert!(build(Kind::Test, quote!(workers = 2)).contains("Builder::new().workers(2)"));
+        assert!(build(Kind::Test, quote!(flavor = "multi_thread")).contains("Builder::new()"));
+        assert!(build(Kind::Main, quote!(flavor = "current_thread"))
+            .contains("Builder::new_current_thread()"));
+        assert!(build(Kind::Main, quote!(worker_threads = 3)).contains(".workers(3)"));
     }
 
     #[test]

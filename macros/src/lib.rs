@@ -67,8 +67,14 @@ use expand::Kind;
 ///
 /// # Options
 ///
-/// - `workers = N`: the number of worker threads, an integer literal of at
-///   least 1. Without it the runtime picks its default.
+/// - `flavor = "multi_thread"` (the default for `main`) or
+///   `"current_thread"` (the default for `#[wq::test]`, as in tokio): the
+///   runtime is built with `wq::Builder::new()` or
+///   `wq::Builder::new_current_thread()`.
+/// - `workers = N` (or tokio's `worker_threads = N`): the number of worker
+///   threads, an integer literal of at least 1; implies `multi_thread`.
+///   Without it the runtime picks its default.
+/// - `start_paused = true`: the runtime's clock starts paused.
 /// - `crate = "path"`: the path under which the `wq` crate is reachable, for
 ///   code that renamed or re-exported it. Defaults to `::wq`.
 ///
@@ -84,8 +90,9 @@ use expand::Kind;
 /// The attribute reports a compile error, pointing at the offending code, when
 /// the function is not `async`, when the function named `main` takes
 /// arguments, or when an option is unknown, repeated or has an invalid value.
-/// Options spelled as in tokio (`worker_threads`, `flavor`, `start_paused`)
-/// are recognised and explained.
+/// tokio's spellings (`flavor`, `worker_threads`, `start_paused`) are
+/// accepted; tokio's `unhandled_panic` is recognised and reported as not
+/// supported.
 #[proc_macro_attribute]
 pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(Kind::Main, args.into(), item.into()).into()
@@ -93,8 +100,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Runs an `async fn` test on a wq runtime of its own.
 ///
-/// The function becomes a `#[test]` function that builds a runtime and blocks
-/// on the original body, exactly as [`macro@main`] does for `main`:
+/// The function becomes a `#[test]` function that builds a runtime (a
+/// current-thread one by default, as tokio's) and blocks on the original
+/// body, as [`macro@main`] does for `main`:
 ///
 /// ```ignore
 /// #[wq::test]
@@ -108,7 +116,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// ```ignore
 /// #[::core::prelude::v1::test]
 /// fn spawned_tasks_complete() {
-///     ::wq::Builder::new()
+///     ::wq::Builder::new_current_thread()
 ///         .build()
 ///         .expect("failed to build the wq runtime")
 ///         .block_on(async move {
@@ -131,7 +139,9 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Options
 ///
-/// The same as for [`macro@main`]: `workers = N` and `crate = "path"`.
+/// The same as for [`macro@main`], but the runtime is a current-thread one
+/// unless `flavor = "multi_thread"` or `workers = N` says otherwise, as
+/// with `#[tokio::test]`.
 ///
 /// # Errors
 ///

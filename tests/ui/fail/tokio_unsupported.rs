@@ -1,5 +1,4 @@
-#[wq::main(flavor = "current_thread")]
-async fn main() {}
-
 #[wq::test(unhandled_panic = "shutdown_runtime")]
 async fn paused() {}
+
+fn main() {}

@@ -1,2 +1,0 @@
-#[wq::main(worker_threads = 4)]
-async fn main() {}
