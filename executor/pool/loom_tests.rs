@@ -1007,3 +1007,109 @@ fn loom_detect_vs_blocking_annotation() {
         assert_eq!(pool.wakes.load(SeqCst), 0, "nothing queued, nobody woken");
     });
 }
+
+// ---------------------------------------------------------------------------
+// 7. The `block_on` thread as a worker (current-thread pools).
+// ---------------------------------------------------------------------------
+
+/// `flag.swap(false)` as the worker does it (`kicked`, `Root::woken`),
+/// written as the equivalent CAS: loom 0.7 lets a concurrent plain store
+/// land between the read and the write of a `swap` (tokio-rs/loom#254),
+/// which would show here as a lost kick that real hardware cannot lose.
+fn take_flag(flag: &AtomicBool) -> bool {
+    flag.compare_exchange(true, false, SeqCst, SeqCst).is_ok()
+}
+
+/// A current-thread pool (target 1) whose only worker is a `block_on`
+/// thread (`worker::block_on`), idle and parked, while a waker of its root
+/// future (`Root::wake_by_ref`: set `woken`, unpark) and a producer
+/// (`notify_work`, which kicks the same worker) act at once. The thread
+/// must end up both polling its root and taking the runnable, whichever
+/// way its wakeup came: a kick, a root wake it claims itself for
+/// (`Idle::claim_root`), or both; and the counters must balance: it is the
+/// one running worker, and never counted twice.
+fn root_wake(with_producer: bool) {
+    bounded_model(4).check(move || {
+        let pool = Arc::new(PoolModel::new(1));
+        let me = W::new();
+        start_idle(&pool, &me);
+        let woken = Arc::new(AtomicBool::new(false));
+
+        let root_waker = {
+            let (woken, me) = (woken.clone(), me.clone());
+            thread::spawn(move || {
+                woken.store(true, SeqCst);
+                me.0.parker.unpark();
+            })
+        };
+        let producer = with_producer.then(|| {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        });
+
+        // The `block_on` thread, from its park in `idle_and_park`.
+        let mut worker = Worker {
+            me: me.clone(),
+            searching: false,
+        };
+        let (mut polled_root, mut took) = (false, !with_producer);
+        let mut running = false;
+        while !(polled_root && took) {
+            if !running {
+                // The park loop, with `block_on`'s addition after the kick
+                // check.
+                loop {
+                    me.0.parker.park();
+                    if take_flag(&me.0.kicked) {
+                        break;
+                    }
+                    if woken.load(SeqCst) && pool.idle.claim_root(&me) {
+                        break;
+                    }
+                }
+                worker.searching = true;
+                running = true;
+                assert_eq!(pool.idle.nr_running(), 1, "counted running once");
+            }
+            if take_flag(&woken) {
+                polled_root = true;
+                continue;
+            }
+            if worker.next_task(&pool) {
+                worker.found_work(&pool);
+                took = true;
+                continue;
+            }
+            if polled_root && took {
+                break;
+            }
+            // Nothing yet (the root or the runnable is still to come):
+            // back to the idle list, as `block_on` does.
+            match worker.enter_idle(&pool, false) {
+                Idled::Park => running = false,
+                Idled::Exit => unreachable!("never closed here"),
+            }
+            // A root wake that came before we joined the list left a token
+            // and `woken` set: the park returns at once and we claim.
+        }
+        root_waker.join().unwrap();
+        if let Some(producer) = producer {
+            producer.join().unwrap();
+        }
+        assert_eq!(pool.idle.nr_running(), 1);
+        assert_eq!(pool.idle.nr_idle(), 0);
+    });
+}
+
+#[test]
+fn loom_root_wake_vs_kick() {
+    root_wake(true);
+}
+
+/// The root wake alone: without `Idle::claim_root` nothing would take the
+/// idle `block_on` thread off the list (no producer kicks it), and loom
+/// finds it parked forever.
+#[test]
+fn loom_root_wake_alone() {
+    root_wake(false);
+}
