@@ -173,3 +173,59 @@ where
         }
     }
 }
+
+/// Creates a local task: [`spawn`] for a future that need not be `Send`,
+/// uncounted and without a rescuer. async-task's `spawn_local` checks that
+/// the task is polled and dropped only on the thread that calls this (it
+/// panics otherwise); keeping every runnable on that thread is the
+/// caller's part. Wakes, from any thread, call `schedule(runnable)`.
+pub(crate) fn spawn_local<F, S>(
+    future: F,
+    meta: SpawnMeta,
+    registry: &Arc<Registry>,
+    schedule: S,
+) -> (Option<Runnable>, JoinHandle<F::Output>)
+where
+    F: Future + 'static,
+    F::Output: 'static,
+    S: Fn(Runnable) + Send + Sync + 'static,
+{
+    let id = Id::next();
+    let header = Arc::new(Header {
+        id,
+        aborted: AtomicBool::new(false),
+        finished: AtomicBool::new(false),
+    });
+    // As in `spawn`: a refused future is dropped here, outside the lock.
+    let mut future = Some(future);
+    let spawned = registry.insert(id, meta, false, |key| {
+        let wrapped = TaskFuture {
+            future: future.take(),
+            header: header.clone(),
+            registry: registry.clone(),
+            key,
+            counted: false,
+        };
+        let tag = Tag {
+            id,
+            rescuer: super::NO_RESCUER,
+        };
+        let (runnable, task) = async_task::Builder::new()
+            .metadata(tag)
+            .spawn_local(move |_| wrapped, schedule);
+        let waker = runnable.waker();
+        ((runnable, task), waker)
+    });
+    match spawned {
+        Some((runnable, task)) => {
+            let waker = runnable.waker();
+            let handle = JoinHandle::new(task.fallible(), header, waker);
+            (Some(runnable), handle)
+        }
+        None => {
+            drop(future);
+            header.finished.store(true, Ordering::Release);
+            (None, JoinHandle::rejected(header))
+        }
+    }
+}

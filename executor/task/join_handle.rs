@@ -138,7 +138,8 @@ impl<T> Future for JoinHandle<T> {
             Some(task) => match Pin::new(task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(result)) => result,
-                // The task was dropped before completing: runtime shutdown.
+                // The task was dropped before completing: runtime shutdown,
+                // or its LocalSet was dropped.
                 Poll::Ready(None) => Err(JoinError::cancelled(id)),
             },
             None => Err(JoinError::cancelled(id)),

@@ -1,4 +1,5 @@
-//! Tasks: spawning, joining, cancelling and yielding.
+//! Tasks: spawning, joining, cancelling and yielding; local task sets for
+//! futures that are not `Send`.
 
 mod builder;
 mod error;
@@ -6,6 +7,7 @@ pub(crate) mod harness;
 mod id;
 mod join_handle;
 mod join_set;
+mod local_set;
 pub(crate) mod registry;
 mod yield_now;
 
@@ -14,6 +16,7 @@ pub use error::JoinError;
 pub use id::Id;
 pub use join_handle::{AbortHandle, JoinHandle};
 pub use join_set::JoinSet;
+pub use local_set::{spawn_local, LocalEnterGuard, LocalSet};
 pub use yield_now::yield_now;
 
 pub use crate::runtime::{spawn, spawn_blocking};
