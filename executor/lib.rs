@@ -41,7 +41,7 @@ mod monitor;
 pub mod net;
 mod pool;
 mod rescuer;
-mod runtime;
+pub mod runtime;
 pub mod signal;
 pub mod task;
 pub mod time;

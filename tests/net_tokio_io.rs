@@ -81,3 +81,32 @@ fn vectored_writes_and_reads_into_uninitialized_memory() {
         assert_eq!(reader.read_buf(&mut received).await.unwrap(), 0);
     });
 }
+
+/// tokio-util's codecs need only tokio's io traits: a `Framed` line codec
+/// over wq's `TcpStream`, on both ends, every line checked.
+#[test]
+fn tokio_util_codecs_run_on_wq_streams() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_util::codec::{Framed, LinesCodec};
+
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = wq::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let mut lines = Framed::new(stream, LinesCodec::new());
+            while let Some(line) = lines.next().await {
+                lines.send(line.unwrap().to_uppercase()).await.unwrap();
+            }
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut lines = Framed::new(stream, LinesCodec::new());
+        for i in 0..100 {
+            lines.send(format!("line {i}")).await.unwrap();
+            assert_eq!(lines.next().await.unwrap().unwrap(), format!("LINE {i}"));
+        }
+        drop(lines);
+        server.await.unwrap();
+    });
+}

@@ -1,4 +1,17 @@
-//! The runtime: a pool, the registry of its tasks, and the thread context
+//! The runtime, at tokio's path: `tokio::runtime::{Runtime, Builder,
+//! Handle, …}` are `wq::runtime::…` (also re-exported at the crate root).
+//!
+//! ```
+//! let rt = wq::runtime::Builder::new_multi_thread()
+//!     .worker_threads(2)
+//!     .enable_all()
+//!     .build()
+//!     .unwrap();
+//! let handle: &wq::runtime::Handle = rt.handle();
+//! assert_eq!(handle.runtime_flavor(), wq::runtime::RuntimeFlavor::MultiThread);
+//! ```
+//!
+//! A runtime is a pool, the registry of its tasks, and the thread context
 //! that lets `wq::spawn` find them.
 //!
 //! Shutdown (on drop, or `shutdown_timeout`) goes in this order:
@@ -36,6 +49,7 @@ use crate::topology::{Scope, Topology};
 use crate::workqueue::SystemQueues;
 use std::collections::HashMap;
 
+pub use crate::metrics::RuntimeMetrics;
 pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
 pub(crate) use context::is_driving;
 pub use handle::{EnterGuard, Handle, TryCurrentError};
