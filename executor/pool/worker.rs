@@ -182,15 +182,28 @@ pub(super) fn main(shared: Arc<Shared>, queues: Queues, me: WorkerRef) {
     exit.culled = local.run();
 
     // Leaving: whatever is still queued here is dropped (shutdown) or, if
-    // culled, there is nothing (an idle worker's queues are empty).
-    while let Some(runnable) = local.deque.pop() {
-        drop(runnable);
+    // culled, there is nothing (an idle worker's queues are empty). Dropping
+    // a runnable drops its task's future, whose destructor may wake other
+    // tasks (a `JoinSet` aborts its members): counted idle, this thread no
+    // longer takes their runnables into its own queues, which nobody would
+    // look at again, but sends them to the injector (`push_local`), where a
+    // closed pool drops them at once (`notify_work`) and an open one runs
+    // them.
+    local.idle.set(true);
+    for queue in [&local.deque, &local.lifo, &local.yielded] {
+        while let Some(runnable) = queue.pop() {
+            drop(runnable);
+        }
     }
-    while let Some(runnable) = local.lifo.pop() {
-        drop(runnable);
-    }
-    while let Some(runnable) = local.yielded.pop() {
-        drop(runnable);
+    if !exit.culled {
+        // Shutdown: `Pool::close` drained the injector, and every producer
+        // that queues through `notify_work` drains it again if it sees the
+        // pool closed. Workers also move runnables there directly (a
+        // blocker or a retiring worker handing its queue over, the idle
+        // driver dispatching I/O events) and may have done so after that
+        // drain: each drains it once more as it exits, so that shutdown,
+        // which waits for every worker to exit, leaves nothing queued.
+        shared.drain_injector();
     }
     if let Some(hook) = &shared.config.on_thread_stop {
         hook();
@@ -832,9 +845,13 @@ impl Drop for Leave {
         let waiting = std::mem::take(&mut *shared.slot_waiters.lock());
         waiting.into_iter().for_each(Waker::wake);
         // Pairs with the fence in `notify_work`, as in `BlockingGuard`:
-        // what it left queued goes to a helper, if the pool has one.
+        // what it left queued goes to a helper, if the pool has one; or,
+        // if the pool closed, it is dropped here, as an exiting worker
+        // drops it (`main`).
         fence(SeqCst);
-        if !shared.is_closed() && shared.has_work() {
+        if shared.is_closed() {
+            shared.drain_injector();
+        } else if shared.has_work() {
             shared.wake_one();
         }
     }
