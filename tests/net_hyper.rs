@@ -52,6 +52,9 @@ fn hyper_server_answers_hyper_client() {
                         connection.await.unwrap();
                     });
                     for i in 0..10 {
+                        // HTTP/1.1: one request at a time, once the
+                        // connection has finished with the previous one.
+                        sender.ready().await.unwrap();
                         let path = format!("/c{client}/r{i}");
                         let request = hyper::Request::get(path.as_str())
                             .header("host", "localhost")
