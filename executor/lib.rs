@@ -87,6 +87,9 @@ pub fn blocking<F, R>(f: F) -> R
 where
     F: FnOnce() -> R,
 {
-    let _guard = pool::BlockingGuard::enter();
+    let guard = pool::BlockingGuard::enter();
+    if let Some(queue) = guard.as_ref().and_then(pool::BlockingGuard::cm_wakeup) {
+        runtime::count_cm_wakeup(queue);
+    }
     f()
 }

@@ -112,6 +112,7 @@ use std::time::{Duration, Instant};
 
 use crate::pool::{Pool, Seen, WorkerRef};
 use crate::task::registry::Registry;
+use crate::task::stats::{QueueCounters, QueueId, QueueTable};
 use crate::task::Id;
 use alarm::Alarm;
 use probe::Probe;
@@ -235,6 +236,7 @@ impl Monitor {
     pub(crate) fn start(
         pool: Pool,
         tasks: Arc<Registry>,
+        queues: Arc<QueueTable>,
         detect: Option<MonitorConfig>,
     ) -> io::Result<Monitor> {
         let period = detect.map_or(STARVING_TICK, |config| config.blocking_threshold / 2);
@@ -247,6 +249,9 @@ impl Monitor {
             pools: RwLock::new(Vec::new()),
             watcher: parking_lot::Mutex::new(Watcher {
                 tasks,
+                queues,
+                last_tick: None,
+                planned_gap: Duration::ZERO,
                 workers: Vec::new(),
                 hog_counts: HashMap::new(),
             }),
@@ -312,6 +317,15 @@ impl Monitor {
 /// What the ticks know of the workers.
 struct Watcher {
     tasks: Arc<Registry>,
+    /// The workqueues' counters: sampled CPU time, CPU-intensive
+    /// violations, concurrency-management wakeups.
+    queues: Arc<QueueTable>,
+    /// When the previous tick looked.
+    last_tick: Option<Instant>,
+    /// How long after the previous tick the next was planned (the monitor
+    /// thread's alarm, or the dead man's time a worker's tick set); zero if
+    /// the monitor then slept until woken, the workers being idle.
+    planned_gap: Duration,
     workers: Vec<Watched>,
     /// Hog offences per spawn location, for the exponentially rarer reports.
     hog_counts: HashMap<Option<&'static Location<'static>>, u64>,
@@ -346,7 +360,7 @@ enum Verdict {
     Watching,
     /// Taken out as blocked; still watched in case it turns into a hog.
     Blocked,
-    /// Reported as a hog: nothing more to do for this poll.
+    /// Reported as a hog; followed at the slow rate for its CPU time only.
     Hog,
 }
 
@@ -361,7 +375,7 @@ enum Look {
     /// worker was woken, and its first poll may get stuck as well).
     Detached,
     /// A poll taken out as blocked earlier, followed in case it turns into
-    /// a hog.
+    /// a hog; or a hog, followed for its workqueue's CPU time.
     Following,
 }
 
@@ -399,11 +413,11 @@ impl Shared {
         if self.config.is_some() {
             let clock = self.clock.clone();
             let shared = Arc::downgrade(self);
-            pool.set_ticker(Box::new(move || {
+            pool.set_ticker(Box::new(move |queue| {
                 let now = Instant::now();
                 if clock.claim(now) {
                     if let Some(shared) = shared.upgrade() {
-                        shared.tick_from_worker(now);
+                        shared.tick_from_worker(now, QueueId(queue));
                     }
                 }
             }));
@@ -413,15 +427,17 @@ impl Shared {
     }
 
     /// A worker between two polls found the tick due and claimed it: it
-    /// ticks, and pushes the monitor thread's alarm back.
-    fn tick_from_worker(&self, now: Instant) {
+    /// ticks, and pushes the monitor thread's alarm back. `queue` is the
+    /// workqueue of the task it polled last.
+    fn tick_from_worker(&self, now: Instant, queue: QueueId) {
         let Some(config) = self.config else {
             return;
         };
         let pools = self.pools.read();
         if let Some(mut watcher) = self.watcher.try_lock() {
             self.stats.ticks.fetch_add(1, Relaxed);
-            watcher.tick(&pools, config, &self.stats, now);
+            watcher.tick(&pools, config, &self.stats, now, Some(queue));
+            watcher.planned_gap = dead_man(self.clock.period);
             self.worker_ticked.store(true, Relaxed);
         }
         for pool in pools.iter() {
@@ -447,7 +463,10 @@ impl Shared {
                 self.clock.ticked(now);
                 self.stats.ticks.fetch_add(1, Relaxed);
                 self.stats.wakeups.fetch_add(1, Relaxed);
-                found = self.watcher.lock().tick(&pools, config, &self.stats, now);
+                found = self
+                    .watcher
+                    .lock()
+                    .tick(&pools, config, &self.stats, now, None);
             }
             // Work waiting with no worker left to take it or to create
             // another: the pools' mayday timer.
@@ -473,6 +492,9 @@ impl Shared {
             } else {
                 None
             };
+            if self.config.is_some() {
+                self.watcher.lock().planned_gap = next.unwrap_or(Duration::ZERO);
+            }
             self.alarm.set(next);
             if next.is_some() {
                 // Running workers tick meanwhile and push the alarm back.
@@ -491,14 +513,33 @@ impl Shared {
 }
 
 impl Watcher {
-    /// Looks at every worker once.
+    /// Looks at every worker once. `looker` is the workqueue of the task
+    /// the ticking worker polled last, if a worker ticks.
+    ///
+    /// Each tick also samples the workqueues' CPU time, as the kernel's
+    /// scheduler tick does (`wq_worker_tick`): every poll in progress that
+    /// is not blocked (and the ticking worker's last task) adds the time
+    /// since the previous tick to its workqueue: at most a quarter more
+    /// than the gap the previous tick planned (a longer one means the
+    /// workers were idle meanwhile), nothing after a sleep until woken.
     fn tick(
         &mut self,
         pools: &[Pool],
         config: MonitorConfig,
         stats: &MonitorStats,
         now: Instant,
+        looker: Option<QueueId>,
     ) -> Tick {
+        let cap = self.planned_gap + self.planned_gap / 4;
+        let credit = self.last_tick.map_or(Duration::ZERO, |then| {
+            now.saturating_duration_since(then).min(cap)
+        });
+        self.last_tick = Some(now);
+        if let Some(queue) = looker {
+            if !credit.is_zero() {
+                self.queues.with(queue, |c| c.add_cpu_time(credit));
+            }
+        }
         let live: Vec<(Pool, WorkerRef)> = pools
             .iter()
             .flat_map(|pool| pool.workers().into_iter().map(move |w| (pool.clone(), w)))
@@ -531,7 +572,11 @@ impl Watcher {
         }
         let mut found = Tick::default();
         for i in 0..self.workers.len() {
-            match self.examine(i, config, stats, now) {
+            let seen = self.workers[i].worker.observe();
+            if !credit.is_zero() {
+                self.sample_cpu_time(i, seen, credit);
+            }
+            match self.examine(i, seen, config, stats, now) {
                 Some(Look::New) => found.watching = true,
                 Some(Look::Suspect) => {
                     found.watching = true;
@@ -553,12 +598,12 @@ impl Watcher {
     fn examine(
         &mut self,
         i: usize,
+        seen: Seen,
         config: MonitorConfig,
         stats: &MonitorStats,
         now: Instant,
     ) -> Option<Look> {
         let watched = &mut self.workers[i];
-        let seen = watched.worker.observe();
         if !seen.in_poll() {
             watched.poll = None;
             return None;
@@ -583,7 +628,8 @@ impl Watcher {
             return None;
         }
         if poll.verdict == Verdict::Hog {
-            return None;
+            // Followed at the slow rate, for its CPU time.
+            return Some(Look::Following);
         }
         if !watched.probe_tried {
             if let Some(tid) = watched.worker.os_tid() {
@@ -632,15 +678,23 @@ impl Watcher {
                     _ => &stats.blocked,
                 };
                 counter.fetch_add(1, Relaxed);
-                if !watched.pool.detach_stuck(&watched.worker, seen) {
+                let Some(detached) = watched.pool.detach_stuck(&watched.worker, seen) else {
                     // The poll ended (or entered `wq::blocking`) just now.
                     counter.fetch_sub(1, Relaxed);
                     self.workers[i].poll = None;
                     return None;
-                }
+                };
                 poll.verdict = verdict;
+                let queue = task.map(|(_, queue)| QueueId(queue));
+                let task = task.map(|(id, _)| id);
+                if detached.woke {
+                    self.count(queue, QueueCounters::add_cm_wakeup);
+                }
                 match verdict {
-                    Verdict::Hog => self.report_hog(task, config.cpu_intensive_threshold),
+                    Verdict::Hog => {
+                        self.count(queue, QueueCounters::add_cpu_intensive);
+                        self.report_hog(task, config.cpu_intensive_threshold);
+                    }
                     _ => {
                         tracing::debug!(
                             task.id = task,
@@ -657,12 +711,42 @@ impl Watcher {
                     poll.verdict = Verdict::Hog;
                     let task = watched.worker.task_of(seen);
                     stats.hogs.fetch_add(1, Relaxed);
-                    self.report_hog(task, config.cpu_intensive_threshold);
-                    return None;
+                    self.count(
+                        task.map(|(_, q)| QueueId(q)),
+                        QueueCounters::add_cpu_intensive,
+                    );
+                    self.report_hog(task.map(|(id, _)| id), config.cpu_intensive_threshold);
+                    return Some(Look::Following);
                 }
                 Some(Look::Following)
             }
-            Verdict::Hog => None,
+            Verdict::Hog => Some(Look::Following),
+        }
+    }
+
+    /// Adds to a counter of the workqueue `queue`, if the poll's queue is
+    /// known (the poll did not end while it was read).
+    fn count(&self, queue: Option<QueueId>, add: fn(&QueueCounters)) {
+        if let Some(queue) = queue {
+            self.queues.with(queue, add);
+        }
+    }
+
+    /// Adds `credit` to the CPU time of the workqueue whose task worker `i`
+    /// polls in `seen`, unless the poll is in `wq::blocking` or was found
+    /// blocked (it does not use the CPU).
+    fn sample_cpu_time(&self, i: usize, seen: Seen, credit: Duration) {
+        let watched = &self.workers[i];
+        if !seen.in_poll() || seen.is_annotated() {
+            return;
+        }
+        let blocked = matches!(&watched.poll,
+            Some(poll) if poll.seen.seq() == seen.seq() && poll.verdict == Verdict::Blocked);
+        if blocked {
+            return;
+        }
+        if let Some((_, queue)) = watched.worker.task_of(seen) {
+            self.queues.with(QueueId(queue), |c| c.add_cpu_time(credit));
         }
     }
 

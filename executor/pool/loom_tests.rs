@@ -907,7 +907,7 @@ fn loom_detect_vs_poll_end() {
         pool.queue.fetch_add(1, SeqCst);
         start_idle(&pool, &b);
         let stamp = Arc::new(PollStamp::new());
-        stamp.begin(1, 7);
+        stamp.begin(1, 7, 0);
 
         let thread_a = {
             let pool = pool.clone();
@@ -977,7 +977,7 @@ fn loom_detect_vs_blocking_annotation() {
         start_running(&pool, &a);
         let _ = pool.idle.transition_from_searching();
         let stamp = Arc::new(PollStamp::new());
-        stamp.begin(1, 7);
+        stamp.begin(1, 7, 0);
 
         let thread_a = {
             let pool = pool.clone();

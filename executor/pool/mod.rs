@@ -157,8 +157,9 @@ struct Observer {
     asleep: AtomicBool,
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Run by running workers between polls, every 61st task, so that the
-    /// observer need not wake to look at them.
-    tick: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// observer need not wake to look at them. Given the workqueue index of
+    /// the task the worker polled last.
+    tick: OnceLock<Box<dyn Fn(u32) + Send + Sync>>,
 }
 
 /// Figures read from a pool (a snapshot; each counter is read on its own).
@@ -168,6 +169,14 @@ pub(crate) struct PoolStats {
     pub(crate) idle: usize,
     pub(crate) running: usize,
     pub(crate) searching: usize,
+}
+
+/// A stuck poll taken out of `nr_running` by [`Pool::detach_stuck`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Detached {
+    /// An idle worker was woken in its place (a concurrency-management
+    /// wakeup).
+    pub(crate) woke: bool,
 }
 
 impl Pool {
@@ -391,11 +400,11 @@ impl Pool {
     /// `wq::blocking` would, and wakes an idle worker if that leaves work
     /// (or timers) without enough runners. The worker's queues are stolen by
     /// the others; it counts as running again when the poll ends. Returns
-    /// false if the poll ended (or entered `wq::blocking`) meanwhile.
-    pub(crate) fn detach_stuck(&self, worker: &WorkerRef, seen: Seen) -> bool {
+    /// `None` if the poll ended (or entered `wq::blocking`) meanwhile.
+    pub(crate) fn detach_stuck(&self, worker: &WorkerRef, seen: Seen) -> Option<Detached> {
         let shared = &self.shared;
         if !worker.stamp.try_detect(seen) {
-            return false;
+            return None;
         }
         // Out of `nr_running` after the CAS, never before: the count may be
         // one too high for a moment (the worker may have rejoined already),
@@ -406,10 +415,10 @@ impl Pool {
         shared.timers().inhibit_add();
         // Pairs with the fence in `notify_work`, as in `BlockingGuard`.
         fence(SeqCst);
-        if !shared.is_closed() && (shared.has_work() || shared.needs_driver()) {
-            shared.wake_one();
-        }
-        true
+        let woke = !shared.is_closed()
+            && (shared.has_work() || shared.needs_driver())
+            && shared.wake_one();
+        Some(Detached { woke })
     }
 
     /// Installs the function that wakes the observer (the monitor) when the
@@ -423,7 +432,7 @@ impl Pool {
     /// Installs the function running workers call between polls, every
     /// 61st task (the observer's tick, which decides itself whether one is
     /// due). Only if the pool stamps its polls.
-    pub(crate) fn set_ticker(&self, tick: Box<dyn Fn() + Send + Sync>) {
+    pub(crate) fn set_ticker(&self, tick: Box<dyn Fn(u32) + Send + Sync>) {
         if self.shared.config.stamp_polls {
             let _ = self.shared.observer.tick.set(tick);
         }
@@ -481,10 +490,11 @@ impl Shared {
         self.timers().inhibit_sub();
     }
 
-    /// Runs the observer's tick, if it installed one.
-    fn tick_observer(&self) {
+    /// Runs the observer's tick, if it installed one; `queue` is the
+    /// workqueue index of the task the calling worker polled last.
+    fn tick_observer(&self, queue: u32) {
         if let Some(tick) = self.observer.tick.get() {
-            tick();
+            tick(queue);
         }
     }
 
@@ -525,8 +535,10 @@ impl Shared {
     }
 
     /// `kick_pool`: wake the most recently idled worker if more must run.
-    /// Picked under the idle lock, woken after it is released.
-    fn wake_one(&self) {
+    /// Picked under the idle lock, woken after it is released. Returns
+    /// whether a worker was woken (the kernel's `kick_pool` result, which
+    /// its `CMW` column counts).
+    fn wake_one(&self) -> bool {
         match self.idle.kick() {
             Kick::Wake(worker) => {
                 // Tells the worker it was kicked, not nudged for its timers.
@@ -535,13 +547,17 @@ impl Shared {
                     .store(true, std::sync::atomic::Ordering::Release);
                 worker.parker.unpark();
                 self.wake_polls_observer();
+                true
             }
             // A spare is being created, or the pool is at `max_workers`, or a
             // creation failed: the manager's new worker re-checks the queues
             // when it goes idle. If every worker is blocked, nobody in the
             // pool can create one: the observer, if asleep, must look.
-            Kick::NoIdle => self.wake_observer(),
-            Kick::NotNeeded => {}
+            Kick::NoIdle => {
+                self.wake_observer();
+                false
+            }
+            Kick::NotNeeded => false,
         }
     }
 

@@ -24,7 +24,7 @@
 //! after a detection sees `DETECTED` and does not leave again. The README
 //! beside this file has the proof; `loom_tests.rs` models it.
 
-use crate::loom::atomic::{fence, AtomicU64, Ordering};
+use crate::loom::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use crossbeam_utils::CachePadded;
 
 const IN_POLL: u64 = 1;
@@ -41,6 +41,9 @@ pub(crate) struct PollStamp {
     /// seqlock's data: an observer that read a later poll's id sees the word
     /// changed when it re-reads it, and discards the id.
     task: AtomicU64,
+    /// The task's workqueue (its `QueueId`), written before `task` and read
+    /// with it.
+    queue: AtomicU32,
 }
 
 /// A poll as the observer saw it.
@@ -77,15 +80,18 @@ impl PollStamp {
         PollStamp {
             word: CachePadded::new(AtomicU64::new(0)),
             task: AtomicU64::new(0),
+            queue: AtomicU32::new(0),
         }
     }
 
-    /// Worker: a poll of task `task` starts; `seq` is this worker's count
+    /// Worker: a poll of task `task` of workqueue `queue` starts; `seq` is
+    /// this worker's count
     /// of polls started, including this one. A plain store suffices: outside
     /// a poll nobody else writes the word (the observer's CAS expects
     /// `IN_POLL`).
     #[inline]
-    pub(crate) fn begin(&self, seq: u64, task: u64) {
+    pub(crate) fn begin(&self, seq: u64, task: u64, queue: u32) {
+        self.queue.store(queue, Ordering::Relaxed);
         self.task.store(task, Ordering::Release);
         self.word
             .store((seq << SEQ_SHIFT) | IN_POLL, Ordering::Release);
@@ -125,14 +131,16 @@ impl PollStamp {
         }
     }
 
-    /// Observer: the task of the poll `seen`, or `None` if the worker has
-    /// moved on since.
-    pub(crate) fn task_of(&self, seen: Seen) -> Option<u64> {
+    /// Observer: the task of the poll `seen` and its workqueue, or `None`
+    /// if the worker has moved on since.
+    pub(crate) fn task_of(&self, seen: Seen) -> Option<(u64, u32)> {
+        let queue = self.queue.load(Ordering::Relaxed);
         let task = self.task.load(Ordering::Relaxed);
-        // Synchronizes with the Release store of a later poll's id, if that
-        // is what we read: then the re-read below sees that poll's word.
+        // Synchronizes with the Release store of a later poll's id (written
+        // after its queue), if that is what we read: then the re-read below
+        // sees that poll's word.
         fence(Ordering::Acquire);
-        (self.word.load(Ordering::Relaxed) == seen.word).then_some(task)
+        (self.word.load(Ordering::Relaxed) == seen.word).then_some((task, queue))
     }
 
     /// Observer: marks the poll `seen` as detected. Fails if the poll ended

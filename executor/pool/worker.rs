@@ -74,8 +74,9 @@ impl WorkerRef {
         self.0.stamp.observe()
     }
 
-    /// The id of the task in the poll `seen`, if the worker is still in it.
-    pub(crate) fn task_of(&self, seen: Seen) -> Option<u64> {
+    /// The id of the task in the poll `seen` and its workqueue's index, if
+    /// the worker is still in it.
+    pub(crate) fn task_of(&self, seen: Seen) -> Option<(u64, u32)> {
         self.0.stamp.task_of(seen)
     }
 
@@ -126,6 +127,9 @@ struct Local {
     yielded: Worker<Runnable>,
     /// Polls started, for the poll stamp.
     seq: Cell<u64>,
+    /// The workqueue of the task in the current (or last) poll, for the
+    /// counters of `wq::blocking` (`BlockingGuard::cm_wakeup`).
+    queue: Cell<u32>,
     /// Whether polls are stamped (someone watches them).
     stamped: bool,
     /// Counted in `nr_searching`.
@@ -243,6 +247,7 @@ impl Local {
             lifo_runs: Cell::new(0),
             yielded: queues.yielded,
             seq: Cell::new(0),
+            queue: Cell::new(0),
             searching: Cell::new(false),
             blocked: Cell::new(false),
             idle: Cell::new(false),
@@ -321,6 +326,8 @@ impl Local {
     /// watched. If the watcher took this worker out of `nr_running` during
     /// the poll (it was stuck), the worker counts as running again after it.
     fn run_task(&self, runnable: Runnable) {
+        let tag = *runnable.metadata();
+        self.queue.set(tag.queue.0);
         if !self.stamped {
             // A task's panic is caught inside it; this guards against a
             // panicking waker or schedule hook.
@@ -329,7 +336,7 @@ impl Local {
         }
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        self.me.stamp.begin(seq, runnable.metadata().id.as_u64());
+        self.me.stamp.begin(seq, tag.id.as_u64(), tag.queue.0);
         let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
         if self.me.stamp.end(seq) {
             self.shared.rejoin_after_detection();
@@ -342,7 +349,7 @@ impl Local {
         if tick % INJECTOR_INTERVAL == 0 {
             self.shared.timers().process();
             self.shared.poll_io_now();
-            self.shared.tick_observer();
+            self.shared.tick_observer(self.queue.get());
             if let Some(runnable) = steal_one(&self.shared.injector) {
                 self.lifo_runs.set(0);
                 return Some(runnable);
@@ -746,8 +753,9 @@ pub(super) fn block_on<F: Future>(
             tasks_since_root = 0;
             let seq = local.seq.get().wrapping_add(1);
             local.seq.set(seq);
+            local.queue.set(0);
             if local.stamped {
-                local.me.stamp.begin(seq, 0);
+                local.me.stamp.begin(seq, 0, 0);
             }
             let polled = {
                 let _end = PollEnd { local: &local, seq };
@@ -865,6 +873,8 @@ pub(crate) struct BlockingGuard {
     /// This guard took the worker out of `nr_running` (false if the watcher
     /// had already done so during the current poll).
     left_running: bool,
+    /// Leaving woke an idle worker in this one's place.
+    woke: bool,
 }
 
 impl BlockingGuard {
@@ -890,13 +900,21 @@ impl BlockingGuard {
         let timers = shared.timers();
         timers.inhibit_add();
         // Work, or timers with nobody idle to drive them: a worker must run.
-        if !shared.is_closed() && (shared.has_work() || shared.needs_driver()) {
-            shared.wake_one();
-        }
+        let woke = !shared.is_closed()
+            && (shared.has_work() || shared.needs_driver())
+            && shared.wake_one();
         Some(BlockingGuard {
             local,
             left_running,
+            woke,
         })
+    }
+
+    /// If entering took the worker out of `nr_running` and woke an idle
+    /// worker in its place (a concurrency-management wakeup), the workqueue
+    /// index of the task that blocked.
+    pub(crate) fn cm_wakeup(&self) -> Option<u32> {
+        (self.left_running && self.woke).then(|| self.local.queue.get())
     }
 }
 

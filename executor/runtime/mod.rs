@@ -43,6 +43,7 @@ use crate::net::reactor::Reactor;
 use crate::pool::{current_cpu, Pool, PoolConfig};
 use crate::rescuer::{Rescuer, Rescuers};
 use crate::task::registry::{Registry, SpawnMeta};
+use crate::task::stats::QueueTable;
 use crate::task::JoinHandle;
 use crate::time::driver::Driver;
 use crate::topology::{Scope, Topology};
@@ -72,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) flavor: RuntimeFlavor,
     pub(crate) pool: Pool,
     pub(crate) tasks: Arc<Registry>,
+    /// The workqueues' counters that the monitor and `wq::blocking` update.
+    pub(crate) queues: Arc<QueueTable>,
     pub(crate) time: Arc<Driver>,
     /// The I/O reactor, polled by the workers.
     pub(crate) reactor: Arc<Reactor>,
@@ -101,6 +104,20 @@ pub(crate) struct Inner {
 
 /// An unbound pool's attributes: scope, pod, strict affinity, highpri.
 type UnboundKey = (Scope, usize, bool, bool);
+
+/// Counts a concurrency-management wakeup for the workqueue `queue` of the
+/// current thread's runtime (a task of it blocked in `wq::blocking` and an
+/// idle worker was woken in its place).
+pub(crate) fn count_cm_wakeup(queue: u32) {
+    context::with_current(|handle| {
+        if let Some(handle) = handle {
+            handle
+                .inner
+                .queues
+                .with(crate::task::stats::QueueId(queue), |c| c.add_cm_wakeup());
+        }
+    });
+}
 
 /// The nice value of the high-priority pools' workers. The kernel uses -20
 /// for its `kworker/*H` threads; a user-space runtime sharing the machine
@@ -289,6 +306,7 @@ impl Runtime {
         flavor: RuntimeFlavor,
     ) -> io::Result<Runtime> {
         let tasks = Arc::new(Registry::new(config.workers));
+        let queues = Arc::new(QueueTable::new());
         // Workers need the runtime's handle in their context, but the pool
         // must not own a strong reference to the runtime that owns it.
         let slot: Arc<std::sync::OnceLock<Weak<Inner>>> = Arc::default();
@@ -317,11 +335,12 @@ impl Runtime {
         config.reactor = Some(reactor.clone());
         let pool_config = config.clone();
         let pool = Pool::new(config);
-        let monitor = Monitor::start(pool.clone(), tasks.clone(), monitor)?;
+        let monitor = Monitor::start(pool.clone(), tasks.clone(), queues.clone(), monitor)?;
         let inner = Arc::new(Inner {
             flavor,
             pool,
             tasks,
+            queues,
             time,
             reactor,
             monitor,

@@ -69,6 +69,7 @@ impl<'a> Builder<'a> {
         SpawnMeta {
             location,
             name: self.name.map(Arc::from),
+            queue: crate::task::stats::QueueId::SYSTEM,
         }
     }
 }

@@ -133,6 +133,7 @@ where
     S: Fn(Runnable, bool) + Send + Sync + 'static,
 {
     let id = Id::next();
+    let queue = meta.queue;
     let header = Arc::new(Header {
         id,
         aborted: AtomicBool::new(false),
@@ -155,7 +156,7 @@ where
         // The runnable carries the task's id, for the pool to publish while
         // it polls the task, and its rescuer, for the pool to call for.
         let (runnable, task) = async_task::Builder::new()
-            .metadata(Tag { id, rescuer })
+            .metadata(Tag { id, rescuer, queue })
             .spawn(move |_| wrapped, schedule);
         let waker = runnable.waker();
         ((runnable, task), waker)
@@ -191,6 +192,7 @@ where
     S: Fn(Runnable) + Send + Sync + 'static,
 {
     let id = Id::next();
+    let queue = meta.queue;
     let header = Arc::new(Header {
         id,
         aborted: AtomicBool::new(false),
@@ -209,6 +211,7 @@ where
         let tag = Tag {
             id,
             rescuer: super::NO_RESCUER,
+            queue,
         };
         let (runnable, task) = async_task::Builder::new()
             .metadata(tag)

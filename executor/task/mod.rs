@@ -9,6 +9,7 @@ mod join_handle;
 mod join_set;
 mod local_set;
 pub(crate) mod registry;
+pub(crate) mod stats;
 mod yield_now;
 
 pub use builder::Builder;
@@ -32,6 +33,8 @@ pub(crate) struct Tag {
     /// The rescuer of the task's workqueue (a `mem_reclaim` queue's), or
     /// [`NO_RESCUER`].
     pub(crate) rescuer: u64,
+    /// Its workqueue's counters, published in the poll stamp too.
+    pub(crate) queue: stats::QueueId,
 }
 
 /// The `rescuer` tag of a task whose workqueue has none.

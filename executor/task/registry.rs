@@ -31,6 +31,7 @@ use std::task::Waker;
 use parking_lot::Mutex;
 use slab::Slab;
 
+use super::stats::QueueId;
 use super::Id;
 
 pub(crate) struct Registry {
@@ -90,6 +91,8 @@ pub(crate) struct SpawnMeta {
     pub(crate) location: &'static Location<'static>,
     /// The name given with `wq::task::Builder::name`.
     pub(crate) name: Option<Arc<str>>,
+    /// The workqueue it was spawned on.
+    pub(crate) queue: QueueId,
 }
 
 /// Where a task is registered; kept by the task to unregister itself.
@@ -106,6 +109,7 @@ impl SpawnMeta {
         SpawnMeta {
             location: Location::caller(),
             name: None,
+            queue: QueueId::SYSTEM,
         }
     }
 }

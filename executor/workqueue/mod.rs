@@ -62,6 +62,7 @@ use parking_lot::Mutex;
 use crate::rescuer::Rescuer;
 use crate::runtime::Handle;
 use crate::task::registry::{Registry, SpawnMeta};
+use crate::task::stats::{QueueCounters, QueueId, QueueTable};
 use crate::task::{JoinHandle, NO_RESCUER};
 use crate::topology::Scope;
 pub use builder::WorkqueueBuilder;
@@ -128,6 +129,20 @@ pub(crate) struct Inner {
     /// For an unbound queue, its pool for each pod of its scope, looked up
     /// once (lock-free afterwards).
     pod_pools: Box<[OnceLock<crate::pool::Pool>]>,
+    /// Its index in the runtime's table of counters, which its tasks carry.
+    queue: QueueId,
+    /// The counters the monitor and `wq::blocking` update.
+    counters: Arc<QueueCounters>,
+    /// The table, to free the slot when the last task is gone.
+    queues: Arc<QueueTable>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Every task holds the queue (its gate does), so none is left that
+        // could count into a reused slot.
+        self.queues.unregister(self.queue);
+    }
 }
 
 /// The counts of admission.
@@ -206,6 +221,20 @@ pub struct WorkqueueStats {
     /// Polls of this queue's tasks run by its rescuer (`rescued`). 0
     /// without `mem_reclaim`.
     pub rescued: u64,
+    /// Time its tasks spent in polls that were not blocked (`CPUtime`),
+    /// sampled like the kernel's: at every tick of the monitor (every half
+    /// `blocking_threshold` while workers run) each poll in progress adds
+    /// the time since the previous tick. Exact over many ticks, not per
+    /// task; 0 with the monitor off.
+    pub cpu_time: Duration,
+    /// Polls of its tasks found using more than `cpu_intensive_threshold`
+    /// of CPU and taken out of concurrency management (`CPUitsv`). 0 with
+    /// the monitor off.
+    pub cpu_intensive: u64,
+    /// Idle workers woken because one of its tasks blocked (in
+    /// `wq::blocking`, or found blocked or hogging by the monitor) while
+    /// work waited: concurrency-management wakeups (`CMW`).
+    pub cm_wakeups: u64,
 }
 
 /// Why a workqueue refused a task.
@@ -426,6 +455,9 @@ impl Workqueue {
             max_active: inner.max_active.load(Relaxed),
             mayday: inner.rescuer.as_ref().map_or(0, Rescuer::mayday),
             rescued: inner.rescuer.as_ref().map_or(0, Rescuer::rescued),
+            cpu_time: inner.counters.cpu_time(),
+            cpu_intensive: inner.counters.cpu_intensive(),
+            cm_wakeups: inner.counters.cm_wakeups(),
         }
     }
 
@@ -454,6 +486,10 @@ where
     F::Output: Send + 'static,
 {
     queue.check_drain()?;
+    let meta = SpawnMeta {
+        queue: queue.queue,
+        ..meta
+    };
     let admission = match delay {
         // `system`: counted by the registry, not wrapped.
         None if queue.registry.is_some() => {
@@ -632,6 +668,12 @@ impl Inner {
             }
             None => Box::new([]) as Box<[_]>,
         };
+        let queues = handle.inner().queues.clone();
+        let (queue, counters) = if registry.is_some() {
+            (QueueId::SYSTEM, queues.system())
+        } else {
+            queues.register()
+        };
         Inner {
             name: name.into(),
             attrs,
@@ -647,6 +689,9 @@ impl Inner {
             }),
             state: Mutex::new(State::default()),
             pod_pools,
+            queue,
+            counters,
+            queues,
         }
     }
 
