@@ -48,7 +48,7 @@ pub mod time;
 mod topology;
 mod workqueue;
 
-pub use metrics::RuntimeMetrics;
+pub use metrics::{PoolMetrics, RuntimeMetrics, WorkqueueMetrics};
 pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
 pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, RuntimeFlavor, TryCurrentError,

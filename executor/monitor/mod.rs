@@ -299,6 +299,22 @@ impl Monitor {
         &self.shared.stats
     }
 
+    /// Workers of `pool` whose current poll was found hogging the CPU (out
+    /// of concurrency management as CPU-intensive), as of the last tick.
+    pub(crate) fn hogging_workers(&self, pool: &Pool) -> usize {
+        let watcher = self.shared.watcher.lock();
+        watcher
+            .workers
+            .iter()
+            .filter(|w| w.pool.same(pool))
+            .filter(|w| {
+                let seen = w.worker.observe();
+                matches!(&w.poll, Some(poll)
+                    if poll.verdict == Verdict::Hog && seen.in_poll() && poll.seen.seq() == seen.seq())
+            })
+            .count()
+    }
+
     /// Stops the thread and waits for it. Idempotent.
     pub(crate) fn stop(&self) {
         self.shared.stop.store(true, SeqCst);

@@ -93,6 +93,7 @@ pub(super) fn new_worker(shared: &Shared) -> (worker::Queues, WorkerRef) {
             _ => None,
         }),
         kicked: AtomicBool::new(false),
+        activity: worker::Activity::default(),
     });
     (queues, me)
 }

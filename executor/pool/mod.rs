@@ -35,8 +35,8 @@ use crate::time::driver::Driver;
 use idle::{Idle, Kick};
 pub(crate) use park::Parker;
 pub(crate) use stamp::Seen;
-pub(crate) use worker::WorkerRef;
 pub(crate) use worker::{current_cpu, BlockingGuard, Joined};
+pub(crate) use worker::{ActivityFigures, WorkerRef};
 
 /// A hook run on worker threads.
 pub(crate) type Hook = Arc<dyn Fn() + Send + Sync + 'static>;
@@ -56,6 +56,9 @@ pub(crate) const CREATE_COOLDOWN: Duration = Duration::from_secs(1);
 /// How a pool is shaped. Validated by the runtime builder.
 #[derive(Clone)]
 pub(crate) struct PoolConfig {
+    /// What the pool is, for the metrics: `normal`, `highpri`,
+    /// `unbound <scope> pod <n>`, `blocking`.
+    pub(crate) label: Arc<str>,
     /// Concurrency target: how many workers run at once.
     pub(crate) workers: usize,
     /// Cap on threads, blocked and idle ones included.
@@ -117,6 +120,13 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     /// Threads not yet exited, for shutdown to wait on.
     alive: Mutex<usize>,
+    /// The origin of the workers' busy-time stamps.
+    epoch: Instant,
+    /// Parks and busy time of the workers that exited (or left).
+    retired_parks: AtomicU64,
+    retired_busy_ns: AtomicU64,
+    /// Idle workers culled after `idle_timeout`.
+    culled: AtomicU64,
     exited: Condvar,
     /// The idle worker that sleeps on the timers, to nudge when an earlier
     /// timer is registered.
@@ -189,6 +199,10 @@ impl Pool {
             workers: RwLock::new(Vec::new()),
             closed: AtomicBool::new(false),
             alive: Mutex::new(0),
+            epoch: Instant::now(),
+            retired_parks: AtomicU64::new(0),
+            retired_busy_ns: AtomicU64::new(0),
+            culled: AtomicU64::new(0),
             exited: Condvar::new(),
             timer_worker: Mutex::new(None),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
@@ -358,6 +372,38 @@ impl Pool {
         }
     }
 
+    /// The live workers' parks and busy time, in the order of the workers'
+    /// list, and the pool's totals (those of the workers gone included).
+    pub(crate) fn activity(&self) -> (Vec<ActivityFigures>, ActivityFigures) {
+        let epoch = self.shared.epoch;
+        let live: Vec<ActivityFigures> = self
+            .shared
+            .workers
+            .read()
+            .iter()
+            .map(|w| w.activity.read(epoch))
+            .collect();
+        let mut total = ActivityFigures {
+            parks: self.shared.retired_parks.load(Relaxed),
+            busy: Duration::from_nanos(self.shared.retired_busy_ns.load(Relaxed)),
+        };
+        for figures in &live {
+            total.parks += figures.parks;
+            total.busy += figures.busy;
+        }
+        (live, total)
+    }
+
+    /// Idle workers culled since the pool started.
+    pub(crate) fn threads_culled(&self) -> u64 {
+        self.shared.culled.load(Relaxed)
+    }
+
+    /// What the pool is (`PoolConfig::label`).
+    pub(crate) fn label(&self) -> &Arc<str> {
+        &self.shared.config.label
+    }
+
     /// How many runnables wait on the injector.
     pub(crate) fn injector_depth(&self) -> usize {
         self.shared.injector.len()
@@ -473,6 +519,16 @@ impl Pool {
     /// The observer woke (or gave up sleeping).
     pub(crate) fn observer_awake(&self) {
         self.shared.observer.asleep.store(false, SeqCst);
+    }
+}
+
+impl Shared {
+    /// A worker leaves the list: its figures go to the pool's totals.
+    fn retire_activity(&self, worker: &WorkerRef) {
+        let figures = worker.activity.read(self.epoch);
+        self.retired_parks.fetch_add(figures.parks, Relaxed);
+        let busy = u64::try_from(figures.busy.as_nanos()).unwrap_or(u64::MAX);
+        self.retired_busy_ns.fetch_add(busy, Relaxed);
     }
 }
 

@@ -9,9 +9,12 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{fence, AtomicBool, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use crate::task::Runnable;
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -56,6 +59,67 @@ pub(crate) struct WorkerShared {
     /// Set by the kicker before it unparks the worker: the wakeup means
     /// "run", not "look at the timers". Release/Acquire.
     pub(super) kicked: AtomicBool,
+    /// Parks and busy time, for the metrics.
+    pub(super) activity: Activity,
+}
+
+/// What a worker did, for the metrics (tokio's `worker_park_count` and
+/// `worker_total_busy_duration`). Written only by the worker (Relaxed: the
+/// figures are independent counters), read by anyone. A worker is busy
+/// from the moment it leaves the idle list until it is back on it, so time
+/// inside `wq::blocking` or in a stuck poll counts as busy.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Times the thread went to sleep on the idle list.
+    parks: AtomicU64,
+    /// Busy time, up to the last time it went idle.
+    busy_ns: AtomicU64,
+    /// When the current busy spell started (nanoseconds since the pool's
+    /// epoch, plus one), or 0 while idle.
+    busy_since: AtomicU64,
+}
+
+/// A worker's figures as read now.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ActivityFigures {
+    pub(crate) parks: u64,
+    pub(crate) busy: Duration,
+}
+
+impl Activity {
+    fn busy_from(&self, epoch: Instant) {
+        let since = nanos_since(epoch).saturating_add(1);
+        self.busy_since.store(since, Relaxed);
+    }
+
+    fn idle_from(&self, epoch: Instant) {
+        let since = self.busy_since.swap(0, Relaxed);
+        if since != 0 {
+            let busy = nanos_since(epoch).saturating_sub(since - 1);
+            self.busy_ns.fetch_add(busy, Relaxed);
+        }
+    }
+
+    fn parked(&self) {
+        self.parks.fetch_add(1, Relaxed);
+    }
+
+    /// The figures now, the current busy spell included.
+    pub(crate) fn read(&self, epoch: Instant) -> ActivityFigures {
+        let since = self.busy_since.load(Relaxed);
+        let mut busy = self.busy_ns.load(Relaxed);
+        if since != 0 {
+            busy += nanos_since(epoch).saturating_sub(since - 1);
+        }
+        ActivityFigures {
+            parks: self.parks.load(Relaxed),
+            busy: Duration::from_nanos(busy),
+        }
+    }
+}
+
+fn nanos_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A reference to a worker, compared by identity.
@@ -228,8 +292,11 @@ impl Drop for ExitGuard {
         if !self.culled {
             // A culled worker was already taken off the books by `try_cull`.
             shared.idle.remove(&self.me);
+        } else {
+            shared.culled.fetch_add(1, Relaxed);
         }
         shared.workers.write().retain(|w| w != &self.me);
+        shared.retire_activity(&self.me);
         let mut alive = shared.alive.lock();
         *alive -= 1;
         shared.exited.notify_all();
@@ -439,6 +506,16 @@ impl Local {
     /// (their tasks go to the injector with the usual kick), and, with a
     /// paused clock and nothing else to do, advances the clock.
     fn idle_and_park(&self, left_running: bool) -> Option<bool> {
+        self.me.activity.idle_from(self.shared.epoch);
+        let outcome = self.go_idle_and_park(left_running);
+        if outcome.is_none() {
+            self.me.activity.busy_from(self.shared.epoch);
+        }
+        outcome
+    }
+
+    /// `idle_and_park` without the busy-time accounting.
+    fn go_idle_and_park(&self, left_running: bool) -> Option<bool> {
         let shared = &self.shared;
         let timers = shared.timers();
         let was_searching = self.searching.replace(false);
@@ -484,6 +561,7 @@ impl Local {
             if let Some(hook) = &shared.config.on_thread_park {
                 hook();
             }
+            self.me.activity.parked();
             let (notified, dispatched) = if timer_worker && self.me.parker.has_reactor() {
                 // The driver: sleep in the reactor, dispatching I/O events.
                 self.dispatching.set(true);
@@ -728,6 +806,7 @@ pub(super) fn block_on<F: Future>(
     // The first poll is as if woken: it holds the wake's inhibit.
     root.timers.inhibit_add();
     let local = Rc::new(Local::new(shared, queues, me.clone(), Some(root.clone())));
+    me.activity.busy_from(shared.epoch);
     shared.workers.write().push(me);
     shared.joined.fetch_add(1, SeqCst);
     shared.idle.join_running();
@@ -846,7 +925,9 @@ impl Drop for Leave {
             shared.idle.release_worker();
         }
         // Timer role: only held while idle, and given up by then.
+        local.me.activity.idle_from(shared.epoch);
         shared.workers.write().retain(|w| w != &local.me);
+        shared.retire_activity(&local.me);
         shared.joined.fetch_sub(1, SeqCst);
         CURRENT.with(|c| *c.borrow_mut() = self.previous.take());
         // Its slot is free: a thread waiting to block on the pool may take it.

@@ -485,6 +485,7 @@ impl Builder {
             ThreadName::Fn(f) => f,
         };
         let config = PoolConfig {
+            label: Arc::from("normal"),
             workers,
             max_workers: self.max_workers,
             idle_timeout: self.idle_timeout,

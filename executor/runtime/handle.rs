@@ -27,7 +27,7 @@ use super::{block_on, Inner, RuntimeFlavor};
 /// ```
 #[derive(Clone)]
 pub struct Handle {
-    pub(super) inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 /// Returned by [`Handle::try_current`] outside a runtime context.

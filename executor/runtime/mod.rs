@@ -142,6 +142,7 @@ impl Inner {
         let mut config = self.pool_config.clone();
         let name = config.thread_name.clone();
         config.thread_name = Arc::new(move || format!("{}H", name()));
+        config.label = Arc::from("highpri");
         config.nice = Some(HIGHPRI_NICE);
         let pool = self.start_extra_pool(&mut pools, config)?;
         Ok(self.highpri.get_or_init(|| pool))
@@ -162,6 +163,7 @@ impl Inner {
         let mut config = self.pool_config.clone();
         let name = config.thread_name.clone();
         config.thread_name = Arc::new(move || format!("{}B", name()));
+        config.label = Arc::from("blocking");
         config.workers = 1;
         config.max_workers = DEFAULT_MAX_WORKERS;
         let pool = self.start_extra_pool(&mut pools, config)?;
@@ -215,6 +217,11 @@ impl Inner {
         let name = config.thread_name.clone();
         let suffix = if highpri { "H" } else { "" };
         config.thread_name = Arc::new(move || format!("{}U{pod}{suffix}", name()));
+        config.label = Arc::from(format!(
+            "unbound {} pod {pod}{}",
+            scope.name(),
+            if highpri { " highpri" } else { "" }
+        ));
         if highpri {
             config.nice = Some(HIGHPRI_NICE);
         }

@@ -291,10 +291,9 @@ impl Workqueue {
             })?;
             inner.rescuer = Some(rescuer);
         }
-        Ok(Workqueue {
-            inner: Arc::new(inner),
-            handle,
-        })
+        let inner = Arc::new(inner);
+        handle.system_queues().listed(&inner);
+        Ok(Workqueue { inner, handle })
     }
 
     /// The queue's name.
@@ -944,6 +943,8 @@ pub(crate) struct SystemQueues {
     highpri: OnceLock<Arc<Inner>>,
     long: OnceLock<Arc<Inner>>,
     unbound: OnceLock<Arc<Inner>>,
+    /// Every queue of the runtime, in creation order, for the metrics.
+    all: Mutex<Vec<Weak<Inner>>>,
 }
 
 impl SystemQueues {
@@ -964,9 +965,44 @@ impl SystemQueues {
                     inner.wake_waiters();
                 }
             }));
+            self.listed(&inner);
             inner
         })
     }
+
+    /// Adds a new queue to the list of the runtime's queues.
+    fn listed(&self, inner: &Arc<Inner>) {
+        let mut all = self.all.lock();
+        all.retain(|queue| queue.strong_count() > 0);
+        all.push(Arc::downgrade(inner));
+    }
+
+    /// The runtime's live workqueues, `system` first.
+    fn list(&self, handle: &Handle) -> Vec<Arc<Inner>> {
+        let system = self.system(handle).clone();
+        let others = self
+            .all
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|queue| !Arc::ptr_eq(queue, &system))
+            .collect::<Vec<_>>();
+        std::iter::once(system).chain(others).collect()
+    }
+}
+
+/// The live workqueues of the runtime of `handle`, `system` first, in
+/// creation order.
+pub(crate) fn all(handle: &Handle) -> Vec<Workqueue> {
+    handle
+        .system_queues()
+        .list(handle)
+        .into_iter()
+        .map(|inner| Workqueue {
+            inner,
+            handle: handle.clone(),
+        })
+        .collect()
 }
 
 impl fmt::Debug for SystemQueues {
@@ -984,7 +1020,9 @@ fn system_queue(
     let inner = pick(handle.system_queues())
         .get_or_init(|| {
             let inner = Inner::new(name.to_owned(), &handle, attrs, DEFAULT_MAX_ACTIVE, None);
-            Arc::new(inner)
+            let inner = Arc::new(inner);
+            handle.system_queues().listed(&inner);
+            inner
         })
         .clone();
     Workqueue { inner, handle }
