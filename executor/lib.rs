@@ -49,7 +49,9 @@ mod topology;
 mod workqueue;
 
 pub use metrics::{PoolMetrics, RuntimeMetrics, WorkqueueMetrics};
-pub use monitor::{DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD};
+pub use monitor::{
+    DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD, DEFAULT_WATCHDOG_THRESHOLD,
+};
 pub use runtime::{
     spawn, Builder, EnterGuard, Handle, Runtime, RuntimeFlavor, TryCurrentError,
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS, HIGHPRI_NICE,

@@ -99,6 +99,7 @@
 
 mod alarm;
 mod probe;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::io;
@@ -116,6 +117,7 @@ use crate::task::stats::{QueueCounters, QueueId, QueueTable};
 use crate::task::Id;
 use alarm::Alarm;
 use probe::Probe;
+use watchdog::{InPoll, Watchdog};
 
 /// How often a pool whose work waits with no worker to take it is tended
 /// (`Pool::tend`: the worker creation retried once its cooldown has passed,
@@ -126,15 +128,22 @@ const STARVING_TICK: Duration = Duration::from_millis(10);
 pub const DEFAULT_BLOCKING_THRESHOLD: Duration = Duration::from_millis(1);
 /// Default for `Builder::cpu_intensive_threshold`.
 pub const DEFAULT_CPU_INTENSIVE_THRESHOLD: Duration = Duration::from_millis(10);
+/// Default for `Builder::watchdog_threshold`: the kernel's
+/// `workqueue.watchdog_thresh`, 30 s.
+pub const DEFAULT_WATCHDOG_THRESHOLD: Duration = Duration::from_secs(30);
 /// The smallest `blocking_threshold` accepted: the monitor ticks twice per
 /// threshold, and waking more often than every 50 us would cost a CPU.
 pub const MIN_BLOCKING_THRESHOLD: Duration = Duration::from_micros(100);
+/// The least non-zero `Builder::watchdog_threshold`.
+pub(crate) const MIN_WATCHDOG_THRESHOLD: Duration = Duration::from_millis(10);
 
 /// How a monitor is tuned. Validated by the runtime builder.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MonitorConfig {
     pub(crate) blocking_threshold: Duration,
     pub(crate) cpu_intensive_threshold: Duration,
+    /// Zero: no watchdog.
+    pub(crate) watchdog_threshold: Duration,
 }
 
 /// What the monitor counts, read by the runtime's metrics.
@@ -471,6 +480,11 @@ impl Shared {
             }
             None => (STARVING_TICK, STARVING_TICK),
         };
+        let mut watchdog = self
+            .config
+            .map(|config| config.watchdog_threshold)
+            .filter(|threshold| !threshold.is_zero())
+            .map(Watchdog::new);
         while !self.stop.load(SeqCst) && !self.pool.is_closed() {
             let pools = self.pools.read().clone();
             let mut found = Tick::default();
@@ -490,6 +504,11 @@ impl Shared {
             for pool in &pools {
                 starving |= pool.tend();
             }
+            let mut queued = false;
+            if let Some(watchdog) = &mut watchdog {
+                self.watch_for_stalls(watchdog, &pools);
+                queued = pools.iter().any(Pool::has_due_work);
+            }
             let running = self.config.is_some() && pools.iter().any(|pool| pool.nr_running() > 0);
             let workers_tick = self.worker_ticked.swap(false, Relaxed);
             let next = if found.suspect {
@@ -505,6 +524,11 @@ impl Shared {
                 Some(slow_tick)
             } else if starving {
                 Some(STARVING_TICK)
+            } else if queued {
+                // Tasks are queued: the watchdog must see whether they
+                // start, even if no worker runs (a lost wakeup would be a
+                // bug, and a stall all the same).
+                watchdog.as_ref().map(Watchdog::max_sleep)
             } else {
                 None
             };
@@ -528,7 +552,50 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The watchdog's check, and the reports of the stalls it finds.
+    fn watch_for_stalls(&self, watchdog: &mut Watchdog, pools: &[Pool]) {
+        let now = Instant::now();
+        for stall in watchdog.check(pools, now) {
+            let watcher = self.watcher.lock();
+            let in_poll = watcher.in_poll_of(&stall.pool, now);
+            let (tasks, queues) = (watcher.tasks.clone(), watcher.queues.clone());
+            drop(watcher);
+            watchdog::report(&stall, &in_poll, &tasks, &queues);
+        }
+    }
+}
+
 impl Watcher {
+    /// The polls in progress on the workers of `pool`, with how long the
+    /// monitor has seen each running (zero for one not seen at a tick yet).
+    fn in_poll_of(&self, pool: &Pool, now: Instant) -> Vec<InPoll> {
+        pool.workers()
+            .iter()
+            .filter_map(|worker| {
+                let seen = worker.observe();
+                if !seen.in_poll() {
+                    return None;
+                }
+                let (task, queue) = worker.task_of(seen)?;
+                let for_at_least = self
+                    .workers
+                    .iter()
+                    .find(|w| &w.worker == worker)
+                    .and_then(|w| w.poll.as_ref())
+                    .filter(|poll| poll.seen.seq() == seen.seq())
+                    .map_or(Duration::ZERO, |poll| {
+                        now.saturating_duration_since(poll.first_seen)
+                    });
+                Some(InPoll {
+                    task,
+                    queue: QueueId(queue),
+                    for_at_least,
+                })
+            })
+            .collect()
+    }
+
     /// Looks at every worker once. `looker` is the workqueue of the task
     /// the ticking worker polled last, if a worker ticks.
     ///

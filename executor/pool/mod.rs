@@ -399,6 +399,14 @@ impl Pool {
         self.shared.culled.load(Relaxed)
     }
 
+    /// Whether tasks are queued (on the injector or a worker's queues) and
+    /// a worker should be running them: false for a current-thread pool
+    /// while no thread is in `block_on` (its tasks wait for the next one
+    /// by design) and for a closed pool.
+    pub(crate) fn has_due_work(&self) -> bool {
+        !self.shared.is_closed() && self.shared.is_attended() && self.shared.has_work()
+    }
+
     /// What the pool is (`PoolConfig::label`).
     pub(crate) fn label(&self) -> &Arc<str> {
         &self.shared.config.label

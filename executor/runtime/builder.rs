@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::monitor::{
     MonitorConfig, DEFAULT_BLOCKING_THRESHOLD, DEFAULT_CPU_INTENSIVE_THRESHOLD,
-    MIN_BLOCKING_THRESHOLD,
+    DEFAULT_WATCHDOG_THRESHOLD, MIN_BLOCKING_THRESHOLD, MIN_WATCHDOG_THRESHOLD,
 };
 use crate::pool::{Hook, PoolConfig, SpawnHook, CREATE_COOLDOWN};
 use crate::time::driver::Driver;
@@ -58,6 +58,8 @@ pub struct Builder {
     monitor: bool,
     blocking_threshold: Duration,
     cpu_intensive_threshold: Duration,
+    /// `None`: the default, which `monitor(false)` turns off too.
+    watchdog_threshold: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -88,6 +90,7 @@ impl Builder {
             monitor: true,
             blocking_threshold: DEFAULT_BLOCKING_THRESHOLD,
             cpu_intensive_threshold: DEFAULT_CPU_INTENSIVE_THRESHOLD,
+            watchdog_threshold: None,
         }
     }
 
@@ -407,15 +410,42 @@ impl Builder {
         self
     }
 
+    /// How long a pool may have tasks queued without starting any before the
+    /// watchdog reports it (default 30 s, the kernel's
+    /// `workqueue.watchdog_thresh`; zero turns it off). The report goes
+    /// through `tracing` at error level, once per threshold while the pool
+    /// stays stalled: the pool, and for every workqueue with live tasks its
+    /// counts and tasks (id, name, spawn location), those in a poll with
+    /// the time they have spent in it. A stall means every worker is stuck
+    /// and no other can be started (`max_workers` reached, thread creation
+    /// failing), or a bug: nothing a runtime should do silently.
+    ///
+    /// The watchdog reads the poll stamps of the monitor: with
+    /// [`monitor(false)`](Builder::monitor) it is off, and setting a
+    /// threshold then is an error.
+    ///
+    /// ```
+    /// let rt = wq::Builder::new()
+    ///     .watchdog_threshold(std::time::Duration::from_secs(5))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn watchdog_threshold(mut self, threshold: Duration) -> Builder {
+        self.watchdog_threshold = Some(threshold);
+        self
+    }
+
     /// Validates the settings and starts the runtime.
     ///
     /// # Errors
     ///
     /// `InvalidInput`, naming the field, if `workers` is 0, `max_workers` is
     /// below `workers`, `idle_timeout` is zero, the thread name is empty,
-    /// the stack size is 0, `blocking_threshold` is below 100 µs or
-    /// `cpu_intensive_threshold` is zero; otherwise whatever creating the
-    /// monitor thread or the first worker thread returned.
+    /// the stack size is 0, `blocking_threshold` is below 100 µs,
+    /// `cpu_intensive_threshold` is zero, or `watchdog_threshold` is below
+    /// 10 ms but not zero, or set without the monitor; otherwise whatever
+    /// creating the monitor thread or the first worker thread returned.
     pub fn build(self) -> io::Result<Runtime> {
         let current_thread = self.flavor == RuntimeFlavor::CurrentThread;
         let workers = match self.workers {
@@ -471,6 +501,22 @@ impl Builder {
                 "must be greater than zero",
             ));
         }
+        match self.watchdog_threshold {
+            Some(t) if !t.is_zero() && t < MIN_WATCHDOG_THRESHOLD => {
+                return Err(invalid(
+                    "watchdog_threshold",
+                    format!("must be zero (off) or at least {MIN_WATCHDOG_THRESHOLD:?}, got {t:?}"),
+                ));
+            }
+            Some(t) if !t.is_zero() && !self.monitor => {
+                return Err(invalid(
+                    "watchdog_threshold",
+                    "the watchdog reads the monitor's poll stamps, and `monitor(false)` \
+                     turns them off; set it to zero or keep the monitor",
+                ));
+            }
+            _ => {}
+        }
         if self.create_cooldown < Duration::from_millis(1) {
             return Err(invalid(
                 "create_cooldown",
@@ -509,6 +555,9 @@ impl Builder {
         let monitor = self.monitor.then_some(MonitorConfig {
             blocking_threshold: self.blocking_threshold,
             cpu_intensive_threshold: self.cpu_intensive_threshold,
+            watchdog_threshold: self
+                .watchdog_threshold
+                .unwrap_or(DEFAULT_WATCHDOG_THRESHOLD),
         });
         Runtime::from_config(config, monitor, self.flavor)
     }
@@ -538,6 +587,7 @@ impl fmt::Debug for Builder {
             .field("monitor", &self.monitor)
             .field("blocking_threshold", &self.blocking_threshold)
             .field("cpu_intensive_threshold", &self.cpu_intensive_threshold)
+            .field("watchdog_threshold", &self.watchdog_threshold)
             .finish_non_exhaustive()
     }
 }

@@ -273,6 +273,17 @@ impl Registry {
             .map(|(_, entry)| entry.meta.clone())
     }
 
+    /// Every live task's id and spawn details, shard by shard. For reports
+    /// (the watchdog's), not for hot paths.
+    pub(crate) fn snapshot(&self) -> Vec<(Id, SpawnMeta)> {
+        let mut tasks = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            tasks.extend(shard.tasks.iter().map(|(_, e)| (e.id, e.meta.clone())));
+        }
+        tasks
+    }
+
     /// Whether `close` has begun: no task may run any more.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)

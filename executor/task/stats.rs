@@ -75,13 +75,23 @@ impl QueueCounters {
 /// so no live task refers to a reused slot.
 #[derive(Debug)]
 pub(crate) struct QueueTable {
-    slots: RwLock<Slab<Arc<QueueCounters>>>,
+    slots: RwLock<Slab<Slot>>,
+}
+
+/// A registered workqueue: its name, for reports, and its counters.
+#[derive(Debug)]
+struct Slot {
+    name: Arc<str>,
+    counters: Arc<QueueCounters>,
 }
 
 impl QueueTable {
     pub(crate) fn new() -> QueueTable {
         let mut slots = Slab::new();
-        let system = slots.insert(Arc::default());
+        let system = slots.insert(Slot {
+            name: Arc::from("system"),
+            counters: Arc::default(),
+        });
         debug_assert_eq!(system, QueueId::SYSTEM.0 as usize);
         QueueTable {
             slots: RwLock::new(slots),
@@ -90,13 +100,18 @@ impl QueueTable {
 
     /// The counters of `system`.
     pub(crate) fn system(&self) -> Arc<QueueCounters> {
-        self.slots.read()[QueueId::SYSTEM.0 as usize].clone()
+        self.slots.read()[QueueId::SYSTEM.0 as usize]
+            .counters
+            .clone()
     }
 
-    /// New counters for a new workqueue.
-    pub(crate) fn register(&self) -> (QueueId, Arc<QueueCounters>) {
+    /// New counters for a new workqueue named `name`.
+    pub(crate) fn register(&self, name: Arc<str>) -> (QueueId, Arc<QueueCounters>) {
         let counters = Arc::<QueueCounters>::default();
-        let key = self.slots.write().insert(counters.clone());
+        let key = self.slots.write().insert(Slot {
+            name,
+            counters: counters.clone(),
+        });
         let id = u32::try_from(key).expect("more than 2^32 workqueues alive at once");
         (QueueId(id), counters)
     }
@@ -110,9 +125,17 @@ impl QueueTable {
 
     /// Runs `f` on the counters of `id`, if its queue is still registered.
     pub(crate) fn with(&self, id: QueueId, f: impl FnOnce(&QueueCounters)) {
-        if let Some(counters) = self.slots.read().get(id.0 as usize) {
-            f(counters);
+        if let Some(slot) = self.slots.read().get(id.0 as usize) {
+            f(&slot.counters);
         }
+    }
+
+    /// The name of the workqueue `id`, if it is still registered.
+    pub(crate) fn name_of(&self, id: QueueId) -> Option<Arc<str>> {
+        self.slots
+            .read()
+            .get(id.0 as usize)
+            .map(|slot| slot.name.clone())
     }
 }
 
@@ -123,7 +146,8 @@ mod tests {
     #[test]
     fn system_is_slot_zero_and_slots_are_reused_after_unregister() {
         let table = QueueTable::new();
-        let (a, counters) = table.register();
+        let (a, counters) = table.register(Arc::from("a"));
+        assert_eq!(table.name_of(a).as_deref(), Some("a"));
         assert_ne!(a, QueueId::SYSTEM);
         table.with(a, QueueCounters::add_cm_wakeup);
         assert_eq!(counters.cm_wakeups(), 1);
@@ -134,7 +158,7 @@ mod tests {
             1,
             "an unregistered slot is not counted"
         );
-        let (b, _) = table.register();
+        let (b, _) = table.register(Arc::from("b"));
         assert_eq!(a, b);
         table.unregister(QueueId::SYSTEM);
         table.with(QueueId::SYSTEM, QueueCounters::add_cpu_intensive);

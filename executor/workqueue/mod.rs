@@ -667,14 +667,15 @@ impl Inner {
             }
             None => Box::new([]) as Box<[_]>,
         };
+        let name: Arc<str> = name.into();
         let queues = handle.inner().queues.clone();
         let (queue, counters) = if registry.is_some() {
             (QueueId::SYSTEM, queues.system())
         } else {
-            queues.register()
+            queues.register(name.clone())
         };
         Inner {
-            name: name.into(),
+            name,
             attrs,
             rescuer: None,
             warned_dependency: AtomicBool::new(false),
