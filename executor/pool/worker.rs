@@ -395,6 +395,11 @@ impl Local {
     fn run_task(&self, runnable: Runnable) {
         let tag = *runnable.metadata();
         self.queue.set(tag.queue.0);
+        // One span per poll, for tracing-based profilers; compiled out
+        // without the feature.
+        #[cfg(feature = "trace-polls")]
+        let _span = tracing::trace_span!("poll", task.id = tag.id.as_u64(), queue = tag.queue.0)
+            .entered();
         if !self.stamped {
             // A task's panic is caught inside it; this guards against a
             // panicking waker or schedule hook.
