@@ -87,7 +87,9 @@ impl RescuePool for Pool {
     fn run(runnable: Runnable) {
         // A task's panic is caught inside it; this guards against a
         // panicking waker or schedule hook.
-        let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            crate::task::coop::budget(|| runnable.run())
+        }));
     }
 
     fn kick(&self) {

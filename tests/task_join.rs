@@ -209,9 +209,16 @@ fn dropping_a_join_set_aborts_its_tasks() {
 fn yield_now_lets_other_tasks_run() {
     let rt = wq::Builder::new().workers(1).build().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
+    // Neither starts logging before both are spawned: on a loaded machine
+    // the first could otherwise finish before the second is queued.
+    let go = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let spawn = |name: char| {
         let log = log.clone();
+        let go = go.clone();
         rt.spawn(async move {
+            while !go.load(std::sync::atomic::Ordering::SeqCst) {
+                wq::task::yield_now().await;
+            }
             for _ in 0..5 {
                 log.lock().unwrap().push(name);
                 wq::task::yield_now().await;
@@ -223,6 +230,7 @@ fn yield_now_lets_other_tasks_run() {
         let _guard = rt.enter();
         (spawn('a'), spawn('b'))
     };
+    go.store(true, std::sync::atomic::Ordering::SeqCst);
     rt.block_on(async {
         a.await.unwrap();
         b.await.unwrap();

@@ -38,7 +38,10 @@ impl Subscriber for Recorder {
         if let Some(id) = visit.0 {
             self.0.ids.lock().unwrap().push(id);
         }
-        let n = self.0.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self
+            .0
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Id::from_u64(n + 1)
     }
 
@@ -71,7 +74,10 @@ fn every_poll_is_in_a_span_with_the_task_id() {
     let seen = polls.ids.lock().unwrap().clone();
     for id in &ids {
         let polls_of_task = seen.iter().filter(|&&s| s == *id).count();
-        assert!(polls_of_task >= 2, "task {id} was polled in {polls_of_task} spans");
+        assert!(
+            polls_of_task >= 2,
+            "task {id} was polled in {polls_of_task} spans"
+        );
     }
     let distinct: HashSet<u64> = seen.iter().copied().collect();
     assert!(ids.iter().all(|id| distinct.contains(id)));

@@ -19,6 +19,7 @@
 //! saw, and only if no newer event arrived since (the tick is unchanged), so
 //! an event is never lost between the check and the clear.
 
+use crate::task::coop;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::Arc;
@@ -386,11 +387,15 @@ impl Registration {
         direction: Direction,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
+        let unit = std::task::ready!(coop::poll_proceed(cx));
         loop {
             let event = std::task::ready!(self.io.poll_ready(cx, direction));
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
-                result => return Poll::Ready(result),
+                result => {
+                    unit.made_progress();
+                    return Poll::Ready(result);
+                }
             }
         }
     }
@@ -410,22 +415,32 @@ impl Registration {
         len: usize,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        let unit = std::task::ready!(coop::poll_proceed(cx));
         loop {
             let event = std::task::ready!(self.io.poll_ready(cx, direction));
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
                 Ok(n) if n > 0 && n < len => {
                     self.io.clear(event);
+                    unit.made_progress();
                     return Poll::Ready(Ok(n));
                 }
-                result => return Poll::Ready(result),
+                result => {
+                    unit.made_progress();
+                    return Poll::Ready(result);
+                }
             }
         }
     }
 
-    /// Waits until the source is ready in `direction`.
+    /// Waits until the source is ready in `direction`. Takes a unit of the
+    /// task's budget when ready (`task::coop`).
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<()> {
-        self.io.poll_ready(cx, direction).map(|_| ())
+        let unit = std::task::ready!(coop::poll_proceed(cx));
+        let ready = std::task::ready!(self.io.poll_ready(cx, direction));
+        unit.made_progress();
+        let _ = ready;
+        Poll::Ready(())
     }
 
     /// Waits until the source is ready in `direction`; returns what was
@@ -436,7 +451,10 @@ impl Registration {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<ReadyEvent> {
-        self.io.poll_ready(cx, direction)
+        let unit = std::task::ready!(coop::poll_proceed(cx));
+        let event = std::task::ready!(self.io.poll_ready(cx, direction));
+        unit.made_progress();
+        Poll::Ready(event)
     }
 
     /// Clears the readiness `event` saw, unless a newer event arrived.

@@ -23,6 +23,7 @@ use super::manager;
 use super::park::Parker;
 use super::stamp::{PollStamp, Seen};
 use super::Shared;
+use crate::task::coop;
 
 /// How often (in tasks) a worker takes from the injector before its own
 /// queue, so that work from outside is not starved by a busy local queue.
@@ -398,18 +399,18 @@ impl Local {
         // One span per poll, for tracing-based profilers; compiled out
         // without the feature.
         #[cfg(feature = "trace-polls")]
-        let _span = tracing::trace_span!("poll", task.id = tag.id.as_u64(), queue = tag.queue.0)
-            .entered();
+        let _span =
+            tracing::trace_span!("poll", task.id = tag.id.as_u64(), queue = tag.queue.0).entered();
         if !self.stamped {
             // A task's panic is caught inside it; this guards against a
             // panicking waker or schedule hook.
-            let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+            let _ = catch_unwind(AssertUnwindSafe(|| coop::budget(|| runnable.run())));
             return;
         }
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
         self.me.stamp.begin(seq, tag.id.as_u64(), tag.queue.0);
-        let _ = catch_unwind(AssertUnwindSafe(|| runnable.run()));
+        let _ = catch_unwind(AssertUnwindSafe(|| coop::budget(|| runnable.run())));
         if self.me.stamp.end(seq) {
             self.shared.rejoin_after_detection();
         }
@@ -843,7 +844,7 @@ pub(super) fn block_on<F: Future>(
             }
             let polled = {
                 let _end = PollEnd { local: &local, seq };
-                future.as_mut().poll(&mut cx)
+                coop::budget(|| future.as_mut().poll(&mut cx))
             };
             root.timers.inhibit_sub();
             if let Poll::Ready(output) = polled {

@@ -57,7 +57,7 @@ pub(crate) fn block_on<F: Future>(future: F, timers: &Arc<Driver>) -> F::Output 
     // This thread is busy: it holds one inhibit while it polls.
     timers.inhibit_add();
     loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+        if let Poll::Ready(output) = crate::task::coop::budget(|| future.as_mut().poll(&mut cx)) {
             if thread_waker.take_wake() {
                 timers.inhibit_sub();
             }
@@ -108,7 +108,7 @@ pub(crate) fn block_on_current_thread<F: Future>(
             Joined::NoSlot => {}
         }
         timers.inhibit_add();
-        let polled = future.as_mut().poll(&mut cx);
+        let polled = crate::task::coop::budget(|| future.as_mut().poll(&mut cx));
         timers.inhibit_sub();
         // A wake holds one inhibit until it is taken; each action above
         // holds its own.

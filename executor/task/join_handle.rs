@@ -133,6 +133,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "JoinHandle polled after completion");
+        let unit = std::task::ready!(super::coop::poll_proceed(cx));
         let id = self.header.id;
         let result = match self.task.as_mut() {
             Some(task) => match Pin::new(task).poll(cx) {
@@ -146,6 +147,7 @@ impl<T> Future for JoinHandle<T> {
         };
         self.task = None;
         self.done = true;
+        unit.made_progress();
         Poll::Ready(result)
     }
 }

@@ -2,6 +2,7 @@
 //! futures that are not `Send`.
 
 mod builder;
+pub mod coop;
 mod error;
 pub(crate) mod harness;
 mod id;
@@ -13,6 +14,7 @@ pub(crate) mod stats;
 mod yield_now;
 
 pub use builder::Builder;
+pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;
 pub use id::Id;
 pub use join_handle::{AbortHandle, JoinHandle};

@@ -124,11 +124,13 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let unit = std::task::ready!(crate::task::coop::poll_proceed(cx));
         let this = self.project();
         if this.driver.clock().now() >= this.deadline.into_std() {
             if let Some(entry) = this.entry.take() {
                 this.driver.cancel(entry);
             }
+            unit.made_progress();
             return Poll::Ready(());
         }
         let registered = match *this.entry {

@@ -88,7 +88,7 @@ impl Context {
         for _ in 0..MAX_TASKS_PER_TICK {
             match self.next() {
                 Some(runnable) => {
-                    runnable.run();
+                    crate::task::coop::budget(|| runnable.run());
                 }
                 None => return false,
             }
