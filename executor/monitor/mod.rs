@@ -87,6 +87,20 @@
 //! state (`Watcher`, under its lock); its decisions take effect through
 //! `Pool::detach_stuck`, whose protocol does not depend on the thread.
 //!
+//! # What else a tick does
+//!
+//! - **CPU time per workqueue** (`CPUtime`), sampled like the kernel's
+//!   scheduler tick: each poll in progress and not blocked (and the ticking
+//!   worker's last task) adds the time since the previous tick to its
+//!   workqueue, at most a quarter more than the gap the previous tick
+//!   planned, nothing after a sleep. A hog stays followed, at the slow rate,
+//!   for its CPU time.
+//! - **Counters of detections** per workqueue: a hog counts `CPUitsv`, and a
+//!   detection that woke an idle worker counts `CMW` (`task::stats`).
+//! - **The watchdog** (`watchdog.rs`), on the monitor thread only: a pool
+//!   with tasks queued whose workers' poll seqs have not moved for
+//!   `watchdog_threshold` is reported.
+//!
 //! # Cost
 //!
 //! On the poll path: a store and a swap on the worker's own cache line.
