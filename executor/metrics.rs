@@ -175,9 +175,7 @@ impl RuntimeMetrics {
             workers: stats.workers,
             idle: stats.idle,
             running: stats.running,
-            blocked: stats
-                .workers
-                .saturating_sub(stats.idle + stats.running + cpu_intensive),
+            blocked: stats.detached.saturating_sub(cpu_intensive),
             cpu_intensive,
             queue_depth: pool.injector_depth(),
             threads_created: pool.threads_created(),
@@ -315,7 +313,9 @@ pub struct PoolMetrics {
     /// What the pool is: `normal`, `highpri`, `unbound <scope> pod <n>`
     /// (with ` highpri`), or `blocking`.
     pub label: String,
-    /// Worker threads now (the kernel's `nr_workers`).
+    /// Worker threads now (the kernel's `nr_workers`), a thread being
+    /// created included. Each is idle, running, blocked, CPU-intensive or
+    /// in between two of these, so the four need not add up to it.
     pub workers: usize,
     /// Workers on the idle list (`nr_idle`).
     pub idle: usize,

@@ -127,6 +127,10 @@ pub(crate) struct Shared {
     retired_busy_ns: AtomicU64,
     /// Idle workers culled after `idle_timeout`.
     culled: AtomicU64,
+    /// Workers out of `nr_running` because they are inside `wq::blocking`
+    /// or were found stuck in a poll, for the metrics only (Relaxed: no
+    /// decision reads it).
+    detached: std::sync::atomic::AtomicUsize,
     exited: Condvar,
     /// The idle worker that sleeps on the timers, to nudge when an earlier
     /// timer is registered.
@@ -179,6 +183,8 @@ pub(crate) struct PoolStats {
     pub(crate) idle: usize,
     pub(crate) running: usize,
     pub(crate) searching: usize,
+    /// Out of `nr_running` inside `wq::blocking` or stuck in a poll.
+    pub(crate) detached: usize,
 }
 
 /// A stuck poll taken out of `nr_running` by [`Pool::detach_stuck`].
@@ -203,6 +209,7 @@ impl Pool {
             retired_parks: AtomicU64::new(0),
             retired_busy_ns: AtomicU64::new(0),
             culled: AtomicU64::new(0),
+            detached: std::sync::atomic::AtomicUsize::new(0),
             exited: Condvar::new(),
             timer_worker: Mutex::new(None),
             seed: AtomicU64::new(0x9E37_79B9_7F4A_7C15),
@@ -369,6 +376,7 @@ impl Pool {
             idle: self.shared.idle.nr_idle(),
             running: self.shared.idle.nr_running(),
             searching: self.shared.idle.nr_searching(),
+            detached: self.shared.detached.load(Relaxed),
         }
     }
 
@@ -457,7 +465,11 @@ impl Pool {
     /// `None` if the poll ended (or entered `wq::blocking`) meanwhile.
     pub(crate) fn detach_stuck(&self, worker: &WorkerRef, seen: Seen) -> Option<Detached> {
         let shared = &self.shared;
+        // Counted before the CAS: the worker may rejoin (and uncount
+        // itself) as soon as the CAS succeeds.
+        shared.detached.fetch_add(1, Relaxed);
         if !worker.stamp.try_detect(seen) {
+            shared.detached.fetch_sub(1, Relaxed);
             return None;
         }
         // Out of `nr_running` after the CAS, never before: the count may be
@@ -550,6 +562,7 @@ impl Shared {
     /// A poll the watcher had detected as stuck ended: the worker counts as
     /// running again (and may then retire as surplus).
     fn rejoin_after_detection(&self) {
+        self.detached.fetch_sub(1, Relaxed);
         self.worker_running();
         self.timers().inhibit_sub();
     }

@@ -980,6 +980,7 @@ impl BlockingGuard {
         let left_running = local.me.stamp.annotate();
         if left_running {
             shared.idle.worker_sleeping();
+            shared.detached.fetch_add(1, Relaxed);
         }
         // Pairs with the fence in `notify_work`: either a concurrent
         // scheduler sees our decrement, or we see its work.
@@ -1012,6 +1013,7 @@ impl Drop for BlockingGuard {
         // the poll again: a detection then always finds the worker counted
         // (loom: `loom_detect_vs_blocking_annotation`).
         if self.left_running {
+            shared.detached.fetch_sub(1, Relaxed);
             shared.worker_running();
         }
         self.local.me.stamp.unannotate();
