@@ -12,6 +12,7 @@ use crate::monitor::{
 use crate::pool::{Hook, PoolConfig, SpawnHook, CREATE_COOLDOWN};
 use crate::time::driver::Driver;
 
+use super::hooks::guarded;
 use super::{Runtime, RuntimeFlavor};
 
 /// The default cap on worker threads (blocked and idle ones included).
@@ -226,6 +227,9 @@ impl Builder {
     }
 
     /// Runs `f` on each worker thread as it starts.
+    ///
+    /// If `f` panics, the panic is caught and reported through `tracing` at
+    /// error level, and the thread carries on as if `f` had returned.
     pub fn on_thread_start<F>(mut self, f: F) -> Builder
     where
         F: Fn() + Send + Sync + 'static,
@@ -235,6 +239,9 @@ impl Builder {
     }
 
     /// Runs `f` on each worker thread as it stops.
+    ///
+    /// If `f` panics, the panic is caught and reported through `tracing` at
+    /// error level, and the thread carries on as if `f` had returned.
     pub fn on_thread_stop<F>(mut self, f: F) -> Builder
     where
         F: Fn() + Send + Sync + 'static,
@@ -245,6 +252,9 @@ impl Builder {
 
     /// Runs `f` on a worker thread each time it is about to sleep for lack
     /// of work (on a current-thread runtime, the `block_on` thread too).
+    ///
+    /// If `f` panics, the panic is caught and reported through `tracing` at
+    /// error level, and the thread carries on as if `f` had returned.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -270,6 +280,9 @@ impl Builder {
     }
 
     /// Runs `f` on a worker thread each time it wakes from such a sleep.
+    ///
+    /// If `f` panics, the panic is caught and reported through `tracing` at
+    /// error level, and the thread carries on as if `f` had returned.
     pub fn on_thread_unpark<F>(mut self, f: F) -> Builder
     where
         F: Fn() + Send + Sync + 'static,
@@ -537,10 +550,12 @@ impl Builder {
             idle_timeout: self.idle_timeout,
             thread_name,
             thread_stack_size: self.thread_stack_size,
-            on_thread_start: self.on_thread_start,
-            on_thread_stop: self.on_thread_stop,
-            on_thread_park: self.on_thread_park,
-            on_thread_unpark: self.on_thread_unpark,
+            on_thread_start: self.on_thread_start.map(|h| guarded("on_thread_start", h)),
+            on_thread_stop: self.on_thread_stop.map(|h| guarded("on_thread_stop", h)),
+            on_thread_park: self.on_thread_park.map(|h| guarded("on_thread_park", h)),
+            on_thread_unpark: self
+                .on_thread_unpark
+                .map(|h| guarded("on_thread_unpark", h)),
             spawn_hook: self.spawn_hook,
             create_cooldown: self.create_cooldown,
             timers: Arc::new(Driver::new(workers, self.start_paused)),

@@ -31,6 +31,7 @@ mod block_on;
 mod builder;
 mod context;
 mod handle;
+mod hooks;
 
 use std::fmt;
 use std::future::Future;

@@ -80,8 +80,10 @@ impl<F: Future> Future for TaskFuture<F> {
         // task so that it is dropped, but a task whose runnable was already
         // queued may still be run by a worker that had not seen the close.
         if this.header.is_aborted() || this.registry.is_closed() {
-            drop_future(this.future);
-            return Poll::Ready(Err(JoinError::cancelled(id)));
+            return Poll::Ready(Err(match drop_future(this.future) {
+                Ok(()) => JoinError::cancelled(id),
+                Err(payload) => JoinError::panic(id, payload),
+            }));
         }
         let future = this
             .future
@@ -91,12 +93,14 @@ impl<F: Future> Future for TaskFuture<F> {
         let _counted = this.counted.then(|| PollingCounted::enter(this.registry));
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => {
-                drop_future(this.future);
-                Poll::Ready(Ok(output))
-            }
+            Ok(Poll::Ready(output)) => match drop_future(this.future) {
+                Ok(()) => Poll::Ready(Ok(output)),
+                Err(payload) => Poll::Ready(Err(JoinError::panic(id, payload))),
+            },
             Err(payload) => {
-                drop_future(this.future);
+                // The poll's panic is the one reported; a second one from
+                // the destructor is dropped.
+                let _ = drop_future(this.future);
                 Poll::Ready(Err(JoinError::panic(id, payload)))
             }
         }
@@ -105,10 +109,12 @@ impl<F: Future> Future for TaskFuture<F> {
 
 /// Drops the user future now (not when the task cell is freed), so its
 /// destructor runs on completion or abort like tokio's. A panicking
-/// destructor is contained.
-fn drop_future<F>(future: Pin<&mut Option<F>>) {
+/// destructor is contained, and its payload returned: as on tokio, the
+/// task's `JoinHandle` then yields a panic error, even if the future had
+/// completed or was cancelled.
+fn drop_future<F>(future: Pin<&mut Option<F>>) -> Result<(), Box<dyn std::any::Any + Send>> {
     let mut future = future;
-    let _ = catch_unwind(AssertUnwindSafe(|| future.set(None)));
+    catch_unwind(AssertUnwindSafe(|| future.set(None)))
 }
 
 /// Creates a task for `future` spawned as `meta` says, registered in

@@ -15,6 +15,7 @@ mod yield_now;
 
 pub use builder::Builder;
 pub use coop::{consume_budget, unconstrained, Unconstrained};
+pub(crate) use error::panic_message;
 pub use error::JoinError;
 pub use id::Id;
 pub use join_handle::{AbortHandle, JoinHandle};
