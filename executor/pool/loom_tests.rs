@@ -20,9 +20,10 @@
 //! A lost wakeup shows up as a loom deadlock (a worker parked forever while
 //! the thread waiting for its work blocks too).
 //!
-//! Not modelled: the timed park and culling (under loom a timed wait never
-//! times out, see `crate::loom`), and the manager step a woken worker takes
-//! before running (creating a spare thread).
+//! The timed park is not modelled (under loom a timed wait never times
+//! out, see `crate::loom`): the culling model starts where the wait has
+//! timed out. The manager step a woken worker takes before running
+//! (creating a spare thread) is modelled on its own, in section 8.
 
 use std::time::Duration;
 
@@ -1112,4 +1113,184 @@ fn loom_root_wake_vs_kick() {
 #[test]
 fn loom_root_wake_alone() {
     root_wake(false);
+}
+
+// ---------------------------------------------------------------------------
+// 8. The manager and culling: the idle list's hand-offs.
+// ---------------------------------------------------------------------------
+
+/// Target 1, `max_workers` 2. Worker A was just woken and, as manager
+/// (`maybe_create_worker`), creates the spare N, whose thread joins the idle
+/// list as every new worker does (`idle_and_park(true)`: counted idle, not
+/// running; fence; re-check the queues). Meanwhile A blocks
+/// (`BlockingGuard::enter`) and a producer pushes one runnable. A's kick may
+/// come before N is on the list (`Kick::NoIdle`): then N's own re-check
+/// after its fence sees the runnable and kicks itself. N takes it, whatever
+/// the order; the reservation never exceeds `max_workers`.
+#[test]
+fn loom_manager_spare_takes_the_blockers_place() {
+    bounded_model(3).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        assert!(pool.idle.reserve_worker(2));
+        start_running(&pool, &a);
+        let _ = pool.idle.transition_from_searching();
+
+        let thread_a = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                // `maybe_create_worker`: no spare is idle, so A manages.
+                assert!(pool.idle.try_become_manager(2));
+                assert_eq!(pool.idle.nr_workers(), 2);
+                let n = W::new();
+                let spare = {
+                    let pool = pool.clone();
+                    let n = n.clone();
+                    thread::spawn(move || {
+                        // The new worker's `run`: straight to the idle list.
+                        let mut worker = Worker {
+                            me: n,
+                            searching: false,
+                        };
+                        if !worker.idle_and_park(&pool, true) {
+                            return;
+                        }
+                        worker.run(&pool);
+                    })
+                };
+                pool.idle.manager_done(true);
+                // A runs its task, which blocks; A stays blocked.
+                pool.idle.worker_sleeping();
+                fence(SeqCst);
+                if !pool.closed.load(SeqCst) && pool.has_work() {
+                    pool.wake_one();
+                }
+                (spare, n)
+            })
+        };
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+        producer.join().unwrap();
+        let (spare, n) = thread_a.join().unwrap();
+        pool.wait_ran(1);
+        pool.close(&[n]);
+        spare.join().unwrap();
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        assert_eq!(pool.idle.nr_workers(), 2, "A and N, never more");
+        // No second manager could start while A managed, nor after: the
+        // pool is at `max_workers`.
+        assert!(!pool.idle.try_become_manager(2));
+    });
+}
+
+/// Two workers woken at once both find no spare idle and try to manage:
+/// exactly one becomes manager and reserves a slot; after it is done, the
+/// other may, but only below `max_workers`.
+#[test]
+fn loom_one_manager_at_a_time() {
+    loom::model(|| {
+        let pool = Arc::new(PoolModel::new(2));
+        assert!(pool.idle.reserve_worker(3));
+        assert!(pool.idle.reserve_worker(3));
+        let managers = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                let managers = managers.clone();
+                thread::spawn(move || {
+                    if pool.idle.try_become_manager(3) {
+                        // Alone in the role until `manager_done`.
+                        assert_eq!(managers.fetch_add(1, SeqCst), 0, "two managers");
+                        managers.fetch_sub(1, SeqCst);
+                        pool.idle.manager_done(true);
+                        true
+                    } else {
+                        false
+                    }
+                })
+            })
+            .collect();
+        let created = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|&c| c)
+            .count();
+        // The first reaches the cap (3): the second cannot create another.
+        assert_eq!(created, 1);
+        assert_eq!(pool.idle.nr_workers(), 3);
+    });
+}
+
+/// Target 1, four idle workers (none busy: the kernel's rule says too many
+/// idle). The most recently idled, D, finds its timed wait expired and tries
+/// to cull itself (`Idle::try_cull`) while a producer pushes a runnable and
+/// kicks, which picks D first. Either the kick wins (D is off the list, so
+/// the cull refuses, and D runs), or the cull wins (D exits, uncounted, and
+/// the kick picks C). The runnable is taken exactly once, and a culled
+/// worker is never also woken.
+#[test]
+fn loom_cull_vs_kick() {
+    bounded_model(3).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let workers: Vec<W> = (0..4).map(|_| W::new()).collect();
+        for w in &workers {
+            assert!(pool.idle.reserve_worker(4));
+            start_idle(&pool, w);
+        }
+        let (c, d) = (workers[2].clone(), workers[3].clone());
+
+        let thread_d = {
+            let pool = pool.clone();
+            let d = d.clone();
+            thread::spawn(move || {
+                // Back from a park that timed out (`notified` false): a kick
+                // that landed meanwhile is seen first, as in `idle_and_park`.
+                let mut worker = Worker {
+                    me: d.clone(),
+                    searching: false,
+                };
+                loop {
+                    if pool.closed.load(SeqCst) {
+                        return false;
+                    }
+                    if take_flag(&d.0.kicked) {
+                        worker.searching = true;
+                        worker.run(&pool);
+                        return false;
+                    }
+                    if pool.idle.try_cull(&d, Duration::ZERO) {
+                        return true;
+                    }
+                    d.0.parker.park();
+                }
+            })
+        };
+        let thread_c = {
+            let pool = pool.clone();
+            let c = c.clone();
+            thread::spawn(move || {
+                Worker {
+                    me: c,
+                    searching: false,
+                }
+                .run_from_idle(&pool);
+            })
+        };
+        let producer = {
+            let pool = pool.clone();
+            thread::spawn(move || pool.push_and_notify())
+        };
+        producer.join().unwrap();
+        pool.wait_ran(1);
+        pool.close(&workers);
+        let culled = thread_d.join().unwrap();
+        thread_c.join().unwrap();
+
+        assert_eq!(pool.taken.load(SeqCst), 1);
+        assert_eq!(pool.wakes.load(SeqCst), 1, "one kick for one runnable");
+        assert_eq!(pool.idle.nr_workers(), if culled { 3 } else { 4 });
+    });
 }
