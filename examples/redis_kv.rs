@@ -31,7 +31,10 @@ const DEFAULT_PORT: u16 = 6379;
 
 #[wq::main]
 async fn main() -> io::Result<()> {
-    let port = port()?;
+    let port = port().unwrap_or_else(|err| {
+        eprintln!("redis_kv: {err}");
+        std::process::exit(2);
+    });
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     println!("redis_kv listening on {}", listener.local_addr()?);
     let db = server::Db::default();
@@ -67,8 +70,7 @@ async fn main() -> io::Result<()> {
 
 /// `--port N` on the command line, else `REDIS_KV_PORT`, else
 /// [`DEFAULT_PORT`].
-fn port() -> io::Result<u16> {
-    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+fn port() -> Result<u16, String> {
     let mut args = std::env::args().skip(1);
     let text = match (args.next().as_deref(), args.next()) {
         (Some("--port"), Some(port)) => port,
@@ -76,8 +78,8 @@ fn port() -> io::Result<u16> {
             Ok(port) => port,
             Err(_) => return Ok(DEFAULT_PORT),
         },
-        _ => return Err(invalid("usage: redis_kv [--port N]".into())),
+        _ => return Err("usage: redis_kv [--port N]".into()),
     };
     text.parse()
-        .map_err(|_| invalid(format!("`{text}` is not a port number")))
+        .map_err(|_| format!("`{text}` is not a port number"))
 }
