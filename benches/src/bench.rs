@@ -5,15 +5,18 @@
 //! alternating pairs; the report gives each runtime's median time and the
 //! median of the per-pair wq/tokio ratios (below 1.0, wq is faster). Idle
 //! cost and memory are instead measured once per runtime, `hog` and
-//! `rescue` on a fresh runtime per run, and `http_hello*` in rounds of
-//! load against a hyper server on each runtime. The `monitor_cost/*`
-//! entries pair wq with its monitor against wq without, the same way.
+//! `rescue` on a fresh runtime per run, `http_hello*` in rounds of load
+//! against a hyper server on each runtime, and `redis_kv` in rounds of
+//! `redis-benchmark` against the `redis_kv` example's server on each. The
+//! `monitor_cost/*` entries pair wq with its monitor against wq without,
+//! the same way.
 
 mod blocking;
 mod footprint;
 mod harness;
 mod http;
 mod machine;
+mod redis;
 mod report;
 mod rescue;
 mod rt;
@@ -222,7 +225,8 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         .any(|e| matches!(e, Entry::Versus(w) if w.kind() == Kind::Server))
     {
         eprintln!(
-            "bench: http_hello*: {} round(s) of one {} s load run per runtime",
+            "bench: servers (http_hello*, redis_kv): {} round(s) of one load run per runtime \
+             ({} s each for http_hello*)",
             config.http_rounds,
             config.http_secs.as_secs()
         );
@@ -238,6 +242,7 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
     let mut rescue = None;
     let mut http = None;
     let mut http_blocking = None;
+    let mut redis = None;
     let mut monitor_cost = Vec::new();
     for &entry in selected {
         let name = entry.name();
@@ -304,6 +309,15 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
                     eprintln!("{clear}{name}: {}", report::http_blocking_line(&summary));
                     http_blocking = Some(summary);
                 }
+                Workload::RedisKv => match redis::ensure_redis_benchmark() {
+                    Ok(benchmark) => {
+                        let measured = redis::redis_kv(&config, &benchmark, &mut progress)?;
+                        let summary = redis::RedisReport::new(name.clone(), &measured);
+                        eprintln!("{clear}{name}: {}", redis::line(&summary));
+                        redis = Some(summary);
+                    }
+                    Err(why) => eprintln!("{clear}{name}: skipped: {why}"),
+                },
                 _ => unreachable!("{name} is not run against servers"),
             }
             continue;
@@ -366,6 +380,7 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
         rescue,
         http,
         http_blocking,
+        redis,
         monitor_cost,
         scope_pods,
     };
@@ -467,6 +482,7 @@ mod tests {
         assert_eq!(selected("rescue"), ["rescue"]);
         assert_eq!(selected("http"), ["http_hello", "http_hello_blocking"]);
         assert_eq!(selected("http_hello_blocking"), ["http_hello_blocking"]);
+        assert_eq!(selected("redis"), ["redis_kv"]);
         assert_eq!(
             selected("seed_scope"),
             [

@@ -53,6 +53,8 @@ pub struct Report {
     pub http: Option<HttpReport>,
     /// `http_hello_blocking`, if it was run.
     pub http_blocking: Option<HttpBlockingReport>,
+    /// `redis_kv`, if it was run (not when `redis-benchmark` was missing).
+    pub redis: Option<crate::redis::RedisReport>,
     /// The `monitor_cost/*` entries run: wq with its monitor against wq
     /// without.
     pub monitor_cost: Vec<MonitorCostReport>,
@@ -1848,6 +1850,10 @@ pub fn text(report: &Report) -> String {
         );
     }
 
+    if let Some(r) = &report.redis {
+        crate::redis::text(r, &mut out);
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(
             out,
@@ -2560,6 +2566,10 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         let _ = writeln!(out, "\n{}.", http_blocking_ratios(h));
     }
 
+    if let Some(r) = &report.redis {
+        crate::redis::markdown(r, &mut out);
+    }
+
     if let Some(i) = &report.idle {
         let _ = writeln!(out, "\n## Idle cost\n");
         let _ = writeln!(
@@ -2945,6 +2955,7 @@ mod tests {
             rescue: None,
             http: None,
             http_blocking: None,
+            redis: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -3064,6 +3075,7 @@ mod tests {
             rescue: None,
             http: None,
             http_blocking: None,
+            redis: None,
             monitor_cost: vec![MonitorCostReport::new(&cost)],
             scope_pods: None,
         };
@@ -3162,6 +3174,7 @@ mod tests {
             rescue: Some(RescueReport::new("rescue".into(), &rescue)),
             http: None,
             http_blocking: None,
+            redis: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -3291,6 +3304,7 @@ mod tests {
                 "http_hello_blocking".into(),
                 &blocking,
             )),
+            redis: None,
             monitor_cost: Vec::new(),
             scope_pods: None,
         };
@@ -3422,6 +3436,7 @@ mod tests {
             rescue: None,
             http: None,
             http_blocking: None,
+            redis: None,
             monitor_cost: Vec::new(),
             scope_pods: Some(pods),
         };

@@ -33,6 +33,7 @@ use crate::blocking::{
     STORM_TIMERS,
 };
 use crate::http::{BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_CONNECTIONS};
+use crate::redis::{REDIS_CLIENTS, REDIS_REQUESTS};
 use crate::rescue::{RESCUE_LIMIT, RESCUE_WORKERS};
 use crate::rt::{Rt, UnboundPools};
 use crate::stats::{percentile_sorted, quantile};
@@ -201,6 +202,12 @@ pub enum Workload {
     /// [`BLOCK_EVERY`]: requests/s and the latency of the other requests
     /// (`http::http_hello_blocking`), not in the paired table.
     HttpHelloBlocking,
+    /// The Redis-protocol key-value server of `examples/redis_kv.rs`, the
+    /// same code on both runtimes, loaded by `redis-benchmark` with
+    /// [`REDIS_CLIENTS`] connections: requests/s of `SET` and `GET`.
+    /// Rounds against one server per runtime (`redis::redis_kv`), not in
+    /// the paired table.
+    RedisKv,
     /// A runtime with no tasks, left alone: the process CPU time it costs.
     /// Measured once per runtime.
     IdleCost,
@@ -227,7 +234,8 @@ pub enum Kind {
     /// `rescue.rs`).
     Fresh,
     /// Rounds of load from outside the runtimes against a server on each,
-    /// kept for the entry (`http_hello*`, in `http.rs`).
+    /// kept for the entry (`http_hello*`, in `http.rs`; `redis_kv`, in
+    /// `redis.rs`).
     Server,
     /// One measurement per runtime, not in pairs (`footprint.rs`).
     Once,
@@ -324,6 +332,7 @@ impl Workload {
             Self::Rescue,
             Self::HttpHello,
             Self::HttpHelloBlocking,
+            Self::RedisKv,
             Self::IdleCost,
             Self::MemoryPending { tasks: NUM_PENDING },
         ]);
@@ -352,6 +361,7 @@ impl Workload {
             Self::Rescue => "rescue".into(),
             Self::HttpHello => "http_hello".into(),
             Self::HttpHelloBlocking => "http_hello_blocking".into(),
+            Self::RedisKv => "redis_kv".into(),
             Self::IdleCost => "idle_cost".into(),
             Self::MemoryPending { tasks } => format!("memory_{}_pending", short_count(tasks)),
         }
@@ -414,6 +424,11 @@ impl Workload {
                  blocks {} ms ({BLOCK_PATH}); p99 of the others",
                 BLOCK_FOR.as_millis()
             ),
+            Self::RedisKv => format!(
+                "RESP key-value server under redis-benchmark, {REDIS_CLIENTS} connections, {} \
+                 SETs then GETs; requests/s",
+                grouped(REDIS_REQUESTS)
+            ),
             Self::IdleCost => "no tasks; CPU time while idle".into(),
             Self::MemoryPending { tasks } => format!("{} pending tasks; RSS growth", n(tasks)),
         }
@@ -432,7 +447,7 @@ impl Workload {
             Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
             Self::BlockingStorm { .. } => Kind::Blocking,
             Self::Hog | Self::Rescue => Kind::Fresh,
-            Self::HttpHello | Self::HttpHelloBlocking => Kind::Server,
+            Self::HttpHello | Self::HttpHelloBlocking | Self::RedisKv => Kind::Server,
             Self::IdleCost | Self::MemoryPending { .. } => Kind::Once,
         }
     }
@@ -552,7 +567,7 @@ impl Workload {
             Self::Hog | Self::Rescue => {
                 panic!("{} needs a fresh runtime per run", self.name())
             }
-            Self::HttpHello | Self::HttpHelloBlocking => {
+            Self::HttpHello | Self::HttpHelloBlocking | Self::RedisKv => {
                 panic!("{} is run against servers, not in pairs", self.name())
             }
             Self::IdleCost | Self::MemoryPending { .. } => {
