@@ -1,5 +1,5 @@
 //! Tasks: spawning, joining, cancelling and yielding; local task sets for
-//! futures that are not `Send`.
+//! futures that are not `Send`; task ids.
 
 mod builder;
 pub mod coop;
@@ -16,7 +16,7 @@ mod yield_now;
 pub use builder::Builder;
 pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub use error::JoinError;
-pub use id::Id;
+pub use id::{id, try_id, Id};
 pub use join_handle::{AbortHandle, JoinHandle};
 pub use join_set::JoinSet;
 pub use local_set::{spawn_local, LocalEnterGuard, LocalSet};
