@@ -151,6 +151,9 @@ impl<T> JoinSet<T> {
 
     /// The result of a task that has already finished, without waiting:
     /// `None` if no task of the set has finished (or the set is empty).
+    /// A task counts as finished once its completion has reached the set,
+    /// a moment after its [`JoinHandle::is_finished`] turns true.
+    ///
     /// It needs no [`Context`]: it works outside any task, is not limited
     /// by the task's budget of [`coop`](crate::task::coop), and leaves the
     /// waker of the last [`poll_join_next`](JoinSet::poll_join_next) (or
@@ -160,11 +163,15 @@ impl<T> JoinSet<T> {
     /// # let rt = wq::Runtime::new().unwrap();
     /// # rt.block_on(async {
     /// let mut set = wq::task::JoinSet::new();
-    /// let handle = set.spawn(async { 5 });
-    /// while !handle.is_finished() {
-    ///     wq::task::yield_now().await;
-    /// }
-    /// assert_eq!(set.try_join_next().unwrap().unwrap(), 5);
+    /// set.spawn(async { 5 });
+    /// let output = loop {
+    ///     match set.try_join_next() {
+    ///         Some(result) => break result.unwrap(),
+    ///         // Not finished yet: do something else meanwhile.
+    ///         None => wq::task::yield_now().await,
+    ///     }
+    /// };
+    /// assert_eq!(output, 5);
     /// assert!(set.try_join_next().is_none());
     /// # });
     /// ```
@@ -180,12 +187,14 @@ impl<T> JoinSet<T> {
     /// # let rt = wq::Runtime::new().unwrap();
     /// # rt.block_on(async {
     /// let mut set = wq::task::JoinSet::new();
-    /// let handle = set.spawn(async { 6 });
-    /// while !handle.is_finished() {
-    ///     wq::task::yield_now().await;
-    /// }
-    /// let (id, output) = set.try_join_next_with_id().unwrap().unwrap();
-    /// assert_eq!((id, output), (handle.id(), 6));
+    /// let abort = set.spawn(async { 6 });
+    /// let joined = loop {
+    ///     match set.try_join_next_with_id() {
+    ///         Some(result) => break result.unwrap(),
+    ///         None => wq::task::yield_now().await,
+    ///     }
+    /// };
+    /// assert_eq!(joined, (abort.id(), 6));
     /// # });
     /// ```
     pub fn try_join_next_with_id(&mut self) -> Option<Result<(Id, T), JoinError>> {
