@@ -254,3 +254,331 @@ fn spawn_blocking_returns_value_and_panics() {
         assert!(err.is_panic());
     });
 }
+
+/// The panic message of `payload`.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => payload.downcast_ref::<&str>().unwrap().to_string(),
+    }
+}
+
+#[test]
+fn join_set_spawn_blocking_and_spawn_blocking_on() {
+    let rt = wq::Runtime::new().unwrap();
+    let mut set = wq::task::JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
+    for i in 0..4u32 {
+        let abort = set.spawn_blocking_on(
+            move || {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                i
+            },
+            rt.handle(),
+        );
+        ids.insert(abort.id(), i);
+    }
+    rt.block_on(async {
+        for i in 4..8u32 {
+            ids.insert(set.spawn_blocking(move || i).id(), i);
+        }
+        let mut joined = 0;
+        while let Some(result) = set.join_next_with_id().await {
+            let (id, output) = result.unwrap();
+            assert_eq!(ids.remove(&id), Some(output));
+            joined += 1;
+        }
+        assert_eq!(joined, 8);
+    });
+    assert!(ids.is_empty());
+}
+
+#[test]
+fn join_set_spawn_local_and_spawn_local_on() {
+    use std::rc::Rc;
+
+    let rt = wq::Runtime::new().unwrap();
+    let local = wq::task::LocalSet::new();
+    let shared = Rc::new(10);
+    let mut set = wq::task::JoinSet::new();
+    let early = {
+        let shared = shared.clone();
+        set.spawn_local_on(async move { *shared + 1 }, &local)
+    };
+    let mut outputs = local.block_on(&rt, async {
+        let late = {
+            let shared = shared.clone();
+            set.spawn_local(async move {
+                wq::task::yield_now().await;
+                *shared + 2
+            })
+        };
+        assert_ne!(late.id(), early.id());
+        set.join_all().await
+    });
+    outputs.sort_unstable();
+    assert_eq!(outputs, [11, 12]);
+    assert_eq!(Rc::strong_count(&shared), 1);
+}
+
+#[test]
+#[should_panic(expected = "`spawn_local` called from outside of a `task::LocalSet`")]
+fn join_set_spawn_local_outside_a_local_set_panics() {
+    let mut set = wq::task::JoinSet::new();
+    set.spawn_local(async {});
+}
+
+#[test]
+fn join_next_with_id_gives_each_tasks_id() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        let mut ids = std::collections::HashMap::new();
+        for i in 0..20u32 {
+            let abort = set.spawn(async move {
+                wq::task::yield_now().await;
+                i
+            });
+            ids.insert(abort.id(), i);
+        }
+        let panicking = set.spawn(async { panic!("boom") }).id();
+        let mut errors = 0;
+        while let Some(result) = set.join_next_with_id().await {
+            match result {
+                Ok((id, output)) => assert_eq!(ids.remove(&id), Some(output)),
+                Err(err) => {
+                    assert!(err.is_panic());
+                    assert_eq!(err.id(), panicking);
+                    errors += 1;
+                }
+            }
+        }
+        assert!(ids.is_empty());
+        assert_eq!(errors, 1);
+    });
+}
+
+#[test]
+fn poll_join_next_with_id_gives_the_id() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        let id = set.spawn(async { "out" }).id();
+        let polled = std::future::poll_fn(|cx| set.poll_join_next_with_id(cx)).await;
+        assert_eq!(polled.unwrap().unwrap(), (id, "out"));
+        let empty = std::future::poll_fn(|cx| set.poll_join_next_with_id(cx)).await;
+        assert!(empty.is_none());
+    });
+}
+
+#[test]
+fn try_join_next_returns_only_finished_tasks() {
+    let rt = wq::Runtime::new().unwrap();
+    let mut set = wq::task::JoinSet::new();
+    assert!(set.try_join_next().is_none());
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let gated = set.spawn_on(
+        async move {
+            go_rx.await.unwrap();
+            1
+        },
+        rt.handle(),
+    );
+    let quick = set.spawn_on(async { 2 }, rt.handle());
+    // Outside any task and any runtime: no context needed.
+    let mut joined = None;
+    assert!(support::eventually(
+        std::time::Duration::from_secs(10),
+        || {
+            joined = set.try_join_next_with_id();
+            joined.is_some()
+        }
+    ));
+    assert_eq!(joined.unwrap().unwrap(), (quick.id(), 2));
+    assert!(set.try_join_next().is_none());
+    assert_eq!(set.len(), 1);
+    go_tx.send(()).unwrap();
+    assert!(support::eventually(
+        std::time::Duration::from_secs(10),
+        || set.try_join_next().is_some()
+    ));
+    assert!(gated.is_finished());
+    assert!(set.is_empty());
+    assert!(set.try_join_next().is_none());
+}
+
+/// `try_join_next` polls without a waker of its own: the waker of the last
+/// `poll_join_next` still receives the wake of a task that finishes later.
+#[test]
+fn try_join_next_keeps_the_last_pollers_wakeup() {
+    let rt = wq::Runtime::new().unwrap();
+    let mut set = wq::task::JoinSet::new();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    set.spawn_on(
+        async move {
+            go_rx.await.unwrap();
+            "late"
+        },
+        rt.handle(),
+    );
+    let mut joiner = tokio_test::task::spawn(());
+    assert!(joiner.enter(|cx, _| set.poll_join_next(cx)).is_pending());
+    assert!(set.try_join_next().is_none());
+    assert!(!joiner.is_woken());
+    go_tx.send(()).unwrap();
+    assert!(support::eventually(
+        std::time::Duration::from_secs(10),
+        || joiner.is_woken()
+    ));
+    let joined = joiner.enter(|cx, _| set.poll_join_next(cx));
+    assert_eq!(assert_ready!(joined).unwrap().unwrap(), "late");
+}
+
+#[test]
+fn join_next_after_try_join_next_is_woken() {
+    let rt = wq::Runtime::new().unwrap();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let output = rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        set.spawn(async move {
+            wq::blocking(|| go_rx.recv().unwrap());
+            7
+        });
+        assert!(set.try_join_next().is_none());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            go_tx.send(()).unwrap();
+        });
+        set.join_next().await.unwrap().unwrap()
+    });
+    assert_eq!(output, 7);
+}
+
+/// On a current-thread runtime a task's completion reaches the set before
+/// `block_on`'s future runs again, so `is_finished` is enough to wait on.
+#[test]
+fn try_join_next_ignores_a_spent_budget() {
+    let rt = wq::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        let handle = set.spawn(async { 3 });
+        while !handle.is_finished() {
+            wq::task::yield_now().await;
+        }
+        // Spend this poll's budget without yielding.
+        while wq::task::coop::has_budget_remaining() {
+            wq::task::coop::cooperative(std::future::ready(())).await;
+        }
+        assert_eq!(set.try_join_next().unwrap().unwrap(), 3);
+    });
+}
+
+/// Tasks that finish before the set is ever polled are still joined in
+/// the order they finished, not the order they were spawned.
+#[test]
+fn join_all_returns_outputs_in_completion_order() {
+    let rt = wq::Builder::new_current_thread().build().unwrap();
+    let outputs = rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        let mut gates = Vec::new();
+        let mut handles = Vec::new();
+        for name in ["a", "b", "c"] {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            gates.push(Some(tx));
+            handles.push(set.spawn(async move {
+                rx.await.unwrap();
+                name
+            }));
+        }
+        for i in [2, 0, 1] {
+            gates[i].take().unwrap().send(()).unwrap();
+            while !handles[i].is_finished() {
+                wq::task::yield_now().await;
+            }
+        }
+        set.join_all().await
+    });
+    assert_eq!(outputs, ["c", "a", "b"]);
+}
+
+#[test]
+fn join_all_resumes_a_panic_and_aborts_the_rest() {
+    use futures::FutureExt;
+
+    let counters = Counters::default();
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        for _ in 0..3 {
+            set.spawn(counters.track(pending::<u32>()));
+        }
+        set.spawn(async { panic!("boom in a task") });
+        let caught = std::panic::AssertUnwindSafe(set.join_all())
+            .catch_unwind()
+            .await;
+        assert_eq!(panic_message(caught.unwrap_err()), "boom in a task");
+        while counters.drops() < 3 {
+            wq::task::yield_now().await;
+        }
+    });
+    assert_eq!(counters.drops(), 3);
+    assert_eq!(counters.completions(), 0);
+}
+
+#[test]
+fn join_all_panics_on_a_cancelled_task() {
+    use futures::FutureExt;
+
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::<()>::new();
+        let id = set.spawn(pending()).id();
+        set.abort_all();
+        let caught = std::panic::AssertUnwindSafe(set.join_all())
+            .catch_unwind()
+            .await;
+        assert_eq!(
+            panic_message(caught.unwrap_err()),
+            format!("task {id} was cancelled")
+        );
+    });
+}
+
+#[test]
+fn detach_all_leaves_the_tasks_running() {
+    let counters = Counters::default();
+    let rt = wq::Runtime::new().unwrap();
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    rt.block_on(async {
+        let mut set = wq::task::JoinSet::new();
+        for _ in 0..5 {
+            let mut go_rx = go_rx.clone();
+            set.spawn(counters.track(async move {
+                go_rx.wait_for(|go| *go).await.unwrap();
+            }));
+        }
+        set.detach_all();
+        assert!(set.is_empty());
+        assert!(set.join_next().await.is_none());
+        drop(set);
+        go_tx.send(true).unwrap();
+        while counters.drops() < 5 {
+            wq::task::yield_now().await;
+        }
+    });
+    assert_eq!(counters.completions(), 5);
+    assert_eq!(counters.drops(), 5);
+}
+
+#[test]
+fn join_set_from_iterator_and_extend() {
+    let rt = wq::Runtime::new().unwrap();
+    let mut outputs = rt.block_on(async {
+        let mut set: wq::task::JoinSet<u32> = (0..3).map(|i| async move { i }).collect();
+        set.extend((3..5).map(|i| async move { i }));
+        assert_eq!(set.len(), 5);
+        set.join_all().await
+    });
+    outputs.sort_unstable();
+    assert_eq!(outputs, [0, 1, 2, 3, 4]);
+}

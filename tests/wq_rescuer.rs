@@ -426,3 +426,26 @@ fn io_is_polled_while_every_worker_is_blocked() {
         assert!(rt.block_on(blocker).unwrap());
     }
 }
+
+/// A task run by the rescuer knows its id, as on a worker.
+#[test]
+fn a_rescued_task_sees_its_own_id() {
+    let rt = two_worker_runtime(true);
+    let latch = Latch::default();
+    let blockers = block_both_workers(&rt, &latch);
+    let queue = reclaim_queue(&rt, "reclaim-id");
+    let task = queue.spawn({
+        let latch = latch.clone();
+        async move {
+            let id = wq::task::try_id();
+            latch.open();
+            id
+        }
+    });
+    let id = task.id();
+    assert_eq!(rt.block_on(task).unwrap(), Some(id));
+    for blocker in blockers {
+        assert!(rt.block_on(blocker).unwrap(), "a blocker gave up waiting");
+    }
+    assert_eq!(queue.stats().rescued, 1);
+}

@@ -48,6 +48,13 @@ pub(crate) fn budget<R>(f: impl FnOnce() -> R) -> R {
     with_budget(Some(BUDGET), f)
 }
 
+/// Runs `f` exempt from the budget, restoring it after (for the join
+/// calls that cannot wait, such as `JoinSet::try_join_next`).
+#[inline]
+pub(crate) fn without_budget<R>(f: impl FnOnce() -> R) -> R {
+    with_budget(None, f)
+}
+
 #[inline]
 fn with_budget<R>(budget: Option<u8>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<u8>);

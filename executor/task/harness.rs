@@ -4,7 +4,8 @@
 //! The allocation, the state machine, the waker and the join slot are
 //! async-task's; this file adds what a runtime needs on top: `Header` (id and
 //! abort flag, shared with the handles) and `TaskFuture` (the wrapper polled
-//! by the pool).
+//! by the pool). The task's id is the thread's current one
+//! ([`wq::task::id`](super::id)) while its future is polled or dropped.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,8 +17,9 @@ use std::task::{Context, Poll};
 use async_task::{ScheduleInfo, WithInfo};
 use pin_project_lite::pin_project;
 
+use super::id::{self as task_id, Id};
 use super::registry::{Key, PollingCounted, Registry, SpawnMeta};
-use super::{Id, JoinError, JoinHandle};
+use super::{JoinError, JoinHandle};
 use super::{Runnable, Tag};
 
 /// What the handles and the wrapper share.
@@ -61,9 +63,12 @@ pin_project! {
     impl<F> PinnedDrop for TaskFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            // A panic in the user future's Drop must not unwind into the
-            // runtime (which may be dropping it during shutdown).
-            let _ = catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+            if this.future.is_some() {
+                let _current = task_id::enter(this.header.id);
+                // A panic in the user future's Drop must not unwind into the
+                // runtime (which may be dropping it during shutdown).
+                let _ = catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+            }
             this.header.finished.store(true, Ordering::Release);
             this.registry.remove(*this.key);
         }
@@ -76,6 +81,8 @@ impl<F: Future> Future for TaskFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let id = this.header.id;
+        // `wq::task::id` for the poll, or for the drop below.
+        let _current = task_id::enter(id);
         // Aborted, or the runtime is shutting down: shutdown wakes every
         // task so that it is dropped, but a task whose runnable was already
         // queued may still be run by a worker that had not seen the close.

@@ -1,5 +1,5 @@
 //! Tasks: spawning, joining, cancelling and yielding; local task sets for
-//! futures that are not `Send`.
+//! futures that are not `Send`; task-local storage and task ids.
 
 mod builder;
 pub mod coop;
@@ -11,19 +11,37 @@ mod join_set;
 mod local_set;
 pub(crate) mod registry;
 pub(crate) mod stats;
+mod task_local;
 mod yield_now;
 
 pub use builder::Builder;
 pub use coop::{consume_budget, unconstrained, Unconstrained};
 pub(crate) use error::panic_message;
 pub use error::JoinError;
-pub use id::Id;
+pub use id::{id, try_id, Id};
 pub use join_handle::{AbortHandle, JoinHandle};
 pub use join_set::JoinSet;
 pub use local_set::{spawn_local, LocalEnterGuard, LocalSet};
+pub use task_local::{AccessError, LocalKey};
 pub use yield_now::yield_now;
 
 pub use crate::runtime::{spawn, spawn_blocking};
+
+/// The futures that task functions return, at tokio's path
+/// (`tokio::task::futures`).
+///
+/// ```
+/// wq::task_local! {
+///     static KEY: u32;
+/// }
+///
+/// let future: wq::task::futures::TaskLocalFuture<u32, _> = KEY.scope(1, async { KEY.get() });
+/// let rt = wq::Runtime::new().unwrap();
+/// assert_eq!(rt.block_on(future), 1);
+/// ```
+pub mod futures {
+    pub use super::task_local::TaskLocalFuture;
+}
 
 /// A scheduled task as the pool sees it: runs one poll.
 pub(crate) type Runnable = async_task::Runnable<Tag>;
