@@ -239,6 +239,54 @@ fn the_next_task_starts_after_an_aborted_task_is_dropped() {
     }
 }
 
+/// A waiting task aborted while its first poll is in progress is not
+/// polled either: if the slot it waits for comes during that poll (the
+/// holder finished), the future is left for the next poll, which sees the
+/// abort. Other threads take the queue's lock in a loop (`set_max_active`)
+/// so that polls wait for it, which widens the window; before the fix this
+/// failed within a few hundred rounds.
+#[test]
+fn a_waiting_task_aborted_during_its_poll_is_not_polled() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let queue = rt.block_on(async { wq::Workqueue::builder("one").max_active(1).build().unwrap() });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lockers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, queue) = (stop.clone(), queue.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    queue.set_max_active(1).unwrap();
+                }
+            })
+        })
+        .collect();
+    let counters = Counters::default();
+    rt.block_on(async {
+        for _ in 0..3000 {
+            let (release, released) = oneshot::channel::<()>();
+            let holder = queue.spawn(async move { released.await.unwrap() });
+            let victims: Vec<_> = (0..4)
+                .map(|_| {
+                    let victim = queue.spawn(counters.track(async {}));
+                    victim.abort();
+                    victim
+                })
+                .collect();
+            release.send(()).unwrap();
+            for victim in victims {
+                assert!(victim.await.unwrap_err().is_cancelled());
+            }
+            holder.await.unwrap();
+            assert_eq!(counters.polls(), 0, "an aborted waiting task was polled");
+        }
+    });
+    stop.store(true, SeqCst);
+    for locker in lockers {
+        locker.join().unwrap();
+    }
+    assert_eq!(counters.drops(), 3000 * 4);
+}
+
 /// Delayed work is queued when its timer fires: before that, `flush` does
 /// not wait for it.
 #[wq::test(workers = 2, start_paused = true)]

@@ -131,7 +131,12 @@ impl<F: Future> Future for Gated<F> {
                     if state.handed.remove(&id) {
                         drop(state);
                         *this.admission = Admission::Active(color);
-                        continue;
+                        // The future is first polled at the next poll of the
+                        // task, which looks first whether it was aborted: an
+                        // abort that came while it waited (while this poll
+                        // began, even) cancels it unpolled.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     if let Some(entry) = state.inactive.iter_mut().find(|(i, _)| *i == id) {
                         entry.1 = Some(cx.waker().clone());

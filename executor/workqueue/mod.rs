@@ -39,7 +39,10 @@
 //! flush and drain with a few instructions under a lock it already holds.
 //!
 //! Abort works in every state: a waiting task is woken by the abort, is
-//! cancelled without its future ever being polled, and leaves the FIFO.
+//! cancelled without its future ever being polled, and leaves the FIFO. A
+//! waiting task handed a slot finds it at a poll that began before it knew,
+//! perhaps before an abort: its future is first polled at the poll after,
+//! which sees the abort.
 
 mod builder;
 mod colors;
