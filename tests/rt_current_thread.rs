@@ -290,3 +290,35 @@ fn the_root_and_the_tasks_take_turns() {
         "{seen_by_root:?}"
     );
 }
+
+/// A root woken while the `block_on` thread runs tasks is polled at once,
+/// even when the thread goes idle before it gets to the root: a task in
+/// `wq::blocking` with other tasks queued has a helper kicked, back from the
+/// blocking section the thread is surplus and retires, and its park (which
+/// takes the root's wake) sends it back to run a queued task first (the
+/// root may wait up to 61 tasks), after which it retires again. That second
+/// park used to wait for the idle timeout with the root woken.
+#[test]
+fn a_woken_root_is_polled_even_if_the_thread_retires_first() {
+    let rt = wq::Builder::new_current_thread()
+        .max_workers(2)
+        .thread_keep_alive(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let stalled = rt.block_on(async {
+        for round in 0..3000 {
+            let start = std::time::Instant::now();
+            let queued: Vec<_> = (0..20).map(|_| wq::spawn(wq::task::yield_now())).collect();
+            let sleep = || std::thread::sleep(Duration::from_micros(200));
+            wq::spawn(async move { wq::blocking(sleep) }).await.unwrap();
+            for task in queued {
+                task.await.unwrap();
+            }
+            if start.elapsed() > Duration::from_secs(1) {
+                return Some((round, start.elapsed()));
+            }
+        }
+        None
+    });
+    assert_eq!(stalled, None, "(round, how long the root waited)");
+}

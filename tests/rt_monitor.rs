@@ -486,3 +486,51 @@ fn a_blocked_poll_is_found_by_another_workers_tick() {
     }
     rt.block_on(blocker).unwrap();
 }
+
+/// A poll that gets stuck just after the pool went without a running
+/// worker for a moment, with work queued, is found as promptly as any: the
+/// monitor thread, having seen no worker running but tasks queued at its
+/// last look, used to sleep until the watchdog's next look (a quarter of
+/// `watchdog_threshold`, 7.5 s by default) without telling the pool, so
+/// that the next worker to run did not wake it. Here the only running
+/// worker spawns a task and blocks in `wq::blocking`: the task is queued
+/// while nobody runs, until the idle worker kicked for it takes it, and it
+/// sleeps without a word until a stuck poll is found. Racy by nature: it
+/// repeats for 3 s (before the fix, a stall of 1 s came within about 1000
+/// rounds).
+#[test]
+fn a_stuck_poll_is_found_promptly_after_a_moment_without_running_workers() {
+    let rt = wq::Builder::new()
+        .workers(1)
+        .max_workers(4)
+        .blocking_threshold(Duration::from_micros(100))
+        .watchdog_threshold(Duration::from_secs(4))
+        .build()
+        .unwrap();
+    let metrics = rt.handle().metrics();
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    while start.elapsed() < Duration::from_secs(3) && worst < Duration::from_millis(300) {
+        let metrics = metrics.clone();
+        let waited = rt
+            .block_on(rt.spawn(async move {
+                let stuck = wq::spawn(async move {
+                    let found = || metrics.blocked_detections() + metrics.hog_detections();
+                    let before = found();
+                    let start = Instant::now();
+                    while found() == before && start.elapsed() < Duration::from_secs(3) {
+                        unannotated_sleep(Duration::from_micros(100));
+                    }
+                    start.elapsed()
+                });
+                wq::blocking(|| std::thread::sleep(Duration::from_micros(50)));
+                stuck.await.unwrap()
+            }))
+            .unwrap();
+        worst = worst.max(waited);
+    }
+    assert!(
+        worst < Duration::from_millis(300),
+        "a stuck poll waited {worst:?} to be found"
+    );
+}

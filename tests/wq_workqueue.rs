@@ -182,6 +182,111 @@ async fn aborting_a_waiting_task_cancels_it_unpolled() {
     assert_eq!(queue.stats().completed, 3);
 }
 
+/// Counts itself out of `in_flight` when dropped, slowly: the destructor
+/// of a task's future is still that task running.
+struct SlowDrop(Arc<AtomicUsize>);
+
+impl Drop for SlowDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(Duration::from_millis(50));
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// An aborted task's slot goes to the next task only once its future has
+/// been dropped: the next task of an ordered queue starts after the aborted
+/// one's destructors have run, not while they run. Likewise when a task
+/// panics (its future is then dropped as it unwinds).
+#[test]
+fn the_next_task_starts_after_an_aborted_task_is_dropped() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let queue = rt.block_on(async { wq::Workqueue::builder("ord").ordered().build().unwrap() });
+    for abort in [true, false] {
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let first = {
+            let in_flight = in_flight.clone();
+            queue.spawn(async move {
+                in_flight.fetch_add(1, SeqCst);
+                let _guard = SlowDrop(in_flight.clone());
+                started_tx.send(()).unwrap();
+                if !abort {
+                    wq::task::yield_now().await;
+                    panic!("the first task panics");
+                }
+                std::future::pending::<()>().await
+            })
+        };
+        let second = {
+            let in_flight = in_flight.clone();
+            queue.spawn(async move { in_flight.load(SeqCst) })
+        };
+        started_rx.recv().unwrap();
+        if abort {
+            first.abort();
+        }
+        assert_eq!(
+            rt.block_on(second).unwrap(),
+            0,
+            "the second task started while the first was being dropped (abort: {abort})"
+        );
+        let err = rt.block_on(first).unwrap_err();
+        assert!(if abort {
+            err.is_cancelled()
+        } else {
+            err.is_panic()
+        });
+    }
+}
+
+/// A waiting task aborted while its first poll is in progress is not
+/// polled either: if the slot it waits for comes during that poll (the
+/// holder finished), the future is left for the next poll, which sees the
+/// abort. Other threads take the queue's lock in a loop (`set_max_active`)
+/// so that polls wait for it, which widens the window; before the fix this
+/// failed within a few hundred rounds.
+#[test]
+fn a_waiting_task_aborted_during_its_poll_is_not_polled() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let queue = rt.block_on(async { wq::Workqueue::builder("one").max_active(1).build().unwrap() });
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lockers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, queue) = (stop.clone(), queue.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    queue.set_max_active(1).unwrap();
+                }
+            })
+        })
+        .collect();
+    let counters = Counters::default();
+    rt.block_on(async {
+        for _ in 0..3000 {
+            let (release, released) = oneshot::channel::<()>();
+            let holder = queue.spawn(async move { released.await.unwrap() });
+            let victims: Vec<_> = (0..4)
+                .map(|_| {
+                    let victim = queue.spawn(counters.track(async {}));
+                    victim.abort();
+                    victim
+                })
+                .collect();
+            release.send(()).unwrap();
+            for victim in victims {
+                assert!(victim.await.unwrap_err().is_cancelled());
+            }
+            holder.await.unwrap();
+            assert_eq!(counters.polls(), 0, "an aborted waiting task was polled");
+        }
+    });
+    stop.store(true, SeqCst);
+    for locker in lockers {
+        locker.join().unwrap();
+    }
+    assert_eq!(counters.drops(), 3000 * 4);
+}
+
 /// Delayed work is queued when its timer fires: before that, `flush` does
 /// not wait for it.
 #[wq::test(workers = 2, start_paused = true)]

@@ -525,6 +525,10 @@ impl Shared {
             }
             let running = self.config.is_some() && pools.iter().any(|pool| pool.nr_running() > 0);
             let workers_tick = self.worker_ticked.swap(false, Relaxed);
+            // Whether nothing but the watchdog (if anything) calls for the
+            // next look: then the thread sleeps as it does with nothing to
+            // do, woken by the next worker to run or pool to starve.
+            let mut idle = false;
             let next = if found.suspect {
                 Some(tick)
             } else if (found.watching || running) && workers_tick {
@@ -542,15 +546,17 @@ impl Shared {
                 // Tasks are queued: the watchdog must see whether they
                 // start, even if no worker runs (a lost wakeup would be a
                 // bug, and a stall all the same).
+                idle = true;
                 watchdog.as_ref().map(Watchdog::max_sleep)
             } else {
+                idle = true;
                 None
             };
             if self.config.is_some() {
                 self.watcher.lock().planned_gap = next.unwrap_or(Duration::ZERO);
             }
             self.alarm.set(next);
-            if next.is_some() {
+            if !idle {
                 // Running workers tick meanwhile and push the alarm back.
                 self.alarm.wait();
             } else if may_sleep(&pools) {
@@ -558,7 +564,12 @@ impl Shared {
                 // are not watched), so none can get stuck. A pool that
                 // starts starving wakes us, and so does the next worker to
                 // run (a kick, a return from blocking) if polls are
-                // watched; `stop` and `watch` too.
+                // watched; `stop` and `watch` too. With tasks queued, the
+                // watchdog's look is due at `next` at the latest: until
+                // then, only such a wake would end the sleep, and without
+                // the flag nothing would wake us (a worker kicked a moment
+                // after our look could get stuck unwatched, a pool starve
+                // without its mayday, for the watchdog's whole period).
                 self.alarm.wait();
                 pools.iter().for_each(Pool::observer_awake);
             }

@@ -8,8 +8,9 @@
 //! stalled. The monitor thread checks every eighth of the threshold while
 //! it is awake; a stall keeps it awake (a starving pool is tended every
 //! 10 ms, and with work queued it does not sleep for longer than a quarter
-//! threshold), and a runtime with nothing queued costs the watchdog
-//! nothing. A stall is reported once per threshold for as long as it
+//! threshold, a sleep that the next worker to run or pool to starve ends,
+//! as they end its deep sleep), and a runtime with nothing queued costs the
+//! watchdog nothing. A stall is reported once per threshold for as long as it
 //! lasts.
 
 use std::collections::BTreeMap;

@@ -1057,14 +1057,14 @@ fn root_wake(with_producer: bool) {
         let mut running = false;
         while !(polled_root && took) {
             if !running {
-                // The park loop, with `block_on`'s addition after the kick
-                // check.
+                // The park loop, with `block_on`'s addition before each
+                // park.
                 loop {
-                    me.0.parker.park();
-                    if take_flag(&me.0.kicked) {
+                    if woken.load(SeqCst) && pool.idle.claim_root(&me) {
                         break;
                     }
-                    if woken.load(SeqCst) && pool.idle.claim_root(&me) {
+                    me.0.parker.park();
+                    if take_flag(&me.0.kicked) {
                         break;
                     }
                 }
@@ -1090,8 +1090,8 @@ fn root_wake(with_producer: bool) {
                 Idled::Park => running = false,
                 Idled::Exit => unreachable!("never closed here"),
             }
-            // A root wake that came before we joined the list left a token
-            // and `woken` set: the park returns at once and we claim.
+            // A root wake that came before we joined the list left `woken`
+            // set: we claim before parking.
         }
         root_waker.join().unwrap();
         if let Some(producer) = producer {

@@ -568,6 +568,16 @@ impl Local {
         }
         let mut timer_worker = false;
         let outcome = loop {
+            // Checked before every park, the first included: the root's
+            // wake may have come before this call, its token consumed by
+            // an earlier park (the thread claimed itself, ran a task before
+            // its root as `block_on` allows, and retired after that task).
+            if self.root_woken() && shared.idle.claim_root(&self.me) {
+                // The `block_on` thread's own future was woken: it runs it,
+                // counted running as a kicked worker would be.
+                shared.wake_polls_observer();
+                break None;
+            }
             if !timer_worker && shared.config.drives_timers && timers.try_become_timer_worker() {
                 timer_worker = true;
                 *shared.timer_worker.lock() = Some(self.me.clone());
@@ -612,12 +622,6 @@ impl Local {
             // lands as a timed park expires still means "run". A token
             // left behind then is consumed later as a harmless nudge.
             if self.me.kicked.swap(false, Acquire) {
-                break None;
-            }
-            if self.root_woken() && shared.idle.claim_root(&self.me) {
-                // The `block_on` thread's own future was woken: it runs it,
-                // counted running as a kicked worker would be.
-                shared.wake_polls_observer();
                 break None;
             }
             if dispatched > 0 && shared.has_work() {

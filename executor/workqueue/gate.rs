@@ -28,20 +28,41 @@ pub(super) enum Admission {
 pin_project! {
     /// A workqueue task: polls `future` only while it holds a slot.
     pub(super) struct Gated<F> {
+        // `None` once dropped: before the slot is given up.
         #[pin]
-        future: F,
+        future: Option<F>,
         queue: Arc<Inner>,
         admission: Admission,
     }
 
     impl<F> PinnedDrop for Gated<F> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            match std::mem::replace(this.admission, Admission::Done) {
-                Admission::Active(color) => this.queue.finish_active(color),
-                Admission::Waiting { id, color } => this.queue.finish_waiting(id, color),
-                Admission::Delayed(_) | Admission::Done => {}
-            }
+            let mut this = this.project();
+            // The future goes first: the destructors of an aborted task are
+            // still that task running, and the task its slot goes to (the
+            // next one of an ordered queue) must not start before they end.
+            // The slot is given up even if one of them panics.
+            let _finish = Finish {
+                queue: this.queue,
+                admission: std::mem::replace(this.admission, Admission::Done),
+            };
+            this.future.set(None);
+        }
+    }
+}
+
+/// Accounts for a task that leaves its queue, when dropped.
+struct Finish<'a> {
+    queue: &'a Inner,
+    admission: Admission,
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.admission, Admission::Done) {
+            Admission::Active(color) => self.queue.finish_active(color),
+            Admission::Waiting { id, color } => self.queue.finish_waiting(id, color),
+            Admission::Delayed(_) | Admission::Done => {}
         }
     }
 }
@@ -81,7 +102,7 @@ impl Drop for CurrentQueue {
 impl<F> Gated<F> {
     pub(super) fn new(future: F, queue: Arc<Inner>, admission: Admission) -> Gated<F> {
         Gated {
-            future,
+            future: Some(future),
             queue,
             admission,
         }
@@ -92,7 +113,7 @@ impl<F: Future> Future for Gated<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
+        let mut this = self.project();
         loop {
             match this.admission {
                 Admission::Delayed(sleep) => {
@@ -110,7 +131,12 @@ impl<F: Future> Future for Gated<F> {
                     if state.handed.remove(&id) {
                         drop(state);
                         *this.admission = Admission::Active(color);
-                        continue;
+                        // The future is first polled at the next poll of the
+                        // task, which looks first whether it was aborted: an
+                        // abort that came while it waited (while this poll
+                        // began, even) cancels it unpolled.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     if let Some(entry) = state.inactive.iter_mut().find(|(i, _)| *i == id) {
                         entry.1 = Some(cx.waker().clone());
@@ -119,18 +145,23 @@ impl<F: Future> Future for Gated<F> {
                 }
                 Admission::Active(color) => {
                     let color = *color;
+                    let Some(future) = this.future.as_mut().as_pin_mut() else {
+                        unreachable!("workqueue task polled after its future was dropped");
+                    };
                     let poll = {
                         let _current = CurrentQueue::enter(this.queue);
                         if this.queue.attrs.cpu_intensive {
                             // Out of concurrency management while it runs,
                             // as the kernel's WQ_CPU_INTENSIVE work: the
                             // pool runs another worker meanwhile.
-                            crate::blocking(|| this.future.poll(cx))
+                            crate::blocking(|| future.poll(cx))
                         } else {
-                            this.future.poll(cx)
+                            future.poll(cx)
                         }
                     };
                     if poll.is_ready() {
+                        // Dropped before the slot goes on, as when aborted.
+                        this.future.set(None);
                         *this.admission = Admission::Done;
                         this.queue.finish_active(color);
                     }

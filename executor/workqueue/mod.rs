@@ -19,10 +19,12 @@
 //!   active task runs from its first poll to its completion; a waiting task
 //!   is scheduled once (to learn its waker) and its future is not polled.
 //!   When an active task completes (or is aborted), its slot goes straight to
-//!   the first waiting task, so the FIFO order holds: an ordered queue
-//!   (`max_active` 1) runs its tasks one at a time, in queue order. The
-//!   counts are atomic: while a slot is free and nobody waits, a task is
-//!   admitted and finishes without taking the queue's lock (`Inner`).
+//!   the first waiting task, once the task's future has been dropped (an
+//!   aborted task's destructors are still that task running), so the FIFO
+//!   order holds: an ordered queue (`max_active` 1) runs its tasks one at a
+//!   time, in queue order. The counts are atomic: while a slot is free and
+//!   nobody waits, a task is admitted and finishes without taking the
+//!   queue's lock (`Inner`).
 //! - **Flush.** Every queued task takes the queue's current flush colour; a
 //!   flush closes the colour and waits until it and the colours before it
 //!   have drained (`colors.rs`). Tasks queued later take the next colour and
@@ -37,7 +39,10 @@
 //! flush and drain with a few instructions under a lock it already holds.
 //!
 //! Abort works in every state: a waiting task is woken by the abort, is
-//! cancelled without its future ever being polled, and leaves the FIFO.
+//! cancelled without its future ever being polled, and leaves the FIFO. A
+//! waiting task handed a slot finds it at a poll that began before it knew,
+//! perhaps before an abort: its future is first polled at the poll after,
+//! which sees the abort.
 
 mod builder;
 mod colors;
