@@ -1,8 +1,18 @@
-//! Seeded stress test: random mixes of spawns, nested spawns, yields, panics,
-//! aborts, blocking sections, channel traffic and join sets, on runtimes of
-//! random shape, checked against exact invariants (every future dropped
-//! exactly once, every outcome the one intended, no thread beyond
-//! `max_workers`, no task left alive).
+//! Seeded stress test: random mixes of spawns, nested spawns, yields,
+//! timers (sleeps, timeouts that fire and that do not, intervals), panics,
+//! aborts, blocking sections (in `wq::blocking`, and plain sleeps inside a
+//! poll that the monitor must find), CPU spins (short ones, and hogs held
+//! until the monitor counts them), channel traffic, join sets, and tasks on
+//! workqueues (a `max_active` queue, an ordered queue, a `mem_reclaim`
+//! queue whose rescuer must run a task while every worker is blocked), on
+//! runtimes of random shape (multi-thread or current-thread, detection
+//! thresholds), checked against exact invariants: every future dropped
+//! exactly once, every outcome the one intended, every handle resolved, no
+//! thread beyond `max_workers`, no task left alive, no timer left pending,
+//! never more than `max_active` tasks of a queue in flight, an ordered
+//! queue's tasks one at a time in spawn order, and each workqueue's figures
+//! balanced (`total` = `completed` = the tasks the harness queued, nothing
+//! active or waiting) once everything is joined or shut down.
 //!
 //! Each run draws its whole plan (runtime shape, operations, how it ends)
 //! from one 64-bit seed. Thread scheduling is not seeded: a seed replays the
@@ -14,19 +24,26 @@
 //!   clock.
 //! - `WQ_STRESS_RUNS`: how many runs (default 8, or 1 when `WQ_STRESS_SEED`
 //!   is set).
-//! - `WQ_STRESS_OPS`: operations per run (default 2000). A seed replays the
+//! - `WQ_STRESS_OPS`: operations per run (default 600). A seed replays the
 //!   same operations only with the same value.
+//! - `WQ_STRESS_TRACE` (any value): print each operation, and each deferred
+//!   check as it starts and ends, on stderr: where a hanging seed stops.
 //!
 //! A failure panics with `seed 0x...: ` followed by what broke. A run that
 //! hangs is reported the same way on stderr and aborts the process.
 //!
-//! The defaults are the short mode `cargo test --workspace` runs: a few
-//! seconds in a debug build on two cores. Races show up rarely per run, so
-//! for a soak raise the run count in a release build, and repeat it while
-//! the machine is busy with other work (load changes the interleavings):
+//! The defaults are the short mode `cargo test --workspace` runs: a second
+//! or two in a debug build on two cores (the operations that wait for
+//! timers, blocked polls, hogs and maydays take milliseconds each, so a run
+//! is 600 operations). Races show up rarely per run, so for a soak raise
+//! the run count (and the operations per run) in a release build, and
+//! repeat it while the machine is busy with other work (load changes the
+//! interleavings): about 20 s per 100 runs of the default length in a
+//! release build on two cores, a minute per 100 runs of 2000 operations.
 //!
 //! ```text
 //! WQ_STRESS_RUNS=500 cargo test --release --test rt_stress -- --nocapture
+//! WQ_STRESS_RUNS=100 WQ_STRESS_OPS=2000 cargo test --release --test rt_stress
 //! WQ_STRESS_RUNS=20 WQ_STRESS_OPS=20000 cargo test --release --test rt_stress
 //! ```
 
@@ -38,17 +55,18 @@ use std::fmt;
 use std::future::{pending, Future};
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::{threads_named, Counters};
 use wq::task::{yield_now, AbortHandle, Id, JoinError, JoinHandle, JoinSet};
+use wq::time::error::Elapsed;
 
 /// Every panic a task raises on purpose starts with this.
 const MARK: &str = "wq-stress: intended panic";
 const DEFAULT_RUNS: usize = 8;
-const DEFAULT_OPS: usize = 2000;
+const DEFAULT_OPS: usize = 600;
 /// Bound on each wait for a condition the runtime must reach on its own.
 const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
@@ -116,13 +134,16 @@ impl Work {
     fn run(self) {
         match self {
             Work::Sleep(us) => std::thread::sleep(Duration::from_micros(us)),
-            Work::Spin(us) => {
-                let end = Instant::now() + Duration::from_micros(us);
-                while Instant::now() < end {
-                    std::hint::spin_loop();
-                }
-            }
+            Work::Spin(us) => spin(Duration::from_micros(us)),
         }
+    }
+}
+
+/// Spins on the CPU (never sleeping, never yielding) for `d` of wall time.
+fn spin(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        std::hint::spin_loop();
     }
 }
 
@@ -135,6 +156,68 @@ enum Via {
     Current,
     /// A stored `wq::Handle`.
     Handle,
+}
+
+/// Where a task is queued: the `system` queue (`wq::spawn` and friends),
+/// or one of the run's workqueues (an index into `Shared::queues`).
+#[derive(Clone, Copy, Debug)]
+enum Target {
+    System(Via),
+    Queue(usize),
+}
+
+/// The run's workqueues, by index in `Shared::queues`.
+const LIMITED: usize = 0;
+const ORDERED: usize = 1;
+/// Present only in runs that have a `mem_reclaim` queue.
+const RECLAIM: usize = 2;
+
+/// One step of a task's body, between which it may be polled again.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Yield,
+    /// `wq::time::sleep` for this many microseconds.
+    Sleep(u64),
+    /// Inside `wq::blocking`.
+    Blocking(Work),
+    /// `std::thread::sleep` inside the poll, without a word (microseconds):
+    /// the monitor's to find.
+    Unannotated(u64),
+    /// Spins inside the poll (microseconds), without a word.
+    Spin(u64),
+}
+
+impl Rng {
+    /// A timer's duration: up to 1 ms mostly, up to 5 ms sometimes.
+    fn delay(&mut self) -> Duration {
+        let max = if self.chance(25) { 5000 } else { 1000 };
+        Duration::from_micros(self.below(max + 1) as u64)
+    }
+
+    /// Up to `max` steps of a task body; every kind of step is short.
+    fn steps(&mut self, max: usize) -> Vec<Step> {
+        (0..self.below(max + 1))
+            .map(|_| match self.below(10) {
+                0..=3 => Step::Yield,
+                4 | 5 => Step::Sleep(self.below(1001) as u64),
+                6 | 7 => Step::Blocking(self.work()),
+                8 => Step::Unannotated(self.range(100, 1000) as u64),
+                _ => Step::Spin(self.range(10, 500) as u64),
+            })
+            .collect()
+    }
+}
+
+async fn run_steps(steps: Vec<Step>) {
+    for step in steps {
+        match step {
+            Step::Yield => yield_now().await,
+            Step::Sleep(us) => wq::time::sleep(Duration::from_micros(us)).await,
+            Step::Blocking(work) => wq::blocking(|| work.run()),
+            Step::Unannotated(us) => std::thread::sleep(Duration::from_micros(us)),
+            Step::Spin(us) => spin(Duration::from_micros(us)),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -210,12 +293,102 @@ struct Snap {
     panicked: usize,
 }
 
+/// One of the run's workqueues, and what the harness knows of it.
+struct Queue {
+    queue: wq::Workqueue,
+    max_active: usize,
+    ordered: bool,
+    /// Tasks queued on it for sure: spawned, or delayed with a delay that
+    /// ended before the run did.
+    queued: AtomicUsize,
+    /// Delayed tasks whose delay may or may not have ended before the
+    /// shutdown (if it did, they were queued).
+    maybe_queued: AtomicUsize,
+    /// Tasks between their first poll and the drop of their future, and the
+    /// most seen at once.
+    in_flight: AtomicUsize,
+    high_water: AtomicUsize,
+    /// Sequence numbers in spawn order (only the driver spawns on the
+    /// ordered queue), and the highest that started.
+    next_seq: AtomicU64,
+    last_started: AtomicU64,
+}
+
+impl Queue {
+    fn new(queue: wq::Workqueue, max_active: usize, ordered: bool) -> Queue {
+        Queue {
+            queue,
+            max_active,
+            ordered,
+            queued: AtomicUsize::new(0),
+            maybe_queued: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            high_water: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+            last_started: AtomicU64::new(0),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.queue.name()
+    }
+}
+
+/// Held by a workqueue task from its first poll until its future is
+/// dropped: no more than `max_active` at once, and on the ordered queue
+/// one at a time, in spawn order.
+struct Slot {
+    sh: Arc<Shared>,
+    queue: usize,
+}
+
+impl Slot {
+    fn enter(sh: &Arc<Shared>, queue: usize, seq: u64) -> Slot {
+        let q = &sh.queues[queue];
+        let now = q.in_flight.fetch_add(1, SeqCst) + 1;
+        q.high_water.fetch_max(now, SeqCst);
+        if now > q.max_active {
+            sh.violation(format!(
+                "workqueue {}: {now} tasks in flight, max_active {}",
+                q.name(),
+                q.max_active
+            ));
+        }
+        if q.ordered {
+            let last = q.last_started.fetch_max(seq, SeqCst);
+            if last >= seq {
+                sh.violation(format!(
+                    "workqueue {}: task {seq} (in spawn order) started after task {last}",
+                    q.name()
+                ));
+            }
+        }
+        Slot {
+            sh: sh.clone(),
+            queue,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.sh.queues[self.queue].in_flight.fetch_sub(1, SeqCst);
+    }
+}
+
 /// What the driver and every task share during one run.
 struct Shared {
+    start: Instant,
     prefix: String,
     max_workers: usize,
+    current_thread: bool,
+    cpu_intensive_threshold: Duration,
     handle: wq::Handle,
     metrics: wq::RuntimeMetrics,
+    /// The runtime's `system` queue, and the tasks the harness queued on it.
+    system: wq::Workqueue,
+    system_queued: AtomicUsize,
+    queues: Vec<Queue>,
     cats: Vec<Cat>,
     peak_workers: AtomicUsize,
     peak_threads: AtomicUsize,
@@ -273,7 +446,7 @@ impl Shared {
         self.peak_workers.fetch_max(m.num_workers(), SeqCst);
         self.peak_idle.fetch_max(m.num_idle_workers(), SeqCst);
         self.peak_running.fetch_max(m.num_running_workers(), SeqCst);
-        if let Some(n) = threads_named(&self.prefix) {
+        if let Some(n) = pool_threads(&self.prefix) {
             self.peak_threads.fetch_max(n, SeqCst);
         }
         self.samples.fetch_add(1, SeqCst);
@@ -328,6 +501,109 @@ impl Shared {
             Via::Current => wq::Handle::current().spawn(future),
             Via::Handle => self.handle.spawn(future),
         };
+        self.system_queued.fetch_add(1, SeqCst);
+        self.note_id(handle.id());
+        Task { handle, kind }
+    }
+
+    /// Spawns on `target`; on a workqueue, the task holds a `Slot` while it
+    /// runs.
+    fn spawn_to<F>(self: &Arc<Self>, kind: Kind, target: Target, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let queue = match target {
+            Target::System(via) => return self.spawn(kind, via, future),
+            Target::Queue(queue) => queue,
+        };
+        let cat = self.cat(kind);
+        cat.spawned.fetch_add(1, SeqCst);
+        let q = &self.queues[queue];
+        let seq = q.next_seq.fetch_add(1, SeqCst) + 1;
+        let sh = self.clone();
+        let future = cat.counters.track(async move {
+            let _slot = Slot::enter(&sh, queue, seq);
+            future.await
+        });
+        q.queued.fetch_add(1, SeqCst);
+        let handle = q.queue.spawn(future);
+        self.note_id(handle.id());
+        Task { handle, kind }
+    }
+
+    /// Queues `future` on workqueue `queue` (not the ordered one) once
+    /// `delay` has passed. `sure`: the delay ends before the run does.
+    fn spawn_after<F>(
+        self: &Arc<Self>,
+        kind: Kind,
+        queue: usize,
+        delay: Duration,
+        sure: bool,
+        future: F,
+    ) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let q = &self.queues[queue];
+        assert!(!q.ordered, "delayed tasks are queued out of spawn order");
+        let cat = self.cat(kind);
+        cat.spawned.fetch_add(1, SeqCst);
+        let sh = self.clone();
+        let future = cat.counters.track(async move {
+            let _slot = Slot::enter(&sh, queue, 0);
+            future.await
+        });
+        if sure {
+            q.queued.fetch_add(1, SeqCst);
+        } else {
+            q.maybe_queued.fetch_add(1, SeqCst);
+        }
+        let handle = q.queue.spawn_after(delay, future);
+        self.note_id(handle.id());
+        Task { handle, kind }
+    }
+
+    /// Spawns a future counted in no category yet (see `fold`).
+    fn spawn_apart<F>(&self, via: Via, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let handle = match via {
+            Via::Spawn => wq::spawn(future),
+            Via::Current => wq::Handle::current().spawn(future),
+            Via::Handle => self.handle.spawn(future),
+        };
+        self.system_queued.fetch_add(1, SeqCst);
+        self.note_id(handle.id());
+        handle
+    }
+
+    /// Counts `n` futures spawned apart, now dropped, in `kind`'s category
+    /// (their outcomes recorded already).
+    fn fold(&self, kind: Kind, n: usize, counters: &Counters) {
+        let cat = self.cat(kind);
+        cat.spawned.fetch_add(n, SeqCst);
+        for (from, to) in [
+            (&counters.polls, &cat.counters.polls),
+            (&counters.drops, &cat.counters.drops),
+            (&counters.completions, &cat.counters.completions),
+        ] {
+            to.fetch_add(from.load(SeqCst), SeqCst);
+        }
+    }
+
+    /// Spawns on `queue`, a workqueue of the operation's own.
+    fn spawn_on_queue<F>(&self, kind: Kind, queue: &wq::Workqueue, future: F) -> Task<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let cat = self.cat(kind);
+        cat.spawned.fetch_add(1, SeqCst);
+        let handle = queue.spawn(cat.counters.track(future));
         self.note_id(handle.id());
         Task { handle, kind }
     }
@@ -373,6 +649,11 @@ impl Shared {
             Via::Current => wq::Handle::current().spawn_blocking(job),
             Via::Handle => self.handle.spawn_blocking(job),
         };
+        // On a current-thread runtime it runs on the blocking pool, not as
+        // a `system` task.
+        if !self.current_thread {
+            self.system_queued.fetch_add(1, SeqCst);
+        }
         self.note_id(handle.id());
         Task { handle, kind }
     }
@@ -389,6 +670,7 @@ impl Shared {
             Via::Handle => set.spawn_on(future, &self.handle),
             Via::Spawn | Via::Current => set.spawn(future),
         };
+        self.system_queued.fetch_add(1, SeqCst);
         self.note_id(abort.id());
         abort
     }
@@ -403,6 +685,22 @@ impl Shared {
             out.push_str(&format!("\n  {kind:?}: {s:?}"));
         }
         out.push_str(&format!("\n  metrics: {:?}", self.metrics));
+        out.push_str(&format!(
+            "\n  system: {:?} ({} queued by the harness)",
+            self.system.stats(),
+            self.system_queued.load(SeqCst)
+        ));
+        for q in &self.queues {
+            out.push_str(&format!(
+                "\n  {}: {:?} ({} + {} delayed queued by the harness, {} in flight, high water {})",
+                q.name(),
+                q.queue.stats(),
+                q.queued.load(SeqCst),
+                q.maybe_queued.load(SeqCst),
+                q.in_flight.load(SeqCst),
+                q.high_water.load(SeqCst)
+            ));
+        }
         out
     }
 }
@@ -451,6 +749,37 @@ impl Drop for SpawnOnDrop {
         });
         // The receiver outlives every spawner unless the run already failed.
         let _ = self.out.send(task);
+    }
+}
+
+/// A gate that blocked threads wait on until someone opens it.
+#[derive(Clone, Default)]
+struct Latch(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Latch {
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until open (true) or `WAIT_LIMIT` passed (false).
+    fn wait(&self) -> bool {
+        let (open, cv) = &*self.0;
+        let guard = open.lock().unwrap();
+        let (guard, _) = cv
+            .wait_timeout_while(guard, WAIT_LIMIT, |open| !*open)
+            .unwrap();
+        *guard
+    }
+}
+
+/// Opens the latch when dropped, so blocked workers return even if the
+/// driver unwinds.
+struct OpenOnDrop(Latch);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
 
@@ -511,6 +840,33 @@ fn wait_until(sh: &Shared, what: &str, mut cond: impl FnMut() -> bool) {
         }
         std::thread::yield_now();
     }
+}
+
+/// As `wait_until`, from the driver's future: yields to the runtime between
+/// looks (on a current-thread runtime the driver's thread runs the tasks).
+async fn wait_for(sh: &Shared, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    while !cond() {
+        if Instant::now() > deadline {
+            panic!("not reached within {WAIT_LIMIT:?}: {what}{}", sh.report());
+        }
+        yield_now().await;
+    }
+}
+
+/// Threads of this process named exactly `name`: a pool's workers (those of
+/// a current-thread runtime's blocking pool have a `B` more).
+fn pool_threads(name: &str) -> Option<usize> {
+    let dir = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut n = 0;
+    for entry in dir.flatten() {
+        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
+            if comm.trim_end() == name {
+                n += 1;
+            }
+        }
+    }
+    Some(n)
 }
 
 // ---------------------------------------------------------------------------
@@ -659,9 +1015,16 @@ enum Op {
     DropSpawner,
     Drain,
     Sample,
+    Timer,
+    Unannotated,
+    Saturate,
+    Hog,
+    Limited,
+    Ordered,
+    Rescue,
 }
 
-const OPS: [(Op, usize); 21] = [
+const OPS: [(Op, usize); 28] = [
     (Op::Value, 14),
     (Op::YieldLoop, 8),
     (Op::Nested, 8),
@@ -683,7 +1046,18 @@ const OPS: [(Op, usize); 21] = [
     (Op::DropSpawner, 2),
     (Op::Drain, 2),
     (Op::Sample, 3),
+    (Op::Timer, 5),
+    (Op::Unannotated, 2),
+    (Op::Saturate, 1),
+    (Op::Hog, 1),
+    (Op::Limited, 3),
+    (Op::Ordered, 3),
+    (Op::Rescue, 1),
 ];
+
+/// How many `Rescue` operations a run does at most (each starves the pool
+/// for a mayday, 10 ms or more); later ones do `Value` instead.
+const RESCUES: usize = 3;
 
 fn pick_op(rng: &mut Rng) -> Op {
     let total: usize = OPS.iter().map(|(_, w)| w).sum();
@@ -714,6 +1088,9 @@ struct Driver {
     sh: Arc<Shared>,
     rng: Rng,
     workers: usize,
+    rescues_left: usize,
+    /// Print each operation, and each check as it starts and ends.
+    trace: bool,
     outstanding: VecDeque<Check>,
     max_outstanding: usize,
     op: usize,
@@ -721,7 +1098,16 @@ struct Driver {
 
 impl Driver {
     fn defer(&mut self, check: impl Future<Output = ()> + 'static) {
-        self.outstanding.push_back(Box::pin(check));
+        if !self.trace {
+            self.outstanding.push_back(Box::pin(check));
+            return;
+        }
+        let op = self.op;
+        self.outstanding.push_back(Box::pin(async move {
+            eprintln!("rt_stress: check of op {op} starts");
+            check.await;
+            eprintln!("rt_stress: check of op {op} ends");
+        }));
     }
 
     /// Joins random outstanding checks until few enough are left.
@@ -741,7 +1127,14 @@ impl Driver {
     async fn run(&mut self, ops: usize, clean: bool) -> Leftover {
         for i in 0..ops {
             self.op = i;
-            match pick_op(&mut self.rng) {
+            let op = pick_op(&mut self.rng);
+            if self.trace {
+                eprintln!(
+                    "rt_stress: op {i} ({op:?}) at {:?}",
+                    self.sh.start.elapsed()
+                );
+            }
+            match op {
                 Op::Drain => self.drain().await,
                 op => self.step(op),
             }
@@ -749,20 +1142,46 @@ impl Driver {
         }
         self.drain().await;
         // Detached work (and what it spawns) finishes on its own.
-        let sh = &self.sh;
-        wait_until(sh, "every spawned future dropped", || {
+        let sh = self.sh.clone();
+        wait_for(&sh, "every spawned future dropped", || {
             KINDS.iter().all(|&k| {
                 let c = sh.cat(k);
                 c.counters.drops() == c.spawned.load(SeqCst)
             })
-        });
+        })
+        .await;
         let (planned, ran) = (sh.nodes_planned.load(SeqCst), sh.nodes_run.load(SeqCst));
         assert_eq!(planned, ran, "nested tree nodes planned vs run");
         if clean {
-            self.quiesce();
             Leftover::default()
         } else {
             self.pending_phase().await
+        }
+    }
+
+    /// Whether `op` can run on this run's runtime: the operations that make
+    /// the driver wait, unable to yield, for workers to do something need
+    /// workers other than the driver's thread (not a current-thread
+    /// runtime), and some need more.
+    fn can_run(&self, op: Op) -> bool {
+        let sh = &self.sh;
+        match op {
+            Op::AbortBeforePoll | Op::FanIn => !sh.current_thread,
+            Op::Saturate => !sh.current_thread && sh.max_workers > self.workers,
+            Op::Rescue => !sh.current_thread && sh.queues.len() > RECLAIM && self.rescues_left > 0,
+            _ => true,
+        }
+    }
+
+    /// Where a task of a random operation goes: mostly `system`, otherwise
+    /// one of the run's workqueues (the ordered one if `ordered`).
+    fn target(&mut self, ordered: bool) -> Target {
+        match self.rng.below(10) {
+            0..=5 => Target::System(self.rng.via()),
+            6 | 7 => Target::Queue(LIMITED),
+            8 if self.sh.queues.len() > RECLAIM => Target::Queue(RECLAIM),
+            9 if ordered => Target::Queue(ORDERED),
+            _ => Target::System(self.rng.via()),
         }
     }
 
@@ -771,6 +1190,7 @@ impl Driver {
     }
 
     fn step(&mut self, op: Op) {
+        let op = if self.can_run(op) { op } else { Op::Value };
         match op {
             Op::Value => self.op_value(),
             Op::YieldLoop => self.op_yield_loop(),
@@ -792,6 +1212,13 @@ impl Driver {
             Op::Detached => self.op_detached(),
             Op::DropSpawner => self.op_drop_spawner(),
             Op::Sample => self.sh.sample(),
+            Op::Timer => self.op_timer(),
+            Op::Unannotated => self.op_unannotated(),
+            Op::Saturate => self.op_saturate(),
+            Op::Hog => self.op_hog(),
+            Op::Limited => self.op_limited(),
+            Op::Ordered => self.op_ordered(),
+            Op::Rescue => self.op_rescue(),
             Op::Drain => unreachable!("handled by `run`"),
         }
     }
@@ -926,31 +1353,36 @@ impl Driver {
             );
             std::thread::yield_now();
         };
+        // Counted apart until it is known whether a detection freed a slot
+        // while they were spawned and aborted: then a victim may have run
+        // before its abort (they are racers), otherwise none may have.
+        let victim_counters = Counters::default();
         let mut victims = Vec::new();
+        let mut interfered = false;
         if saturated {
             for _ in 0..self.rng.range(1, 8) {
                 let (v, via) = (self.rng.value(), self.rng.via());
-                let task = self.sh.spawn(Kind::Unpolled, via, async move { v });
+                let handle = self
+                    .sh
+                    .spawn_apart(via, victim_counters.track(async move { v }));
                 match self.rng.below(3) {
-                    0 => task.handle.abort(),
-                    1 => task.handle.abort_handle().abort(),
+                    0 => handle.abort(),
+                    1 => handle.abort_handle().abort(),
                     _ => {
-                        let abort = task.handle.abort_handle();
+                        let abort = handle.abort_handle();
                         abort.abort();
                         abort.abort();
                     }
                 }
-                victims.push(task);
+                victims.push((handle, v));
             }
             let finished: Vec<_> = victims
                 .iter()
-                .filter(|task| {
-                    task.handle.is_finished() || task.handle.abort_handle().is_finished()
-                })
-                .map(|task| task.handle.id())
+                .filter(|(handle, _)| handle.is_finished() || handle.abort_handle().is_finished())
+                .map(|(handle, _)| handle.id())
                 .collect();
-            // A detection meanwhile frees a slot: then a victim may run.
-            if detections() == detected_before {
+            interfered = detections() != detected_before;
+            if !interfered {
                 assert!(
                     finished.is_empty(),
                     "{}: tasks {finished:?} finished while every worker was busy",
@@ -964,11 +1396,32 @@ impl Driver {
             for task in spinners {
                 expect_ok(&what, task.join(&sh).await, 0);
             }
-            for task in victims {
-                expect_cancelled(&what, task.join(&sh).await);
+            let kind = if interfered {
+                Kind::Racer
+            } else {
+                Kind::Unpolled
+            };
+            let n = victims.len();
+            for (handle, v) in victims {
+                let id = handle.id();
+                let result = handle.await;
+                sh.record(kind, Some(id), &result);
+                match result {
+                    Err(e) if e.is_cancelled() => {}
+                    Ok(got) if interfered && got == v => {}
+                    other => panic!("{what}: {kind:?} victim {id}: got {other:?}"),
+                }
             }
-            let polls = sh.cat(Kind::Unpolled).counters.polls();
-            assert_eq!(polls, 0, "{what}: an aborted, never-run task was polled");
+            assert_eq!(
+                victim_counters.drops(),
+                n,
+                "{what}: victims dropped when their handles resolved"
+            );
+            if !interfered {
+                let polls = victim_counters.polls();
+                assert_eq!(polls, 0, "{what}: an aborted, never-run task was polled");
+            }
+            sh.fold(kind, n, &victim_counters);
         });
     }
 
@@ -1480,33 +1933,549 @@ impl Driver {
         });
     }
 
-    /// Clean end: everything joined; wait for the detached work, then the
-    /// pool must be empty and idle.
-    fn quiesce(&self) {
-        let sh = &self.sh;
-        // A future is dropped just before its task leaves the registry.
-        wait_until(sh, "num_alive_tasks() == 0", || {
-            sh.metrics.num_alive_tasks() == 0
-        });
-        assert_eq!(sh.metrics.global_queue_depth(), 0, "queue depth when idle");
-        let m = &sh.metrics;
-        wait_until(sh, "every worker idle", || {
-            m.num_running_workers() == 0 && m.num_idle_workers() == m.num_workers()
-        });
-        let workers = m.num_workers();
-        assert!(
-            (1..=sh.max_workers).contains(&workers),
-            "{workers} workers with max_workers {}",
-            sh.max_workers
-        );
-        if let Some(threads) = threads_named(&sh.prefix) {
-            assert_eq!(
-                threads, workers,
-                "threads named {:?} vs num_workers",
-                sh.prefix
-            );
+    /// One timer use: a sleep, a timeout that fires, one that does not, one
+    /// racing its own future, interval ticks, a reset sleep, or a long sleep
+    /// aborted after its first poll. None returns early.
+    fn op_timer(&mut self) {
+        let target = self.target(true);
+        let v = self.rng.value();
+        let d = self.rng.delay();
+        let sh = self.sh.clone();
+        let what = self.what("timer");
+        let early = move |sh: &Shared, what: &str, start: wq::time::Instant| {
+            let took = start.elapsed();
+            if took < d {
+                sh.violation(format!("{what}: {d:?} ended after {took:?}"));
+            }
+        };
+        let mut want = v;
+        let task = match self.rng.below(8) {
+            0 | 1 => {
+                let what = format!("{what}: sleep");
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let start = wq::time::Instant::now();
+                    wq::time::sleep(d).await;
+                    early(&sh, &what, start);
+                    v
+                })
+            }
+            2 => {
+                let what = format!("{what}: timeout that fires");
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let start = wq::time::Instant::now();
+                    match wq::time::timeout(d, pending::<()>()).await {
+                        Err(Elapsed { .. }) => early(&sh, &what, start),
+                        Ok(()) => sh.violation(format!("{what}: pending() completed")),
+                    }
+                    v
+                })
+            }
+            3 => {
+                let steps = self.rng.steps(2);
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let inner = async move {
+                        run_steps(steps).await;
+                        v
+                    };
+                    match wq::time::timeout(Duration::from_secs(60), inner).await {
+                        Ok(x) => x,
+                        Err(_) => {
+                            sh.violation(format!("{what}: a 60 s timeout fired"));
+                            0
+                        }
+                    }
+                })
+            }
+            4 => {
+                // Either may come first; neither before `d`.
+                let what = format!("{what}: timeout racing a sleep");
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let start = wq::time::Instant::now();
+                    let _ = wq::time::timeout(d, wq::time::sleep(d)).await;
+                    early(&sh, &what, start);
+                    v
+                })
+            }
+            5 => {
+                let period = Duration::from_micros(self.rng.range(300, 1000) as u64);
+                let ticks = self.rng.range(1, 3) as u64;
+                want = ticks;
+                let what = format!("{what}: interval of {period:?}");
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let mut interval = wq::time::interval(period);
+                    let first = interval.tick().await;
+                    for k in 1..ticks {
+                        let at = interval.tick().await;
+                        let want = first + period * k as u32;
+                        if at != want {
+                            sh.violation(format!("{what}: tick {k} at {at:?}, want {want:?}"));
+                        }
+                        if wq::time::Instant::now() < at {
+                            sh.violation(format!("{what}: tick {k} came early"));
+                        }
+                    }
+                    ticks
+                })
+            }
+            6 => {
+                let what = format!("{what}: an hour's sleep reset");
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let start = wq::time::Instant::now();
+                    let mut sleep = Box::pin(wq::time::sleep(Duration::from_secs(3600)));
+                    // Registered at an hour, then moved.
+                    futures::future::poll_fn(|cx| {
+                        let _ = sleep.as_mut().poll(cx);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    sleep.as_mut().reset(start + d);
+                    sleep.await;
+                    early(&sh, &what, start);
+                    v
+                })
+            }
+            _ => {
+                // A killer task aborts it once it sleeps, so that no other
+                // check has to run first (its queue may have other tasks
+                // waiting behind it).
+                let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+                let victim = self.sh.spawn_to(Kind::PolledCancel, target, async move {
+                    let _ = started_tx.send(());
+                    wq::time::sleep(Duration::from_secs(3600)).await;
+                    1u64
+                });
+                let abort = victim.handle.abort_handle();
+                let killer = self.sh.spawn(Kind::Value, Via::Spawn, async move {
+                    let _ = started_rx.await;
+                    abort.abort();
+                    7u64
+                });
+                let (sh, what) = (self.sh.clone(), format!("{what}: aborted sleep"));
+                self.defer(async move {
+                    expect_ok(&what, killer.join(&sh).await, 7);
+                    expect_cancelled(&what, victim.join(&sh).await);
+                });
+                return;
+            }
+        };
+        let (sh, what) = (self.sh.clone(), self.what("timer"));
+        self.defer(async move { expect_ok(&what, task.join(&sh).await, want) });
+    }
+
+    /// Blocks or spins inside a poll without a word: a few 1-3 ms sleeps,
+    /// sleeps until the monitor has found a stuck poll, or a 1-15 ms spin
+    /// (a hog when longer than the threshold).
+    fn op_unannotated(&mut self) {
+        let target = self.target(true);
+        let v = self.rng.value();
+        let task = match self.rng.below(4) {
+            0 | 1 => {
+                let sleeps: Vec<u64> = (0..self.rng.range(1, 2))
+                    .map(|_| self.rng.range(1000, 3000) as u64)
+                    .collect();
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    for us in sleeps {
+                        std::thread::sleep(Duration::from_micros(us));
+                        yield_now().await;
+                    }
+                    v
+                })
+            }
+            2 => {
+                // Not on the `mem_reclaim` queue: its rescuer's polls are
+                // not watched, and while it ran this one the task that
+                // releases workers blocked by a `Rescue` could not run.
+                let target = match target {
+                    Target::Queue(RECLAIM) => Target::System(Via::Spawn),
+                    other => other,
+                };
+                let (sh, what) = (self.sh.clone(), self.what("unannotated sleep"));
+                // Found blocked, or, on a machine so busy that the thread
+                // is mostly waiting for a CPU after each sleep (runnable,
+                // so not blocked), as a hog once its polls add up to the
+                // threshold.
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    let m = &sh.metrics;
+                    let found = || m.blocked_detections() + m.hog_detections();
+                    let before = found();
+                    let start = Instant::now();
+                    while found() == before {
+                        if start.elapsed() > WAIT_LIMIT {
+                            sh.violation(format!(
+                                "{what}: a poll slept {WAIT_LIMIT:?} and no stuck poll was found"
+                            ));
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    v
+                })
+            }
+            _ => {
+                // Up to a little over the threshold (a hog sometimes),
+                // within 1-15 ms.
+                let threshold = self.sh.cpu_intensive_threshold.as_micros() as usize;
+                let us = self.rng.range(1000, (threshold + 2000).min(15_000));
+                self.sh.spawn_to(Kind::Value, target, async move {
+                    spin(Duration::from_micros(us as u64));
+                    v
+                })
+            }
+        };
+        let (sh, what) = (self.sh.clone(), self.what("unannotated"));
+        self.defer(async move { expect_ok(&what, task.join(&sh).await, v) });
+    }
+
+    /// Every concurrency slot taken by a task sleeping inside its poll
+    /// without a word, until a task spawned after them has run: it runs
+    /// once one of them is found stuck and another worker (created if need
+    /// be: `max_workers` leaves room) takes its place.
+    fn op_saturate(&mut self) {
+        let n = self.workers;
+        let entered = Arc::new(AtomicUsize::new(0));
+        let relieved = Arc::new(AtomicBool::new(false));
+        let relieve_guard = SetOnDrop(relieved.clone());
+        let what = self.what("saturated by unannotated sleeps");
+        let mut sleepers = Vec::new();
+        for _ in 0..n {
+            let (entered, relieved) = (entered.clone(), relieved.clone());
+            let (sh, what) = (self.sh.clone(), what.clone());
+            sleepers.push(self.sh.spawn(Kind::Value, self.rng.via(), async move {
+                entered.fetch_add(1, SeqCst);
+                let start = Instant::now();
+                while !relieved.load(SeqCst) {
+                    if start.elapsed() > WAIT_LIMIT {
+                        sh.violation(format!("{what}: no task ran for {WAIT_LIMIT:?}"));
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                0u64
+            }));
         }
-        sh.sample();
+        wait_until(&self.sh, &format!("{what}: every sleeper started"), || {
+            entered.load(SeqCst) == n
+        });
+        let probe = {
+            let relieved = relieved.clone();
+            self.sh.spawn(Kind::Value, self.rng.via(), async move {
+                relieved.store(true, SeqCst);
+                1u64
+            })
+        };
+        wait_until(&self.sh, &format!("{what}: the probe ran"), || {
+            relieved.load(SeqCst)
+        });
+        drop(relieve_guard);
+        let sh = self.sh.clone();
+        self.defer(async move {
+            for sleeper in sleepers {
+                expect_ok(&what, sleeper.join(&sh).await, 0);
+            }
+            expect_ok(&what, probe.join(&sh).await, 1);
+        });
+    }
+
+    /// Spins on a workqueue of its own with `max_active` 1 (one poll of it
+    /// at a time): polls of at most half `cpu_intensive_threshold` must not
+    /// count as hogs, and hogs that spin until the monitor counts them must
+    /// each count once, on this queue (`cpu_intensive`).
+    fn op_hog(&mut self) {
+        let threshold = self.sh.cpu_intensive_threshold;
+        let queue = wq::Workqueue::builder(format!("hog{}", self.op))
+            .max_active(1)
+            .handle(&self.sh.handle)
+            .build()
+            .expect("build a workqueue");
+        let what = self.what("hog");
+        let mut hogs = 0;
+        let mut tasks = Vec::new();
+        for _ in 0..self.rng.range(1, 2) {
+            // `None`: a hog; `Some(d)`: a short spin.
+            let polls: Vec<Option<Duration>> = (0..self.rng.range(1, 2))
+                .map(|_| {
+                    let max = threshold.as_micros() as usize / 2;
+                    (!self.rng.chance(30))
+                        .then(|| Duration::from_micros(self.rng.range(50, max) as u64))
+                })
+                .collect();
+            hogs += polls.iter().filter(|p| p.is_none()).count() as u64;
+            let v = self.rng.value();
+            let (sh, q, what) = (self.sh.clone(), queue.clone(), what.clone());
+            let task = self.sh.spawn_on_queue(Kind::Value, &queue, async move {
+                for (i, poll) in polls.into_iter().enumerate() {
+                    if i > 0 {
+                        yield_now().await;
+                    }
+                    let before = q.stats().cpu_intensive;
+                    match poll {
+                        Some(d) => {
+                            spin(d);
+                            let after = q.stats().cpu_intensive;
+                            if after != before {
+                                sh.violation(format!(
+                                    "{what}: a poll spinning {d:?} (threshold {threshold:?}) \
+                                     counted as a hog ({before} -> {after})"
+                                ));
+                            }
+                        }
+                        None => {
+                            let start = Instant::now();
+                            while q.stats().cpu_intensive == before {
+                                if start.elapsed() > WAIT_LIMIT {
+                                    sh.violation(format!(
+                                        "{what}: a poll spun {WAIT_LIMIT:?} and was not \
+                                         counted as a hog"
+                                    ));
+                                    break;
+                                }
+                                std::hint::spin_loop();
+                            }
+                        }
+                    }
+                }
+                v
+            });
+            tasks.push((task, v));
+        }
+        let n = tasks.len() as u64;
+        let sh = self.sh.clone();
+        self.defer(async move {
+            for (task, v) in tasks {
+                expect_ok(&what, task.join(&sh).await, v);
+            }
+            let stats = queue.stats();
+            assert_eq!(
+                (stats.cpu_intensive, stats.total, stats.completed),
+                (hogs, n, n),
+                "{what}: hogs, total, completed: {stats:?}"
+            );
+            assert_eq!((stats.active, stats.inactive), (0, 0), "{what}: {stats:?}");
+        });
+    }
+
+    /// Tasks on the `max_active` queue (or the `mem_reclaim` one): values
+    /// after a few steps, panics, delayed tasks, and tasks aborted by a
+    /// killer after their first poll; or the queue's slots all held while
+    /// tasks queued behind are aborted.
+    fn op_limited(&mut self) {
+        let queue = if self.sh.queues.len() > RECLAIM && self.rng.chance(25) {
+            RECLAIM
+        } else {
+            LIMITED
+        };
+        if queue == LIMITED && self.rng.chance(25) {
+            return self.op_held(LIMITED);
+        }
+        let what = self.what("workqueue");
+        for _ in 0..self.rng.range(1, 5) {
+            let v = self.rng.value();
+            let steps = self.rng.steps(2);
+            let sh = self.sh.clone();
+            match self.rng.below(10) {
+                0..=5 => {
+                    let task = self
+                        .sh
+                        .spawn_to(Kind::Value, Target::Queue(queue), async move {
+                            run_steps(steps).await;
+                            v
+                        });
+                    let what = what.clone();
+                    self.defer(async move { expect_ok(&what, task.join(&sh).await, v) });
+                }
+                6 => {
+                    let task = self
+                        .sh
+                        .spawn_to(Kind::Panic, Target::Queue(queue), async move {
+                            run_steps(steps).await;
+                            boom(v)
+                        });
+                    let what = what.clone();
+                    let msg = format!("{MARK} {v}");
+                    self.defer(async move { expect_panic(&what, task.join(&sh).await, &msg) });
+                }
+                7 if queue == LIMITED => self.killed_after_poll(Target::Queue(queue), steps),
+                _ => {
+                    let delay = Duration::from_micros(self.rng.below(3001) as u64);
+                    let task = self
+                        .sh
+                        .spawn_after(Kind::Value, queue, delay, true, async move {
+                            run_steps(steps).await;
+                            v
+                        });
+                    let what = what.clone();
+                    self.defer(async move { expect_ok(&what, task.join(&sh).await, v) });
+                }
+            }
+        }
+    }
+
+    /// Tasks on the ordered queue: values after a few steps, panics, tasks
+    /// aborted after their first poll; or the queue held while tasks queued
+    /// behind are aborted. `Slot` checks the order.
+    fn op_ordered(&mut self) {
+        if self.rng.chance(20) {
+            return self.op_held(ORDERED);
+        }
+        let what = self.what("ordered workqueue");
+        for _ in 0..self.rng.range(1, 4) {
+            let v = self.rng.value();
+            let steps = self.rng.steps(2);
+            let sh = self.sh.clone();
+            match self.rng.below(10) {
+                0..=7 => {
+                    let task = self
+                        .sh
+                        .spawn_to(Kind::Value, Target::Queue(ORDERED), async move {
+                            run_steps(steps).await;
+                            v
+                        });
+                    let what = what.clone();
+                    self.defer(async move { expect_ok(&what, task.join(&sh).await, v) });
+                }
+                8 => {
+                    let task = self
+                        .sh
+                        .spawn_to(Kind::Panic, Target::Queue(ORDERED), async move {
+                            run_steps(steps).await;
+                            boom(v)
+                        });
+                    let what = what.clone();
+                    let msg = format!("{MARK} {v}");
+                    self.defer(async move { expect_panic(&what, task.join(&sh).await, &msg) });
+                }
+                _ => self.killed_after_poll(Target::Queue(ORDERED), steps),
+            }
+        }
+    }
+
+    /// A task that runs `steps` and then waits forever, aborted by a killer
+    /// task (on `system`) once it has started.
+    fn killed_after_poll(&mut self, target: Target, steps: Vec<Step>) {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let victim = self.sh.spawn_to(Kind::PolledCancel, target, async move {
+            let _ = started_tx.send(());
+            run_steps(steps).await;
+            pending::<u64>().await
+        });
+        let abort = victim.handle.abort_handle();
+        let killer = self.sh.spawn(Kind::Value, self.rng.via(), async move {
+            let _ = started_rx.await;
+            abort.abort();
+            7u64
+        });
+        let (sh, what) = (self.sh.clone(), self.what("aborted after its first poll"));
+        self.defer(async move {
+            expect_ok(&what, killer.join(&sh).await, 7);
+            expect_cancelled(&what, victim.join(&sh).await);
+        });
+    }
+
+    /// Holds every slot of `queue` with tasks that wait for a signal, queues
+    /// tasks behind them and aborts those (they never get a slot: never
+    /// polled), then gives the signal.
+    fn op_held(&mut self, queue: usize) {
+        let slots = self.sh.queues[queue].max_active;
+        let mut releases = Vec::new();
+        let mut holders = Vec::new();
+        for _ in 0..slots {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let v = self.rng.value();
+            releases.push(tx);
+            let task = self
+                .sh
+                .spawn_to(Kind::Value, Target::Queue(queue), async move {
+                    rx.await.expect("released");
+                    v
+                });
+            holders.push((task, v));
+        }
+        let after_holders = self.sh.queues[queue].queue.stats();
+        let mut victims = Vec::new();
+        for _ in 0..self.rng.range(1, 4) {
+            let v = self.rng.value();
+            let task = self
+                .sh
+                .spawn_to(Kind::Unpolled, Target::Queue(queue), async move { v });
+            if self.rng.chance(50) {
+                task.handle.abort();
+            } else {
+                task.handle.abort_handle().abort();
+            }
+            victims.push(task);
+        }
+        let after_victims = self.sh.queues[queue].queue.stats();
+        for tx in releases {
+            tx.send(()).expect("holder alive");
+        }
+        let (sh, what) = (self.sh.clone(), self.what("workqueue held"));
+        let what = format!(
+            "{what} on {}: after the holders {after_holders:?}, after the victims \
+             {after_victims:?}",
+            self.sh.queues[queue].name()
+        );
+        self.defer(async move {
+            for task in victims {
+                expect_cancelled(&what, task.join(&sh).await);
+            }
+            for (task, v) in holders {
+                expect_ok(&what, task.join(&sh).await, v);
+            }
+        });
+    }
+
+    /// Every worker blocked (in `wq::blocking`) on a latch that only a task
+    /// of the `mem_reclaim` queue opens, and no other worker allowed: its
+    /// rescuer must run that task.
+    fn op_rescue(&mut self) {
+        self.rescues_left -= 1;
+        let n = self.sh.max_workers;
+        let latch = Latch::default();
+        let open_guard = OpenOnDrop(latch.clone());
+        let entered = Arc::new(AtomicUsize::new(0));
+        let what = self.what("rescue");
+        let mut blockers = Vec::new();
+        for _ in 0..n {
+            let (latch, entered) = (latch.clone(), entered.clone());
+            blockers.push(self.sh.spawn(Kind::Value, self.rng.via(), async move {
+                wq::blocking(|| {
+                    entered.fetch_add(1, SeqCst);
+                    latch.wait()
+                })
+            }));
+        }
+        wait_until(&self.sh, &format!("{what}: every worker blocked"), || {
+            entered.load(SeqCst) == n
+        });
+        let reclaim = self.sh.queues[RECLAIM].queue.clone();
+        let before = reclaim.stats();
+        let v = self.rng.value();
+        let opener = latch.clone();
+        let releaser = self
+            .sh
+            .spawn_to(Kind::Value, Target::Queue(RECLAIM), async move {
+                opener.open();
+                (v, std::thread::current().name().map(str::to_owned))
+            });
+        let sh = self.sh.clone();
+        self.defer(async move {
+            // Opens the latch if this check is dropped unfinished.
+            let _open = open_guard;
+            match releaser.join(&sh).await {
+                Ok((got, Some(thread))) if got == v && thread.starts_with("wq-R-") => {}
+                other => panic!("{what}: expected Ok(({v}, a rescuer's thread)), got {other:?}"),
+            }
+            for blocker in blockers {
+                expect_ok(&what, blocker.join(&sh).await, true);
+            }
+            // The mayday may predate `before`: the pool starved as soon as
+            // every worker blocked, with other tasks of the queue waiting.
+            let after = reclaim.stats();
+            assert!(
+                after.rescued > before.rescued && after.mayday > 0,
+                "{what}: before {before:?}, after {after:?}"
+            );
+        });
     }
 
     /// End by shutdown: leave a variety of never-completing tasks (polled or
@@ -1674,6 +2643,92 @@ impl Driver {
                 }
             }
         }
+        // Workqueues at the shutdown: every slot of the limited and ordered
+        // queues held by a task that never completes, tasks queued behind
+        // the holders (never polled), delayed ones whose delay may or may
+        // not end first (then queued behind the holders), and pending and
+        // racing tasks on the `mem_reclaim` queue. Nothing else is queued
+        // on them now.
+        for queue in [LIMITED, ORDERED] {
+            if self.rng.chance(50) {
+                continue;
+            }
+            for _ in 0..sh.queues[queue].max_active {
+                let task = sh.spawn_to(Kind::Cancel, Target::Queue(queue), pending::<u64>());
+                left.tasks.push((task, None));
+            }
+            for _ in 0..self.rng.range(0, 3) {
+                let v = self.rng.value();
+                let task = sh.spawn_to(Kind::Unpolled, Target::Queue(queue), async move { v });
+                left.tasks.push((task, None));
+            }
+            if queue == LIMITED {
+                for _ in 0..self.rng.range(0, 3) {
+                    let v = self.rng.value();
+                    let delay = match self.rng.chance(50) {
+                        true => Duration::from_secs(3600),
+                        false => Duration::from_micros(self.rng.below(3001) as u64),
+                    };
+                    let task =
+                        sh.spawn_after(Kind::Unpolled, LIMITED, delay, false, async move { v });
+                    left.tasks.push((task, None));
+                }
+            }
+        }
+        if sh.queues.len() > RECLAIM {
+            for _ in 0..self.rng.range(0, 4) {
+                let v = self.rng.value();
+                let target = Target::Queue(RECLAIM);
+                if self.rng.chance(50) {
+                    let task = sh.spawn_to(Kind::Cancel, target, pending::<u64>());
+                    left.tasks.push((task, None));
+                } else {
+                    let steps = self.rng.steps(2);
+                    let task = sh.spawn_to(Kind::Racer, target, async move {
+                        run_steps(steps).await;
+                        v
+                    });
+                    left.tasks.push((task, Some(v)));
+                }
+            }
+        }
+        // Timers due around the shutdown, sleeps and spins inside polls.
+        for _ in 0..self.rng.range(0, 40) {
+            let (v, via) = (self.rng.value(), self.rng.via());
+            let d = Duration::from_micros(self.rng.below(5001) as u64);
+            match self.rng.below(5) {
+                0 | 1 => {
+                    let task = sh.spawn(Kind::Racer, via, async move {
+                        wq::time::sleep(d).await;
+                        v
+                    });
+                    left.tasks.push((task, Some(v)));
+                }
+                2 => {
+                    let task = sh.spawn(Kind::Cancel, via, async move {
+                        let mut interval = wq::time::interval(d + Duration::from_micros(500));
+                        loop {
+                            interval.tick().await;
+                        }
+                    });
+                    left.tasks.push((task, None));
+                }
+                3 => {
+                    let task = sh.spawn(Kind::Racer, via, async move {
+                        std::thread::sleep(d / 2);
+                        v
+                    });
+                    left.tasks.push((task, Some(v)));
+                }
+                _ => {
+                    let task = sh.spawn(Kind::Racer, via, async move {
+                        spin(d / 2);
+                        v
+                    });
+                    left.tasks.push((task, Some(v)));
+                }
+            }
+        }
         sh.sample();
         left.followups.push((unpolled_rx, unpolled_followups));
         left.followups.push((racer_rx, racer_followups));
@@ -1683,6 +2738,90 @@ impl Driver {
 
 // ---------------------------------------------------------------------------
 // Checks at the end of a run
+
+/// Clean end, after the driver's `block_on` returned: everything joined;
+/// wait for the detached work, then the pool must be empty and idle, and
+/// every workqueue's figures exact.
+fn quiesce(sh: &Shared) {
+    // A future is dropped just before its task leaves the registry.
+    wait_until(sh, "num_alive_tasks() == 0", || {
+        sh.metrics.num_alive_tasks() == 0
+    });
+    assert_eq!(sh.metrics.global_queue_depth(), 0, "queue depth when idle");
+    let m = &sh.metrics;
+    wait_until(sh, "every worker idle", || {
+        m.num_running_workers() == 0 && m.num_idle_workers() == m.num_workers()
+    });
+    let workers = m.num_workers();
+    // A current-thread runtime's `block_on` thread has left it: only its
+    // helpers, if any, are left.
+    let least = usize::from(!sh.current_thread);
+    assert!(
+        (least..=sh.max_workers).contains(&workers),
+        "{workers} workers with max_workers {}",
+        sh.max_workers
+    );
+    if let Some(threads) = pool_threads(&sh.prefix) {
+        assert_eq!(
+            threads, workers,
+            "threads named {:?} vs num_workers",
+            sh.prefix
+        );
+    }
+    sh.sample();
+    verify_queues(sh, "once idle", true);
+}
+
+/// Every workqueue's figures balance (nothing active or waiting, every task
+/// queued completed) and match what the harness queued; the `max_active`
+/// and ordered checks held; no timer is left. `exact_system`: also the
+/// number of `system` tasks (not when destructors spawned during a
+/// shutdown, which may or may not count them).
+fn verify_queues(sh: &Shared, stage: &str, exact_system: bool) {
+    let mut problems = Vec::new();
+    let system = sh.system.stats();
+    let queued = sh.system_queued.load(SeqCst) as u64;
+    if system.total != system.completed || system.active != 0 || system.inactive != 0 {
+        problems.push(format!("system does not balance: {system:?}"));
+    }
+    if exact_system && system.total != queued {
+        problems.push(format!(
+            "system counted {} tasks, the harness queued {queued}",
+            system.total
+        ));
+    }
+    for q in &sh.queues {
+        let s = q.queue.stats();
+        let name = q.name();
+        if s.total != s.completed || s.active != 0 || s.inactive != 0 {
+            problems.push(format!("{name} does not balance: {s:?}"));
+        }
+        let (sure, maybe) = (
+            q.queued.load(SeqCst) as u64,
+            q.maybe_queued.load(SeqCst) as u64,
+        );
+        if s.total < sure || s.total > sure + maybe {
+            problems.push(format!(
+                "{name} counted {} tasks, the harness queued {sure} and {maybe} delayed",
+                s.total
+            ));
+        }
+        let (in_flight, high) = (q.in_flight.load(SeqCst), q.high_water.load(SeqCst));
+        if in_flight != 0 || high > q.max_active || s.max_active != q.max_active {
+            problems.push(format!(
+                "{name}: {in_flight} in flight, high water {high}, max_active {}: {s:?}",
+                q.max_active
+            ));
+        }
+    }
+    let timers = sh.metrics.num_pending_timers();
+    if timers != 0 {
+        problems.push(format!("{timers} timers pending"));
+    }
+    if !problems.is_empty() {
+        panic!("{stage}:\n  {}{}", problems.join("\n  "), sh.report());
+    }
+}
 
 /// Invariants that hold once every future is gone, joined or not.
 fn verify_drops(sh: &Shared, stage: &str) {
@@ -1821,8 +2960,17 @@ enum End {
 
 #[derive(Debug)]
 struct Plan {
+    /// A current-thread runtime (its `block_on` thread is the one worker,
+    /// with `max_workers - 1` helpers at most); otherwise multi-thread.
+    current_thread: bool,
     workers: usize,
     max_workers: usize,
+    blocking_threshold: Duration,
+    cpu_intensive_threshold: Duration,
+    /// `max_active` of the limited queue.
+    max_active: usize,
+    /// Whether the run has a `mem_reclaim` queue.
+    reclaim: bool,
     ops: usize,
     end: End,
     max_outstanding: usize,
@@ -1831,8 +2979,18 @@ struct Plan {
 impl Plan {
     fn new(seed: u64, ops: usize) -> (Plan, Rng) {
         let mut rng = Rng(seed);
-        let workers = rng.range(1, 3);
-        let max_workers = rng.range(workers, workers + 6);
+        let current_thread = rng.chance(20);
+        let (workers, max_workers) = if current_thread {
+            (1, rng.range(1, 4))
+        } else {
+            let workers = rng.range(1, 3);
+            (workers, rng.range(workers, workers + 6))
+        };
+        let blocking_threshold = Duration::from_micros([1000, 1000, 500, 250][rng.below(4)]);
+        // Mostly below the default 10 ms, so that hogs cost less.
+        let cpu_intensive_threshold = Duration::from_millis([2, 3, 5, 10][rng.below(4)]);
+        let max_active = rng.range(1, 4);
+        let reclaim = rng.chance(60);
         let end = match rng.below(10) {
             0..=4 => End::Clean,
             5..=7 => End::Drop,
@@ -1840,8 +2998,13 @@ impl Plan {
         };
         let max_outstanding = rng.range(1, 64);
         let plan = Plan {
+            current_thread,
             workers,
             max_workers,
+            blocking_threshold,
+            cpu_intensive_threshold,
+            max_active,
+            reclaim,
             ops,
             end,
             max_outstanding,
@@ -1861,17 +3024,47 @@ fn run(seed: u64, ops: usize) -> String {
         RUN.fetch_add(1, SeqCst) & 0xffff,
         seed & 0xff_ffff
     );
-    let rt = wq::Builder::new()
-        .workers(plan.workers)
+    let builder = match plan.current_thread {
+        true => wq::Builder::new_current_thread(),
+        false => wq::Builder::new().workers(plan.workers),
+    };
+    let rt = builder
         .max_workers(plan.max_workers)
+        .blocking_threshold(plan.blocking_threshold)
+        .cpu_intensive_threshold(plan.cpu_intensive_threshold)
         .thread_name(prefix.clone())
         .build()
         .expect("build runtime");
+    let system = {
+        let _enter = rt.enter();
+        wq::system()
+    };
+    let queue = |name: &str| wq::Workqueue::builder(format!("{prefix}{name}")).handle(rt.handle());
+    let build = |builder: wq::WorkqueueBuilder| builder.build().expect("build a workqueue");
+    let mut queues = vec![
+        Queue::new(
+            build(queue("l").max_active(plan.max_active)),
+            plan.max_active,
+            false,
+        ),
+        Queue::new(build(queue("o").ordered()), 1, true),
+    ];
+    if plan.reclaim {
+        let reclaim = build(queue("r").mem_reclaim());
+        let max_active = reclaim.stats().max_active;
+        queues.push(Queue::new(reclaim, max_active, false));
+    }
     let sh = Arc::new(Shared {
+        start: Instant::now(),
         prefix: prefix.clone(),
         max_workers: plan.max_workers,
+        current_thread: plan.current_thread,
+        cpu_intensive_threshold: plan.cpu_intensive_threshold,
         handle: rt.handle().clone(),
         metrics: rt.handle().metrics(),
+        system,
+        system_queued: AtomicUsize::new(0),
+        queues,
         cats: KINDS.iter().map(|_| Cat::default()).collect(),
         peak_workers: AtomicUsize::new(0),
         peak_threads: AtomicUsize::new(0),
@@ -1887,12 +3080,17 @@ fn run(seed: u64, ops: usize) -> String {
         sh: sh.clone(),
         rng,
         workers: plan.workers,
+        rescues_left: RESCUES,
+        trace: std::env::var_os("WQ_STRESS_TRACE").is_some(),
         outstanding: VecDeque::new(),
         max_outstanding: plan.max_outstanding,
         op: 0,
     };
     let left = rt.block_on(driver.run(plan.ops, plan.end == End::Clean));
     drop(driver);
+    if plan.end == End::Clean {
+        quiesce(&sh);
+    }
     let late_handle = rt.handle().clone();
     match plan.end {
         End::ShutdownTimeout => rt.shutdown_timeout(Duration::from_secs(60)),
@@ -1905,6 +3103,7 @@ fn run(seed: u64, ops: usize) -> String {
     assert_eq!(m.num_alive_tasks(), 0, "tasks alive after shutdown");
     assert_eq!(m.global_queue_depth(), 0, "queued after shutdown");
     verify_drops(&sh, "right after shutdown");
+    verify_queues(&sh, "right after shutdown", plan.end == End::Clean);
 
     // Spawning now is refused: cancelled at once, never polled.
     let late = vec![sh.spawn(Kind::Unpolled, Via::Handle, async { 1u64 }), {
@@ -2051,9 +3250,10 @@ fn random_operation_mixes_keep_exact_invariants() {
         match result {
             Ok(summary) => println!("run {i}: {summary}"),
             Err(payload) => panic!(
-                "seed {seed:#018x}: {}\n(replay with WQ_STRESS_SEED={seed:#018x} \
+                "seed {seed:#018x}: {}\n{:?}\n(replay with WQ_STRESS_SEED={seed:#018x} \
                  WQ_STRESS_OPS={ops})",
-                payload_text(&*payload)
+                payload_text(&*payload),
+                Plan::new(seed, ops).0
             ),
         }
         seed = splitmix(seed);
