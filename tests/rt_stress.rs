@@ -28,6 +28,14 @@
 //!   same operations only with the same value.
 //! - `WQ_STRESS_TRACE` (any value): print each operation, and each deferred
 //!   check as it starts and ends, on stderr: where a hanging seed stops.
+//! - `WQ_STRESS_SOAK_SECS`: a soak: runs back to back for this many seconds
+//!   (instead of `WQ_STRESS_RUNS`), with the process's resident set and
+//!   thread count sampled every second. At the end the test prints them per
+//!   minute, writes every sample to `WQ_STRESS_SOAK_CSV` (default
+//!   `target/rt_stress_soak.csv`), and fails if either grew from the second
+//!   minute to the last (`tests/support/soak.rs`). The soak in
+//!   BENCHMARKS.md is `WQ_STRESS_SOAK_SECS=600 cargo test --release --test
+//!   rt_stress -- --nocapture`.
 //!
 //! A failure panics with `seed 0x...: ` followed by what broke. A run that
 //! hangs is reported the same way on stderr and aborts the process.
@@ -3240,10 +3248,25 @@ fn random_operation_mixes_keep_exact_invariants() {
             .map_or(0, |d| d.as_nanos() as u64);
         splitmix(nanos ^ (u64::from(std::process::id()) << 32))
     });
-    println!("rt_stress: {runs} run(s) of {ops} operations, first seed {base:#018x}");
+    let soak = env_number("WQ_STRESS_SOAK_SECS").map(Duration::from_secs);
+    let (runs, deadline) = match soak {
+        Some(soak) => (usize::MAX, Some(Instant::now() + soak)),
+        None => (runs, None),
+    };
+    match soak {
+        Some(soak) => println!(
+            "rt_stress: soak of {soak:?}, runs of {ops} operations, first seed {base:#018x}"
+        ),
+        None => println!("rt_stress: {runs} run(s) of {ops} operations, first seed {base:#018x}"),
+    }
+    let sampler = soak.map(|_| support::soak::Sampler::start());
     let limit = Duration::from_secs(120) + Duration::from_millis(20 * ops as u64);
     let mut seed = base;
     for i in 0..runs {
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            println!("rt_stress: soak over after {i} runs");
+            break;
+        }
         let disarm = watchdog(seed, limit);
         let result = panic::catch_unwind(AssertUnwindSafe(|| run(seed, ops)));
         drop(disarm);
@@ -3257,5 +3280,25 @@ fn random_operation_mixes_keep_exact_invariants() {
             ),
         }
         seed = splitmix(seed);
+    }
+    if let Some(sampler) = sampler {
+        check_soak(sampler.finish());
+    }
+}
+
+/// Prints a soak's per-minute RSS and thread figures, writes every sample
+/// to `WQ_STRESS_SOAK_CSV` (default `target/rt_stress_soak.csv`), and
+/// fails if either grew (`support::soak::report` says how that is judged).
+fn check_soak(samples: Vec<support::soak::Sample>) {
+    let report = support::soak::report(&samples);
+    let path = std::env::var("WQ_STRESS_SOAK_CSV")
+        .unwrap_or_else(|_| "target/rt_stress_soak.csv".to_string());
+    match std::fs::write(&path, &report.csv) {
+        Ok(()) => println!("rt_stress: {} samples written to {path}", samples.len()),
+        Err(err) => println!("rt_stress: could not write {path}: {err}"),
+    }
+    println!("{}", report.table);
+    if let Err(growth) = report.flat {
+        panic!("soak: {growth}");
     }
 }
