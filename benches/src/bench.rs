@@ -396,10 +396,15 @@ fn run(options: &Options, selected: &[Entry], args: Vec<String>) -> io::Result<(
     if options.write {
         let plot = "docs/bench-ratios.svg";
         write(&root.join(plot), &svg)?;
-        write(
-            &root.join("BENCHMARKS.md"),
-            &report::markdown(&report, plot),
-        )?;
+        let mut markdown = report::markdown(&report, plot);
+        // The soak runs outside this runner (tests/rt_stress.rs with
+        // WQ_STRESS_SOAK_SECS); its last result is kept in
+        // benches/soak.md and carried into BENCHMARKS.md.
+        if let Ok(soak) = fs::read_to_string(bench_dir.join("soak.md")) {
+            markdown.push('\n');
+            markdown.push_str(&soak);
+        }
+        write(&root.join("BENCHMARKS.md"), &markdown)?;
     }
     Ok(())
 }

@@ -91,7 +91,8 @@ fn read(start: Instant) -> Option<Sample> {
 
 /// Per-minute figures of a soak: a table (minute, samples, RSS min /
 /// median / max in MiB, threads min / median / max), the samples as CSV,
-/// and whether RSS and threads stayed flat: the last minute's median RSS is
+/// and whether RSS and threads stayed flat: over whole minutes (at least 30
+/// samples), the last minute's median RSS is
 /// at most the second minute's (the first is warm-up: the allocator's
 /// arenas and caches fill) times 1.10 plus 8 MiB, and the last minute's
 /// most threads at most the second minute's most plus 2 (threads come and
@@ -156,8 +157,16 @@ pub fn report(samples: &[Sample]) -> Report {
             sample.at, sample.rss_kib, sample.threads
         );
     }
-    let flat = match (stats.get(1), stats.last()) {
-        (Some(second), Some(last)) if stats.len() >= 3 => {
+    // Judged on whole minutes: a last one cut short by the deadline has too
+    // few samples to say anything.
+    let whole: Vec<_> = minutes
+        .iter()
+        .zip(&stats)
+        .filter(|(m, _)| m.len() >= 30)
+        .map(|(_, s)| *s)
+        .collect();
+    let flat = match (whole.get(1), whole.last()) {
+        (Some(second), Some(last)) if whole.len() >= 3 => {
             let rss_limit = second.1 as f64 * 1.10 + 8.0 * 1024.0;
             if last.1 as f64 > rss_limit {
                 Err(format!(
