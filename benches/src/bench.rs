@@ -23,6 +23,7 @@ mod rt;
 mod stats;
 mod suite;
 mod sys;
+mod tools;
 mod topology;
 mod workloads;
 

@@ -260,7 +260,7 @@ pub struct HttpComparison<T> {
 /// Measures `http_hello`: `config.http_rounds` rounds of one `wrk` run
 /// ([`run_wrk`]) against each runtime's server, wq first in even rounds
 /// and tokio first in odd ones. `wrk` is the program to run (see
-/// [`find_wrk`]).
+/// [`ensure_wrk`]).
 pub fn http_hello(
     config: &Config,
     wrk: &Path,
@@ -367,42 +367,10 @@ pub fn serve_until_killed(runtime: &str, workers: usize) -> io::Result<()> {
     }
 }
 
-/// Finds `wrk` on `PATH`.
-pub fn find_wrk() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(WRK))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Finds `wrk` on `PATH`; if it is not there, tries to install it with
-/// `apt-get install -y wrk` (which needs root, on Debian or Ubuntu), and
-/// looks again. The error says what was tried and how to install it.
+/// Finds `wrk` on `PATH`, or installs it with `apt-get` (see
+/// [`crate::tools::find_or_install`]).
 pub fn ensure_wrk() -> Result<PathBuf, String> {
-    if let Some(wrk) = find_wrk() {
-        return Ok(wrk);
-    }
-    eprintln!("bench: {WRK} not found on PATH; trying `apt-get install -y {WRK}`");
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", WRK])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let tried = match installed {
-        Ok(status) if status.success() => {
-            format!("`apt-get install -y {WRK}` succeeded, but it is still not there")
-        }
-        Ok(status) => format!("`apt-get install -y {WRK}` did not install it ({status})"),
-        Err(err) => format!("`apt-get` could not be run ({err})"),
-    };
-    find_wrk().ok_or_else(|| {
-        format!(
-            "{WRK} is not on PATH, and {tried}. Install it (Debian or Ubuntu: `sudo apt-get \
-             install {WRK}`; elsewhere from https://github.com/wg/wrk) and run again, e.g. with \
-             `--filter http_hello`"
-        )
-    })
+    crate::tools::find_or_install(WRK, WRK, "from https://github.com/wg/wrk", "http_hello")
 }
 
 /// What one `wrk` run reported.

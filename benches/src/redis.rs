@@ -322,45 +322,15 @@ pub fn parse_csv(output: &str) -> Result<RedisRun, String> {
     })
 }
 
-/// Finds `redis-benchmark` on `PATH`.
-pub fn find_redis_benchmark() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(REDIS_BENCHMARK))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Finds `redis-benchmark` on `PATH`; if it is not there, tries
-/// `apt-get install -y redis-tools` (which needs root, on Debian or
-/// Ubuntu), and looks again. The error says what was tried and how to
-/// install it.
+/// Finds `redis-benchmark` on `PATH`, or installs `redis-tools` with
+/// `apt-get` (see [`crate::tools::find_or_install`]).
 pub fn ensure_redis_benchmark() -> Result<PathBuf, String> {
-    if let Some(found) = find_redis_benchmark() {
-        return Ok(found);
-    }
-    eprintln!(
-        "bench: {REDIS_BENCHMARK} not found on PATH; trying `apt-get install -y {REDIS_PACKAGE}`"
-    );
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", REDIS_PACKAGE])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let tried = match installed {
-        Ok(status) if status.success() => {
-            format!("`apt-get install -y {REDIS_PACKAGE}` succeeded, but it is still not there")
-        }
-        Ok(status) => format!("`apt-get install -y {REDIS_PACKAGE}` did not install it ({status})"),
-        Err(err) => format!("`apt-get` could not be run ({err})"),
-    };
-    find_redis_benchmark().ok_or_else(|| {
-        format!(
-            "{REDIS_BENCHMARK} is not on PATH, and {tried}. Install it (Debian or Ubuntu: `sudo \
-             apt-get install {REDIS_PACKAGE}`; elsewhere it comes with Redis) and run again, \
-             e.g. with `--filter redis`"
-        )
-    })
+    crate::tools::find_or_install(
+        REDIS_BENCHMARK,
+        REDIS_PACKAGE,
+        "it comes with Redis",
+        "redis",
+    )
 }
 
 /// `redis_kv` figures: what `redis-benchmark` reported, per test the
@@ -687,7 +657,7 @@ mod tests {
     /// Both servers answer redis-benchmark, briefly, if it is installed.
     #[test]
     fn redis_benchmark_against_both_servers() {
-        let Some(benchmark) = find_redis_benchmark() else {
+        let Some(benchmark) = crate::tools::find(REDIS_BENCHMARK) else {
             eprintln!("{REDIS_BENCHMARK} not on PATH ({REDIS_PACKAGE}): skipped");
             return;
         };
