@@ -1,36 +1,13 @@
 //! `wq::task::id` and `try_id`: the id of the task being run, on every
 //! kind of task.
 
+#[macro_use]
+mod support;
+
 use std::future::pending;
 use std::sync::mpsc;
 
 use wq::task::{spawn_local, try_id, yield_now, Id, LocalSet};
-
-/// Every test of this module runs on a current-thread runtime and on a
-/// multi-thread one of two workers.
-macro_rules! on_both_flavors {
-    ($($tests:tt)*) => {
-        mod current_thread {
-            use super::*;
-
-            fn rt() -> wq::Runtime {
-                wq::Builder::new_current_thread().build().unwrap()
-            }
-
-            $($tests)*
-        }
-
-        mod multi_thread {
-            use super::*;
-
-            fn rt() -> wq::Runtime {
-                wq::Builder::new_multi_thread().worker_threads(2).build().unwrap()
-            }
-
-            $($tests)*
-        }
-    };
-}
 
 on_both_flavors! {
     #[test]

@@ -1,5 +1,6 @@
 //! Task-local storage: `wq::task_local!`, `LocalKey` and `TaskLocalFuture`.
 
+#[macro_use]
 mod support;
 
 use std::cell::Cell;
@@ -56,32 +57,6 @@ impl Drop for DropCount {
 
 wq::task_local! {
     static COUNTED: DropCount;
-}
-
-/// Every test of this module runs on a current-thread runtime and on a
-/// multi-thread one of two workers.
-macro_rules! on_both_flavors {
-    ($($tests:tt)*) => {
-        mod current_thread {
-            use super::*;
-
-            fn rt() -> wq::Runtime {
-                wq::Builder::new_current_thread().build().unwrap()
-            }
-
-            $($tests)*
-        }
-
-        mod multi_thread {
-            use super::*;
-
-            fn rt() -> wq::Runtime {
-                wq::Builder::new_multi_thread().worker_threads(2).build().unwrap()
-            }
-
-            $($tests)*
-        }
-    };
 }
 
 on_both_flavors! {

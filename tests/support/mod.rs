@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 pub mod soak;
 
@@ -162,4 +162,31 @@ where
         }
         socket.write_all(&buf[..n]).await.unwrap();
     }
+}
+
+/// Runs every test given to it on a current-thread runtime and on a
+/// multi-thread one of two workers (`rt()` builds the runtime of each).
+/// Use with `#[macro_use] mod support;`.
+macro_rules! on_both_flavors {
+    ($($tests:tt)*) => {
+        mod current_thread {
+            use super::*;
+
+            fn rt() -> wq::Runtime {
+                wq::Builder::new_current_thread().build().unwrap()
+            }
+
+            $($tests)*
+        }
+
+        mod multi_thread {
+            use super::*;
+
+            fn rt() -> wq::Runtime {
+                wq::Builder::new_multi_thread().worker_threads(2).build().unwrap()
+            }
+
+            $($tests)*
+        }
+    };
 }
