@@ -61,6 +61,7 @@ use std::any::Any;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::{pending, Future};
+use std::io::Write as _;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -3223,7 +3224,10 @@ fn watchdog(seed: u64, limit: Duration) -> mpsc::Sender<()> {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!(
+            // Straight to stderr: the test harness captures `eprintln!`,
+            // and the capture is lost when the process aborts.
+            let _ = writeln!(
+                std::io::stderr(),
                 "seed {seed:#018x}: run did not finish within {limit:?} (hang); replay with \
                  WQ_STRESS_SEED={seed:#018x}"
             );

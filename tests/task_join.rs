@@ -75,6 +75,41 @@ fn abort_handle_works_from_another_thread() {
     assert_eq!(counters.drops(), 1);
 }
 
+/// An abort handle made while its task finishes on a worker sees the task
+/// finished once the join handle does: the two are told through different
+/// flags (the abort handles' are made with the first of them), and neither
+/// side may miss the other.
+#[test]
+fn abort_handles_made_as_tasks_finish_see_them_finished() {
+    let rt = wq::Runtime::new().unwrap();
+    for _ in 0..5_000 {
+        let handle = rt.spawn(async {});
+        let abort = handle.abort_handle();
+        while !handle.is_finished() {
+            std::hint::spin_loop();
+        }
+        assert!(abort.is_finished());
+        let late = handle.abort_handle();
+        assert!(late.is_finished());
+        // Aborting a finished task keeps its result.
+        abort.abort();
+        rt.block_on(handle).unwrap();
+        assert!(late.is_finished());
+    }
+}
+
+#[test]
+fn abort_handle_of_an_unspawned_task_is_finished() {
+    let rt = wq::Runtime::new().unwrap();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let refused = handle.spawn(async {});
+    let abort = refused.abort_handle();
+    assert!(abort.is_finished());
+    abort.abort();
+    assert_eq!(abort.id(), refused.id());
+}
+
 #[test]
 fn join_error_reports_panics() {
     let rt = wq::Runtime::new().unwrap();

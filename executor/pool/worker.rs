@@ -399,13 +399,13 @@ impl Local {
     /// watched. If the watcher took this worker out of `nr_running` during
     /// the poll (it was stuck), the worker counts as running again after it.
     fn run_task(&self, runnable: Runnable) {
-        let tag = *runnable.metadata();
-        self.queue.set(tag.queue.0);
+        let tag = runnable.metadata();
+        let (id, queue) = (tag.id, tag.queue);
+        self.queue.set(queue.0);
         // One span per poll, for tracing-based profilers; compiled out
         // without the feature.
         #[cfg(feature = "trace-polls")]
-        let _span =
-            tracing::trace_span!("poll", task.id = tag.id.as_u64(), queue = tag.queue.0).entered();
+        let _span = tracing::trace_span!("poll", task.id = id.as_u64(), queue = queue.0).entered();
         if !self.stamped {
             // A task's panic is caught inside it; this guards against a
             // panicking waker or schedule hook.
@@ -414,7 +414,7 @@ impl Local {
         }
         let seq = self.seq.get().wrapping_add(1);
         self.seq.set(seq);
-        self.me.stamp.begin(seq, tag.id.as_u64(), tag.queue.0);
+        self.me.stamp.begin(seq, id.as_u64(), queue.0);
         let _ = catch_unwind(AssertUnwindSafe(|| coop::budget(|| runnable.run())));
         if self.me.stamp.end(seq) {
             self.shared.rejoin_after_detection();

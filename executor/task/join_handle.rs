@@ -4,12 +4,13 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use async_task::FallibleTask;
+use async_task::{FallibleTask, Task};
 
-use super::harness::Header;
+use super::harness::Shared;
 use super::{Id, JoinError, Tag};
 
 /// An owned permission to join a task: awaiting it yields the task's output,
@@ -27,7 +28,10 @@ use super::{Id, JoinError, Tag};
 /// ```
 pub struct JoinHandle<T> {
     task: Option<FallibleTask<Result<T, JoinError>, Tag>>,
-    header: Arc<Header>,
+    /// `task`'s metadata (async-task keeps it in the task's allocation,
+    /// and `FallibleTask` does not lend it out).
+    tag: TagRef,
+    id: Id,
     /// Wakes the task so that it notices an abort. `None` for a task that was
     /// never spawned (the runtime had shut down).
     waker: Option<Waker>,
@@ -36,14 +40,11 @@ pub struct JoinHandle<T> {
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(
-        task: FallibleTask<Result<T, JoinError>, Tag>,
-        header: Arc<Header>,
-        waker: Waker,
-    ) -> JoinHandle<T> {
+    pub(crate) fn new(task: Task<Result<T, JoinError>, Tag>, waker: Waker) -> JoinHandle<T> {
         JoinHandle {
-            task: Some(task),
-            header,
+            id: task.metadata().id,
+            tag: TagRef(NonNull::from(task.metadata())),
+            task: Some(task.fallible()),
             waker: Some(waker),
             done: false,
         }
@@ -51,10 +52,11 @@ impl<T> JoinHandle<T> {
 
     /// A handle for a spawn refused because the runtime is shut down: it
     /// resolves at once to a cancellation.
-    pub(crate) fn rejected(header: Arc<Header>) -> JoinHandle<T> {
+    pub(crate) fn rejected(id: Id) -> JoinHandle<T> {
         JoinHandle {
             task: None,
-            header,
+            tag: TagRef(NonNull::dangling()),
+            id,
             waker: None,
             done: false,
         }
@@ -74,7 +76,10 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn abort(&self) {
-        abort(&self.header, self.waker.as_ref());
+        if let Some(tag) = self.tag() {
+            tag.state.abort();
+        }
+        wake_to_abort(self.waker.as_ref());
     }
 
     /// Whether the task has finished (completed, panicked or been
@@ -108,22 +113,45 @@ impl<T> JoinHandle<T> {
     /// # });
     /// ```
     pub fn abort_handle(&self) -> AbortHandle {
+        let shared = match self.tag() {
+            Some(tag) => tag.state.shared(),
+            None => Shared::finished(),
+        };
         AbortHandle {
-            header: self.header.clone(),
+            id: self.id,
+            shared,
             waker: self.waker.clone(),
         }
     }
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.header.id
+        self.id
+    }
+
+    /// The task's metadata, while this handle holds the task.
+    fn tag(&self) -> Option<&Tag> {
+        // SAFETY: `tag` points to the metadata of `task`'s allocation, which
+        // async-task frees only after every handle to it is gone; `task`
+        // is one, so the metadata lives at least as long as `task` is
+        // `Some`. It is only read (`Tag` is `Sync`).
+        self.task.as_ref().map(|_| unsafe { self.tag.0.as_ref() })
     }
 }
 
-fn abort(header: &Header, waker: Option<&Waker>) {
-    header.abort();
+/// A `&Tag` whose lifetime is its `JoinHandle`'s `task` field.
+struct TagRef(NonNull<Tag>);
+
+// SAFETY: a `TagRef` is used as a shared reference to a `Tag`, which is
+// `Sync`; so, as for `&Tag`, it may be sent to and shared with other threads.
+unsafe impl Send for TagRef {}
+// SAFETY: as above.
+unsafe impl Sync for TagRef {}
+
+/// After an abort flag is set: the task notices the flag at its next poll;
+/// makes sure there is one.
+fn wake_to_abort(waker: Option<&Waker>) {
     if let Some(waker) = waker {
-        // The task notices the flag at its next poll; make sure there is one.
         waker.wake_by_ref();
     }
 }
@@ -134,7 +162,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "JoinHandle polled after completion");
         let unit = std::task::ready!(super::coop::poll_proceed(cx));
-        let id = self.header.id;
+        let id = self.id;
         let result = match self.task.as_mut() {
             Some(task) => match Pin::new(task).poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -162,9 +190,7 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle")
-            .field("id", &self.header.id)
-            .finish()
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
     }
 }
 
@@ -182,32 +208,32 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// ```
 #[derive(Clone)]
 pub struct AbortHandle {
-    header: Arc<Header>,
+    id: Id,
+    shared: Arc<Shared>,
     waker: Option<Waker>,
 }
 
 impl AbortHandle {
     /// Cancels the task; see [`JoinHandle::abort`].
     pub fn abort(&self) {
-        abort(&self.header, self.waker.as_ref());
+        self.shared.abort();
+        wake_to_abort(self.waker.as_ref());
     }
 
     /// Whether the task has finished: completed, panicked or been dropped
     /// after cancellation.
     pub fn is_finished(&self) -> bool {
-        self.header.is_finished()
+        self.shared.is_finished()
     }
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.header.id
+        self.id
     }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AbortHandle")
-            .field("id", &self.header.id)
-            .finish()
+        f.debug_struct("AbortHandle").field("id", &self.id).finish()
     }
 }

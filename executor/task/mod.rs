@@ -46,8 +46,9 @@ pub mod futures {
 /// A scheduled task as the pool sees it: runs one poll.
 pub(crate) type Runnable = async_task::Runnable<Tag>;
 
-/// What the pool reads of a scheduled task.
-#[derive(Clone, Copy, Debug)]
+/// What the pool reads of a scheduled task: async-task's metadata, kept in
+/// the task's allocation.
+#[derive(Debug)]
 pub(crate) struct Tag {
     /// Published in the worker's poll stamp while the task is polled.
     pub(crate) id: Id,
@@ -56,6 +57,8 @@ pub(crate) struct Tag {
     pub(crate) rescuer: u64,
     /// Its workqueue's counters, published in the poll stamp too.
     pub(crate) queue: stats::QueueId,
+    /// What the task shares with its handles.
+    pub(crate) state: harness::TaskState,
 }
 
 /// The `rescuer` tag of a task whose workqueue has none.

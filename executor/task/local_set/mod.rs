@@ -4,8 +4,9 @@
 //! # Threads
 //!
 //! A `LocalSet` is `!Send`: it is created, polled and dropped on one
-//! thread, its *owner*. Its tasks are async-task's local tasks, which panic
-//! if they are polled or dropped on another thread, so every runnable of the
+//! thread, its *owner*. Its tasks check their thread: one polled on another
+//! thread panics, one dropped on another thread aborts the process (its
+//! future need not be `Send`; `task/harness.rs`), so every runnable of the
 //! set must end up run or dropped by the owner. Their wakers are `Send`
 //! all the same, and a wake may come from anywhere: a worker firing a timer
 //! or dispatching I/O, a std thread sending on a channel, an abort.
