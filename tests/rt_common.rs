@@ -109,11 +109,16 @@ rt_test! {
     fn yielding_tasks_take_turns() {
         let rt = rt();
         let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // Both start their turns once both are running: without it, a
+        // worker may finish the first before the second is even spawned.
+        let start = Arc::new(tokio::sync::Barrier::new(2));
         rt.block_on(async {
             let tasks: Vec<_> = (0..2)
                 .map(|id| {
                     let log = log.clone();
+                    let start = start.clone();
                     wq::spawn(async move {
+                        start.wait().await;
                         for _ in 0..3 {
                             log.lock().unwrap().push(id);
                             wq::task::yield_now().await;

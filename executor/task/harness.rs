@@ -3,16 +3,18 @@
 //!
 //! The allocation, the state machine, the waker and the join slot are
 //! async-task's; this file adds what a runtime needs on top: `TaskState`
-//! (abort and finished flags, shared with the handles, kept in the task's
-//! metadata) and `TaskFuture` (the wrapper polled by the pool). The task's
-//! id is the thread's current one ([`wq::task::id`](super::id)) while its
-//! future is polled or dropped.
+//! (abort and finished flags and the task's registration, shared with the
+//! handles, kept in the task's metadata) and `TaskFuture` (the wrapper
+//! polled by the pool). The task's id is the thread's current one
+//! ([`wq::task::id`](super::id)) while its future is polled or dropped.
 //!
-//! One allocation per task: the flags are in async-task's metadata, which
-//! the future borrows, rather than in an `Arc` of their own. That saves an
-//! allocation, its free and three reference-count updates per spawn; a
-//! chain of 1,000 spawns runs 10-14% faster for it (README, "Unsafe
-//! code"). The borrow is what needs `spawn_unchecked`.
+//! One allocation per task, and no reference counting for the handles:
+//! the flags are in async-task's metadata, which the future borrows,
+//! rather than in an `Arc` of their own, and an abort wakes the task
+//! through the waker its registration holds (`Registry::wake`) rather than
+//! through a waker of the `JoinHandle`'s own. That saves an allocation, its
+//! free and five reference-count updates per spawn (README, "Unsafe code",
+//! has the measurement). The borrow is what needs `spawn_unchecked`.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -35,8 +37,10 @@ use super::{Runnable, Tag};
 /// of async-task's metadata (the [`Tag`]), so a spawn allocates once: the
 /// future borrows it (see [`spawn`]), a `JoinHandle` reads it through its
 /// task. An [`AbortHandle`](super::AbortHandle) cannot reach the cell, so
-/// the first one made creates [`Shared`], which the task reads too.
-#[derive(Debug, Default)]
+/// the first one made creates [`Shared`], which the task reads too. The
+/// registry and key are the future's (it unregisters itself when dropped)
+/// and the handles' (an abort wakes the task through its registration).
+#[derive(Debug)]
 pub(crate) struct TaskState {
     /// Set by `JoinHandle::abort`. Release on set, Acquire on read: the
     /// task sees the flag no later than the wakeup that follows it.
@@ -46,21 +50,33 @@ pub(crate) struct TaskState {
     finished: AtomicBool,
     /// The abort handles' part, made with the first abort handle.
     shared: OnceLock<Arc<Shared>>,
+    /// Where the task is registered: its waker is there, for aborts.
+    registry: Arc<Registry>,
+    key: Key,
 }
 
-/// The flags a task shares with its abort handles.
-#[derive(Debug, Default)]
+/// What a task shares with its abort handles.
+#[derive(Debug)]
 pub(crate) struct Shared {
+    id: Id,
     /// Set by `AbortHandle::abort`; orderings as `TaskState::aborted`.
     aborted: AtomicBool,
     /// Set when the task's future has been dropped. Release on set,
     /// Acquire on read.
     finished: AtomicBool,
+    /// Where the task is registered; `None` if it never was.
+    registered: Option<(Arc<Registry>, Key)>,
 }
 
 impl TaskState {
-    pub(crate) fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
+    fn new(registry: Arc<Registry>, key: Key) -> TaskState {
+        TaskState {
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            shared: OnceLock::new(),
+            registry,
+            key,
+        }
     }
 
     fn is_aborted(&self) -> bool {
@@ -82,9 +98,19 @@ impl TaskState {
         }
     }
 
-    /// The abort handles' part, made on first use.
-    pub(crate) fn shared(&self) -> Arc<Shared> {
-        let shared = self.shared.get_or_init(Arc::default).clone();
+    /// The abort handles' part of task `id`, made on first use.
+    fn shared(&self, id: Id) -> Arc<Shared> {
+        let shared = self
+            .shared
+            .get_or_init(|| {
+                Arc::new(Shared {
+                    id,
+                    aborted: AtomicBool::new(false),
+                    finished: AtomicBool::new(false),
+                    registered: Some((self.registry.clone(), self.key)),
+                })
+            })
+            .clone();
         fence(Ordering::SeqCst);
         if self.finished.load(Ordering::Acquire) {
             shared.finished.store(true, Ordering::Release);
@@ -94,16 +120,27 @@ impl TaskState {
 }
 
 impl Shared {
-    /// A task that was never spawned (the runtime had shut down).
-    pub(crate) fn finished() -> Arc<Shared> {
+    /// Task `id`, never spawned (the runtime had shut down).
+    pub(crate) fn finished(id: Id) -> Arc<Shared> {
         Arc::new(Shared {
+            id,
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(true),
+            registered: None,
         })
     }
 
+    pub(crate) fn id(&self) -> Id {
+        self.id
+    }
+
+    /// `AbortHandle::abort`: sets the flag, then wakes the task so that it
+    /// notices the flag at its next poll.
     pub(crate) fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
+        if let Some((registry, key)) = &self.registered {
+            registry.wake(*key, self.id);
+        }
     }
 
     pub(crate) fn is_finished(&self) -> bool {
@@ -112,13 +149,26 @@ impl Shared {
 }
 
 impl Tag {
-    fn new(id: Id, rescuer: u64, queue: QueueId) -> Tag {
+    fn new(id: Id, rescuer: u64, queue: QueueId, registry: Arc<Registry>, key: Key) -> Tag {
         Tag {
             id,
             rescuer,
             queue,
-            state: TaskState::default(),
+            state: TaskState::new(registry, key),
         }
+    }
+
+    /// `JoinHandle::abort`: sets the flag, then wakes the task (through
+    /// the waker its registration holds) so that it notices the flag at
+    /// its next poll.
+    pub(crate) fn abort(&self) {
+        self.state.aborted.store(true, Ordering::Release);
+        self.state.registry.wake(self.state.key, self.id);
+    }
+
+    /// The abort handles' part, made on first use.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.state.shared(self.id)
     }
 }
 
@@ -129,8 +179,6 @@ pin_project! {
         future: Option<F>,
         // The task cell's metadata, which outlives the future (`spawn`).
         tag: &'a Tag,
-        registry: Arc<Registry>,
-        key: Key,
         // Counted in the registry's flush colours (`system` tasks).
         counted: bool,
     }
@@ -145,7 +193,7 @@ pin_project! {
                 let _ = catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
             }
             this.tag.state.set_finished();
-            this.registry.remove(*this.key);
+            this.tag.state.registry.remove(this.tag.state.key);
         }
     }
 }
@@ -161,7 +209,8 @@ impl<F: Future> Future for TaskFuture<'_, F> {
         // Aborted, or the runtime is shutting down: shutdown wakes every
         // task so that it is dropped, but a task whose runnable was already
         // queued may still be run by a worker that had not seen the close.
-        if this.tag.state.is_aborted() || this.registry.is_closed() {
+        let registry = &*this.tag.state.registry;
+        if this.tag.state.is_aborted() || registry.is_closed() {
             return Poll::Ready(Err(match drop_future(this.future) {
                 Ok(()) => JoinError::cancelled(id),
                 Err(payload) => JoinError::panic(id, payload),
@@ -172,7 +221,7 @@ impl<F: Future> Future for TaskFuture<'_, F> {
             .as_mut()
             .as_pin_mut()
             .expect("task polled after completion");
-        let _counted = this.counted.then(|| PollingCounted::enter(this.registry));
+        let _counted = this.counted.then(|| PollingCounted::enter(registry));
         match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => match drop_future(this.future) {
@@ -273,13 +322,13 @@ where
     let mut future = Some(future);
     let spawned = registry.insert(id, meta, counted, |key| {
         let future = future.take();
-        let registry = registry.clone();
         let schedule = WithInfo(move |runnable, info: ScheduleInfo| {
             schedule(runnable, info.woken_while_running)
         });
         // The runnable carries the task's id, for the pool to publish while
         // it polls the task, and its rescuer, for the pool to call for.
-        let builder = async_task::Builder::new().metadata(Tag::new(id, rescuer, queue));
+        let tag = Tag::new(id, rescuer, queue, registry.clone(), key);
+        let builder = async_task::Builder::new().metadata(tag);
         // SAFETY: `spawn_unchecked` is `spawn` without its bounds. The
         // future is `Send` (`F: Send`, and `&Tag` is `Send` since `Tag` is
         // `Sync`), and so is the schedule function, which is `'static`. The
@@ -292,8 +341,6 @@ where
                 move |tag| TaskFuture {
                     future,
                     tag,
-                    registry,
-                    key,
                     counted,
                 },
                 schedule,
@@ -303,11 +350,7 @@ where
         ((runnable, task), waker)
     });
     match spawned {
-        Some((runnable, task)) => {
-            let waker = runnable.waker();
-            let handle = JoinHandle::new(task, waker);
-            (Some(runnable), handle)
-        }
+        Some((runnable, task)) => (Some(runnable), JoinHandle::new(task)),
         None => {
             drop(future);
             (None, JoinHandle::rejected(id))
@@ -337,9 +380,9 @@ where
     let mut future = Some(future);
     let spawned = registry.insert(id, meta, false, |key| {
         let future = future.take();
-        let registry = registry.clone();
         let owner = thread_id();
-        let builder = async_task::Builder::new().metadata(Tag::new(id, super::NO_RESCUER, queue));
+        let tag = Tag::new(id, super::NO_RESCUER, queue, registry.clone(), key);
+        let builder = async_task::Builder::new().metadata(tag);
         // SAFETY: as in `spawn` for the borrowed metadata and the schedule
         // function (`Send`, `Sync`, `'static`). The future may not be
         // `Send`: its runnable must be used and dropped on this thread.
@@ -352,8 +395,6 @@ where
                     future: TaskFuture {
                         future,
                         tag,
-                        registry,
-                        key,
                         counted: false,
                     },
                 },
@@ -364,11 +405,7 @@ where
         ((runnable, task), waker)
     });
     match spawned {
-        Some((runnable, task)) => {
-            let waker = runnable.waker();
-            let handle = JoinHandle::new(task, waker);
-            (Some(runnable), handle)
-        }
+        Some((runnable, task)) => (Some(runnable), JoinHandle::new(task)),
         None => {
             drop(future);
             (None, JoinHandle::rejected(id))

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use async_task::{FallibleTask, Task};
 
@@ -32,20 +32,16 @@ pub struct JoinHandle<T> {
     /// and `FallibleTask` does not lend it out).
     tag: TagRef,
     id: Id,
-    /// Wakes the task so that it notices an abort. `None` for a task that was
-    /// never spawned (the runtime had shut down).
-    waker: Option<Waker>,
     /// The handle has produced its result.
     done: bool,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Task<Result<T, JoinError>, Tag>, waker: Waker) -> JoinHandle<T> {
+    pub(crate) fn new(task: Task<Result<T, JoinError>, Tag>) -> JoinHandle<T> {
         JoinHandle {
             id: task.metadata().id,
             tag: TagRef(NonNull::from(task.metadata())),
             task: Some(task.fallible()),
-            waker: Some(waker),
             done: false,
         }
     }
@@ -57,7 +53,6 @@ impl<T> JoinHandle<T> {
             task: None,
             tag: TagRef(NonNull::dangling()),
             id,
-            waker: None,
             done: false,
         }
     }
@@ -77,9 +72,8 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn abort(&self) {
         if let Some(tag) = self.tag() {
-            tag.state.abort();
+            tag.abort();
         }
-        wake_to_abort(self.waker.as_ref());
     }
 
     /// Whether the task has finished (completed, panicked or been
@@ -114,14 +108,10 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn abort_handle(&self) -> AbortHandle {
         let shared = match self.tag() {
-            Some(tag) => tag.state.shared(),
-            None => Shared::finished(),
+            Some(tag) => tag.shared(),
+            None => Shared::finished(self.id),
         };
-        AbortHandle {
-            id: self.id,
-            shared,
-            waker: self.waker.clone(),
-        }
+        AbortHandle { shared }
     }
 
     /// The task's id.
@@ -147,14 +137,6 @@ struct TagRef(NonNull<Tag>);
 unsafe impl Send for TagRef {}
 // SAFETY: as above.
 unsafe impl Sync for TagRef {}
-
-/// After an abort flag is set: the task notices the flag at its next poll;
-/// makes sure there is one.
-fn wake_to_abort(waker: Option<&Waker>) {
-    if let Some(waker) = waker {
-        waker.wake_by_ref();
-    }
-}
 
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
@@ -208,16 +190,13 @@ impl<T> fmt::Debug for JoinHandle<T> {
 /// ```
 #[derive(Clone)]
 pub struct AbortHandle {
-    id: Id,
     shared: Arc<Shared>,
-    waker: Option<Waker>,
 }
 
 impl AbortHandle {
     /// Cancels the task; see [`JoinHandle::abort`].
     pub fn abort(&self) {
         self.shared.abort();
-        wake_to_abort(self.waker.as_ref());
     }
 
     /// Whether the task has finished: completed, panicked or been dropped
@@ -228,12 +207,14 @@ impl AbortHandle {
 
     /// The task's id.
     pub fn id(&self) -> Id {
-        self.id
+        self.shared.id()
     }
 }
 
 impl fmt::Debug for AbortHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AbortHandle").field("id", &self.id).finish()
+        f.debug_struct("AbortHandle")
+            .field("id", &self.shared.id())
+            .finish()
     }
 }

@@ -191,6 +191,22 @@ impl Registry {
         }
     }
 
+    /// Wakes the live task `id` registered at `key`; nothing if it has
+    /// finished (its slot may hold another task since) or shutdown took
+    /// its registration. For aborts, not for hot paths.
+    pub(crate) fn wake(&self, key: Key, id: Id) {
+        let waker = {
+            let shard = self.shards[key.shard].lock();
+            let entry = shard.tasks.get(key.slot).filter(|entry| entry.id == id);
+            entry.map(|entry| entry.waker.clone())
+        };
+        // Woken outside the lock: a wake after shutdown drops the task,
+        // which unregisters it.
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     /// A shard's count of a colour dropped to zero: if a flush waits, tell
     /// it. (The waiter registers before it reads the counts, under their
     /// locks; this reads `waiters` after unlocking: one sees the other.)
@@ -292,6 +308,14 @@ impl Registry {
     /// How many tasks are alive (spawned, future not yet dropped).
     pub(crate) fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().tasks.len()).sum()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
     }
 }
 
