@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
 
-use async_task::{ScheduleInfo, WithInfo};
+use async_task::{ScheduleInfo, Task, WithInfo};
 use pin_project_lite::pin_project;
 
 use super::id::{self as task_id, Id};
@@ -315,13 +315,8 @@ where
     F::Output: Send + 'static,
     S: Fn(Runnable, bool) + Send + Sync + 'static,
 {
-    let id = Id::next();
     let queue = meta.queue;
-    // If the registry is closed `future` is handed back and dropped here,
-    // outside the shard lock.
-    let mut future = Some(future);
-    let spawned = registry.insert(id, meta, counted, |key| {
-        let future = future.take();
+    register(future, meta, counted, registry, |future, id, key| {
         let schedule = WithInfo(move |runnable, info: ScheduleInfo| {
             schedule(runnable, info.woken_while_running)
         });
@@ -336,26 +331,17 @@ where
         // async-task allows ("borrowed non-metadata variables must outlive
         // its Runnable"): the metadata lives in the task's allocation and
         // is dropped after the future.
-        let (runnable, task) = unsafe {
+        unsafe {
             builder.spawn_unchecked(
                 move |tag| TaskFuture {
-                    future,
+                    future: Some(future),
                     tag,
                     counted,
                 },
                 schedule,
             )
-        };
-        let waker = runnable.waker();
-        ((runnable, task), waker)
-    });
-    match spawned {
-        Some((runnable, task)) => (Some(runnable), JoinHandle::new(task)),
-        None => {
-            drop(future);
-            (None, JoinHandle::rejected(id))
         }
-    }
+    })
 }
 
 /// Creates a local task: [`spawn`] for a future that need not be `Send`,
@@ -374,12 +360,8 @@ where
     F::Output: 'static,
     S: Fn(Runnable) + Send + Sync + 'static,
 {
-    let id = Id::next();
     let queue = meta.queue;
-    // As in `spawn`: a refused future is dropped here, outside the lock.
-    let mut future = Some(future);
-    let spawned = registry.insert(id, meta, false, |key| {
-        let future = future.take();
+    register(future, meta, false, registry, |future, id, key| {
         let owner = thread_id();
         let tag = Tag::new(id, super::NO_RESCUER, queue, registry.clone(), key);
         let builder = async_task::Builder::new().metadata(tag);
@@ -388,19 +370,39 @@ where
         // `Send`: its runnable must be used and dropped on this thread.
         // `OnOwner` makes sure of it: it panics before a poll on another
         // thread and aborts the process before a drop on another thread.
-        let (runnable, task) = unsafe {
+        unsafe {
             builder.spawn_unchecked(
                 move |tag| OnOwner {
                     owner,
                     future: TaskFuture {
-                        future,
+                        future: Some(future),
                         tag,
                         counted: false,
                     },
                 },
                 schedule,
             )
-        };
+        }
+    })
+}
+
+/// What [`spawn`] and [`spawn_local`] share: takes an id and registers the
+/// task, `make` building its cell (given the future, the id and the
+/// registration's key) under the shard lock. Returns the runnable and the
+/// handle, or, if the registry is closed, no runnable and a handle that
+/// resolves to a cancellation (the future dropped here, outside the lock).
+fn register<F: Future>(
+    future: F,
+    meta: SpawnMeta,
+    counted: bool,
+    registry: &Registry,
+    make: impl FnOnce(F, Id, Key) -> (Runnable, Task<Result<F::Output, JoinError>, Tag>),
+) -> (Option<Runnable>, JoinHandle<F::Output>) {
+    let id = Id::next();
+    let mut future = Some(future);
+    let spawned = registry.insert(id, meta, counted, |key| {
+        let future = future.take().expect("the registry calls `make` once");
+        let (runnable, task) = make(future, id, key);
         let waker = runnable.waker();
         ((runnable, task), waker)
     });
