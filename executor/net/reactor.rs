@@ -9,7 +9,9 @@
 //! before they go idle, so a busy runtime handles its events on the workers
 //! that run the tasks, with no thread hop. Only one thread polls at a time
 //! (`mio::Poll` needs `&mut`): a running worker that finds the poll taken
-//! skips it, since whoever holds it dispatches the events.
+//! skips it, since whoever holds it dispatches the events. The poll lock is
+//! held only to poll and record the events; the tasks are woken after it is
+//! released.
 //!
 //! Each registered source has a [`ScheduledIo`]: its readiness, packed with
 //! a tick that counts the events delivered to it, and the wakers of the task
@@ -20,15 +22,19 @@
 //! an event is never lost between the check and the clear.
 
 use crate::task::coop;
+use std::cell::Cell;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::SeqCst,
+};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use mio::event::Source;
 use mio::{Events, Interest, Token};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use slab::Slab;
 
 /// The token of the reactor's own waker.
@@ -186,19 +192,29 @@ impl ReactorPark for Reactor {
 struct Poller {
     poll: mio::Poll,
     events: Events,
-    wakers: Vec<Waker>,
+}
+
+thread_local! {
+    /// The wakers of this thread's last turn, kept to reuse their
+    /// allocation. Taken out for a turn (`Cell::take`), so a wake that
+    /// somehow turns the reactor again on this thread finds it empty
+    /// rather than borrowed.
+    static TURN_WAKERS: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
 }
 
 /// The reactor of a runtime.
 pub(crate) struct Reactor {
-    /// The poller, its event buffer and the wakers of a turn (kept to
-    /// reuse their allocation): one thread polls at a time.
+    /// The poller and its event buffer: one thread polls at a time.
     poll: Mutex<Poller>,
     registry: mio::Registry,
     waker: mio::Waker,
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
     /// Registered sources, read without the lock.
     registered: AtomicUsize,
+    /// Set while a thread waits for the poll to sleep in it (the idle
+    /// driver): `turn_now` then leaves the poll to it rather than make it
+    /// wait again.
+    sleeper_waiting: AtomicBool,
     /// Called after each registration (installed by the pool that drives
     /// the reactor: if every worker is blocked, its observer must poll).
     on_register: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
@@ -221,12 +237,12 @@ impl Reactor {
             poll: Mutex::new(Poller {
                 poll,
                 events: Events::with_capacity(EVENTS),
-                wakers: Vec::new(),
             }),
             registry,
             waker,
             sources: Mutex::new(Slab::new()),
             registered: AtomicUsize::new(0),
+            sleeper_waiting: AtomicBool::new(false),
             on_register: std::sync::OnceLock::new(),
         })
     }
@@ -250,40 +266,70 @@ impl Reactor {
         timeout: Option<Duration>,
         woken: impl FnOnce() -> bool,
     ) -> usize {
-        let mut poll = self.poll.lock();
+        let poll = match self.poll.try_lock() {
+            Some(poll) => poll,
+            None => self.wait_for_poll(),
+        };
         let timeout = if woken() {
             Some(Duration::ZERO)
         } else {
             timeout
         };
-        self.turn_locked(&mut poll, timeout)
+        self.turn_locked(poll, timeout)
+    }
+
+    /// Takes the poll from a `turn_now` in progress. Its holder only
+    /// polls without waiting and records the events (it wakes the tasks
+    /// after releasing the poll), a few microseconds: spin for that long
+    /// rather than let the lock yield the CPU or sleep, which on a busy
+    /// machine hands the CPU to another process for a whole time slice.
+    /// `sleeper_waiting` keeps further `turn_now`s away meanwhile.
+    #[cold]
+    fn wait_for_poll(&self) -> MutexGuard<'_, Poller> {
+        /// About 20 us of `spin_loop` hints on current x86 (a `pause` is
+        /// some 40 ns).
+        const SPINS: u32 = 512;
+        self.sleeper_waiting.store(true, Relaxed);
+        let mut poll = None;
+        for _ in 0..SPINS {
+            std::hint::spin_loop();
+            if let Some(taken) = self.poll.try_lock() {
+                poll = Some(taken);
+                break;
+            }
+        }
+        // The holder was preempted: wait as a lock does.
+        let poll = poll.unwrap_or_else(|| self.poll.lock());
+        self.sleeper_waiting.store(false, Relaxed);
+        poll
     }
 
     /// Dispatches the events already there, without waiting; 0 at once if
-    /// another thread is polling (it dispatches them).
+    /// another thread is polling (it dispatches them) or waits to.
     pub(crate) fn turn_now(&self) -> usize {
-        if self.registered.load(Acquire) == 0 {
+        if self.registered.load(Acquire) == 0 || self.sleeper_waiting.load(Relaxed) {
             return 0;
         }
         match self.poll.try_lock() {
-            Some(mut poll) => self.turn_locked(&mut poll, Some(Duration::ZERO)),
+            Some(poll) => self.turn_locked(poll, Some(Duration::ZERO)),
             None => 0,
         }
     }
 
-    fn turn_locked(&self, poller: &mut Poller, timeout: Option<Duration>) -> usize {
-        let Poller {
-            poll: poller,
-            events,
-            wakers,
-        } = poller;
-        if let Err(err) = poller.poll(events, timeout) {
-            if err.kind() != io::ErrorKind::Interrupted {
-                tracing::error!(error = %err, "wq: polling the I/O reactor failed");
-            }
-            return 0;
-        }
+    /// Polls and records the events under the poll lock, then releases it
+    /// before waking the tasks: a wake schedules a task (and may kick a
+    /// worker), and the driver waiting to sleep in the reactor, or a
+    /// running worker's `turn_now`, should not wait for that.
+    fn turn_locked(&self, mut poller: MutexGuard<'_, Poller>, timeout: Option<Duration>) -> usize {
+        let mut wakers = TURN_WAKERS.take();
         {
+            let Poller { poll, events } = &mut *poller;
+            if let Err(err) = poll.poll(events, timeout) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!(error = %err, "wq: polling the I/O reactor failed");
+                }
+                return 0;
+            }
             let sources = self.sources.lock();
             for event in events.iter() {
                 if event.token() == WAKER {
@@ -292,11 +338,13 @@ impl Reactor {
                 let Some(io) = sources.get(event.token().0) else {
                     continue;
                 };
-                io.set_readiness(ready_of(event), wakers);
+                io.set_readiness(ready_of(event), &mut wakers);
             }
         }
+        drop(poller);
         let woken = wakers.len();
         wakers.drain(..).for_each(Waker::wake);
+        TURN_WAKERS.set(wakers);
         woken
     }
 
