@@ -637,6 +637,7 @@ impl Local {
                     shared.wake_polls_observer();
                     break None;
                 }
+                self.hand_over_local_queue();
                 shared.notify_work();
                 continue;
             }
@@ -730,8 +731,8 @@ pub(super) enum Pushed {
     Queued,
     /// On the worker's yield list: the worker itself runs it.
     Yielded,
-    /// On the injector, by the idle worker dispatching the reactor's
-    /// events: it decides about kicks once the dispatch is over.
+    /// On the queue of the idle worker dispatching the reactor's events:
+    /// it decides about kicks once the dispatch is over.
     Deferred,
 }
 
@@ -745,7 +746,13 @@ pub(super) fn push_local(
 ) -> Result<Pushed, Runnable> {
     CURRENT.with(|current| match &*current.borrow() {
         Some(local) if Arc::ptr_eq(&local.shared, shared) && local.dispatching.get() => {
-            shared.injector.push(runnable);
+            // Kept here, the last one woken in the LIFO slot: the driver
+            // runs them itself if it claims a worker's place, and hands
+            // them to the injector otherwise (`go_idle_and_park`).
+            if let Some(older) = local.lifo.pop() {
+                local.deque.push(older);
+            }
+            local.lifo.push(runnable);
             Ok(Pushed::Deferred)
         }
         Some(local)
