@@ -58,7 +58,7 @@ Options:
   --idle-secs N      seconds each runtime is left idle by idle_cost (default: 10)
   --http-secs N      seconds of each load run of http_hello* (default: 10)
   --http-rounds K    rounds of http_hello*, one load run per runtime each
-                     (default: 6)
+                     (default: 10)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --skip NAME        skip workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
@@ -131,7 +131,7 @@ impl Options {
             (16, 10, Duration::from_secs(1), Duration::from_millis(200))
         };
         let (timer_samples, idle_secs) = if self.quick { (2, 2) } else { (10, 10) };
-        let (http_rounds, http_secs) = if self.quick { (1, 3) } else { (6, 10) };
+        let (http_rounds, http_secs) = if self.quick { (1, 3) } else { (10, 10) };
         Config {
             workers,
             samples: self.samples.unwrap_or(samples),
@@ -537,7 +537,7 @@ mod tests {
         let config = parse(&[]).unwrap().config();
         assert_eq!(
             (config.http_rounds, config.http_secs),
-            (6, Duration::from_secs(10))
+            (10, Duration::from_secs(10))
         );
         let quick = parse(&["--quick"]).unwrap().config();
         assert_eq!(
