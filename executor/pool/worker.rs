@@ -208,8 +208,9 @@ struct Local {
     /// On the idle list (then wakes it causes go to the injector).
     idle: Cell<bool>,
     /// Idle and dispatching the reactor's events: the tasks they wake go
-    /// to the injector without a kick, and this worker runs them itself if
-    /// a worker is needed (`Idle::claim`), saving a second thread wakeup.
+    /// to this worker's own queue without a kick, and it runs them itself
+    /// if a worker is needed (`Idle::claim`), saving a second thread
+    /// wakeup; otherwise it hands them to the injector.
     dispatching: Cell<bool>,
     tick: Cell<u32>,
     rng: Cell<u64>,
