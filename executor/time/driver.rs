@@ -52,7 +52,8 @@ pub(crate) struct Driver {
     shards: Box<[Mutex<Wheel<Waker>>]>,
     /// A lower bound of the earliest deadline over all shards (wheel ms;
     /// `NONE` if there is none). Lowered by registrations, recomputed under
-    /// `next_lock` by `process`.
+    /// `next_lock` by `process`, which looks at the shards a second time
+    /// after publishing it (see there).
     next: CachePadded<AtomicU64>,
     next_lock: Mutex<()>,
     /// The deadline (wheel ms) the timer worker sleeps until: `NONE` if it
@@ -209,6 +210,31 @@ impl Driver {
                 }
             }
             self.next.store(next, SeqCst);
+            // A second look. A registration compares its deadline with
+            // `next` after inserting, and leaves `next` alone if it is not
+            // lower: while we scanned, `next` still held the old, due
+            // deadline, so a timer inserted into a shard we had already
+            // scanned was left to us, and the store above missed it (the
+            // timer worker would then sleep past its deadline). One that
+            // inserts after this look locked its shard reads the `next`
+            // stored above or later, and lowers it itself if it must.
+            let mut again = NONE;
+            for shard in self.shards.iter() {
+                if let Some(at) = shard.lock().next_expiration() {
+                    again = again.min(at);
+                }
+            }
+            if again < next {
+                self.next.store(again, SeqCst);
+                // The timer worker may have computed its sleep from the
+                // store above: as a registration would, nudge it if it
+                // sleeps past the lowered deadline (the SeqCst store and
+                // load pair with its store of `parked_until` and load of
+                // `next` in `park_timeout`).
+                if again < self.parked_until.load(SeqCst) {
+                    self.nudge();
+                }
+            }
         }
         let n = expired.len();
         self.fired.fetch_add(n as u64, SeqCst);
@@ -331,5 +357,82 @@ impl std::fmt::Debug for Driver {
             .field("clock", &self.clock)
             .field("next", &self.next_deadline())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+    use std::task::Waker;
+
+    /// `next` stays a lower bound of every pending deadline when a timer
+    /// is registered while `process` fires due ones on another thread: a
+    /// registration that lands in a shard `process` has already scanned,
+    /// before it publishes the new `next`, must not be left out of it (the
+    /// timer worker would sleep past the deadline, or for good).
+    /// Spins until `done`, yielding now and then (the test suite may run
+    /// more threads than there are CPUs).
+    fn wait_until(done: impl Fn() -> bool) {
+        let mut spins = 0u32;
+        while !done() {
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    #[test]
+    fn next_stays_a_lower_bound_while_process_races_a_registration() {
+        const ROUNDS: usize = 20_000;
+        // Many shards: the scan takes long enough for registrations to
+        // land in shards it has passed.
+        let driver = Arc::new(Driver::new(64, false));
+        // Spin-waited rounds, so that both sides start together (a
+        // blocking barrier wakes its sleeper tens of microseconds late).
+        let started = Arc::new(AtomicUsize::new(0));
+        let processed = Arc::new(AtomicUsize::new(0));
+        let processor = {
+            let (driver, started, processed) = (driver.clone(), started.clone(), processed.clone());
+            std::thread::spawn(move || {
+                for round in 1..=ROUNDS {
+                    wait_until(|| started.load(SeqCst) == round);
+                    driver.process();
+                    processed.store(round, SeqCst);
+                }
+            })
+        };
+        let mut violations = 0;
+        for round in 1..=ROUNDS {
+            // Due at once (wheel time 0): `process` has work and rescans.
+            let _due = driver.register(driver.origin, Waker::noop().clone());
+            started.store(round, SeqCst);
+            // A few registrations in a row, to overlap the scan.
+            let base = driver.clock().now() + Duration::from_secs(3600);
+            let far: Vec<_> = (0..16u64)
+                .map(|i| {
+                    let deadline = base + Duration::from_secs(16 - i);
+                    (driver.register(deadline, Waker::noop().clone()), deadline)
+                })
+                .collect();
+            wait_until(|| processed.load(SeqCst) == round);
+            // In wheel time: `deadline_ms` rounds up.
+            let earliest = far.iter().map(|&(_, d)| driver.deadline_ms(d)).min();
+            if Some(driver.next.load(SeqCst)) > earliest {
+                violations += 1;
+            }
+            for (handle, _) in far {
+                driver.cancel(handle);
+            }
+        }
+        processor.join().unwrap();
+        assert_eq!(
+            violations, 0,
+            "{violations} of {ROUNDS} rounds left a registration out of `next`"
+        );
     }
 }
