@@ -29,15 +29,12 @@
 //! }
 //! ```
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::time::driver::{Driver, TimerHandle};
-use crate::time::sleep::poll_deadline;
+use pin_project_lite::pin_project;
 
 /// hyper's executor on wq: each future is spawned with
 /// [`wq::spawn`](crate::spawn), on the runtime current where hyper calls
@@ -65,100 +62,29 @@ where
 
 /// hyper's timer on wq: sleeps are [`wq::time::sleep`](crate::time::sleep)s
 /// on the runtime current where hyper asks for them.
-///
-/// hyper asks a connection's timer for a new sleep at every request (the
-/// header read timeout). Each sleep must keep its runtime's timers alive,
-/// and taking a reference on the runtime's shared count for every sleep
-/// made every request move that count's cache line between the workers.
-/// So the timer keeps a small handle of its own on the runtime it first
-/// serves, and its sleeps take references on that handle, whose count
-/// stays with the connection's task. A timer used on another runtime
-/// later gets that runtime's timers, as before (without the shortcut).
-/// Give each connection its own timer (`WqTimer::new()` where the
-/// connection is served, as below) for the shortcut to stay local.
-#[derive(Clone, Default)]
-pub struct WqTimer {
-    home: OnceLock<Arc<Home>>,
-}
-
-/// A timer's handle on the runtime whose timers its sleeps use.
-struct Home {
-    driver: Arc<Driver>,
-}
-
-impl fmt::Debug for WqTimer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WqTimer").finish_non_exhaustive()
-    }
-}
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WqTimer;
 
 impl WqTimer {
-    /// The timer (it holds nothing until its first sleep: sleeps use the
-    /// runtime current where hyper asks for them).
+    /// The timer (it holds nothing: sleeps use the current runtime).
     pub fn new() -> WqTimer {
-        WqTimer::default()
-    }
-
-    /// The handle on the current runtime's timers.
-    ///
-    /// # Panics
-    ///
-    /// Outside a wq runtime context, as [`sleep`](crate::time::sleep).
-    #[track_caller]
-    fn home(&self) -> Arc<Home> {
-        crate::runtime::with_current_time_driver(|current| {
-            let Some(current) = current else {
-                panic!(
-                    "there is no wq runtime current on this thread: timers must be created \
-                     from a task, inside `block_on`, or while an `enter` guard is held"
-                )
-            };
-            if let Some(home) = self.home.get() {
-                if Arc::ptr_eq(&home.driver, current) {
-                    return home.clone();
-                }
-            }
-            let home = Arc::new(Home {
-                driver: current.clone(),
-            });
-            // Kept if this is the first runtime the timer serves.
-            let _ = self.home.set(home.clone());
-            home
-        })
-    }
-
-    #[track_caller]
-    fn sleep_at(&self, deadline: crate::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(WqSleep {
-            deadline,
-            home: self.home(),
-            entry: None,
-        })
+        WqTimer
     }
 }
 
-/// A wq timer as hyper's `Sleep`: `wq::time::Sleep`'s logic
-/// (`poll_deadline`) on the timer's handle.
-struct WqSleep {
-    deadline: crate::time::Instant,
-    home: Arc<Home>,
-    entry: Option<TimerHandle>,
+pin_project! {
+    /// A wq sleep as hyper's `Sleep`.
+    struct WqSleep {
+        #[pin]
+        inner: crate::time::Sleep,
+    }
 }
 
 impl Future for WqSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        poll_deadline(&this.home.driver, this.deadline, &mut this.entry, cx)
-    }
-}
-
-impl Drop for WqSleep {
-    fn drop(&mut self) {
-        if let Some(entry) = self.entry.take() {
-            self.home.driver.cancel(entry);
-        }
+        self.project().inner.poll(cx)
     }
 }
 
@@ -166,22 +92,23 @@ impl hyper::rt::Sleep for WqSleep {}
 
 impl hyper::rt::Timer for WqTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_at(crate::time::Instant::now().saturating_add(duration))
+        Box::pin(WqSleep {
+            inner: crate::time::sleep(duration),
+        })
     }
 
     fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_at(crate::time::Instant::from_std(deadline))
+        Box::pin(WqSleep {
+            inner: crate::time::sleep_until(crate::time::Instant::from_std(deadline)),
+        })
     }
 
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<WqSleep>() {
-            Some(ours) => {
-                let ours = ours.get_mut();
-                if let Some(entry) = ours.entry.take() {
-                    ours.home.driver.cancel(entry);
-                }
-                ours.deadline = crate::time::Instant::from_std(new_deadline);
-            }
+            Some(ours) => ours
+                .project()
+                .inner
+                .reset(crate::time::Instant::from_std(new_deadline)),
             None => *sleep = self.sleep_until(new_deadline),
         }
     }

@@ -96,27 +96,3 @@ fn hyper_header_read_timeout_uses_wq_timers() {
         assert!(result.is_err(), "a connection without headers was served");
     });
 }
-
-/// A `WqTimer` keeps a handle on the first runtime it serves; used on
-/// another runtime later (the first one gone), its sleeps use that one's
-/// timers and fire.
-#[test]
-fn a_timer_serves_the_runtime_current_at_each_sleep() {
-    use hyper::rt::Timer;
-    let timer = WqTimer::new();
-    let first = wq::Runtime::new().unwrap();
-    first.block_on(async { timer.sleep(Duration::from_millis(5)).await });
-    drop(first);
-    let second = wq::Runtime::new().unwrap();
-    let first_to_fire = second.block_on(async {
-        let ours = timer.sleep(Duration::from_millis(5));
-        let guard = Box::pin(wq::time::sleep(Duration::from_secs(5)));
-        // The guard first: polled when it fires, it wins over a sleep
-        // that nobody woke but whose deadline has passed by then.
-        match futures::future::select(guard, ours).await {
-            futures::future::Either::Left(_) => "the 5 s guard",
-            futures::future::Either::Right(_) => "the timer's sleep",
-        }
-    });
-    assert_eq!(first_to_fire, "the timer's sleep");
-}

@@ -282,11 +282,6 @@ pub(crate) fn current_time_driver() -> Option<Arc<Driver>> {
     context::with_current(|handle| handle.map(|handle| handle.inner.time.clone()))
 }
 
-/// Calls `f` with the current runtime's time driver, without cloning it.
-pub(crate) fn with_current_time_driver<R>(f: impl FnOnce(Option<&Arc<Driver>>) -> R) -> R {
-    context::with_current(|handle| f(handle.map(|handle| &handle.inner.time)))
-}
-
 /// A wq runtime: a concurrency-managed pool of worker threads running
 /// spawned tasks.
 ///

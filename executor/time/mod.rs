@@ -22,7 +22,7 @@ pub(crate) mod driver;
 pub mod error;
 mod instant;
 mod interval;
-pub(crate) mod sleep;
+mod sleep;
 mod timeout;
 mod wheel;
 

@@ -124,36 +124,27 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let unit = std::task::ready!(crate::task::coop::poll_proceed(cx));
         let this = self.project();
-        poll_deadline(this.driver, *this.deadline, this.entry, cx)
-    }
-}
-
-/// One poll of a timer due at `deadline` on `driver`, registered (or not
-/// yet) in `entry`: what `Sleep` does, shared with hyper's sleeps
-/// (`hyper_rt`), which hold their driver differently.
-pub(crate) fn poll_deadline(
-    driver: &Driver,
-    deadline: Instant,
-    entry: &mut Option<TimerHandle>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let unit = std::task::ready!(crate::task::coop::poll_proceed(cx));
-    if driver.clock().now() >= deadline.into_std() {
-        if let Some(handle) = entry.take() {
-            driver.cancel(handle);
+        if this.driver.clock().now() >= this.deadline.into_std() {
+            if let Some(entry) = this.entry.take() {
+                this.driver.cancel(entry);
+            }
+            unit.made_progress();
+            return Poll::Ready(());
         }
-        unit.made_progress();
-        return Poll::Ready(());
+        let registered = match *this.entry {
+            Some(entry) => this.driver.update_waker(entry, cx.waker()),
+            None => false,
+        };
+        if !registered {
+            *this.entry = Some(
+                this.driver
+                    .register(this.deadline.into_std(), cx.waker().clone()),
+            );
+        }
+        Poll::Pending
     }
-    let registered = match *entry {
-        Some(handle) => driver.update_waker(handle, cx.waker()),
-        None => false,
-    };
-    if !registered {
-        *entry = Some(driver.register(deadline.into_std(), cx.waker().clone()));
-    }
-    Poll::Pending
 }
 
 impl fmt::Debug for Sleep {
