@@ -367,11 +367,6 @@ mod tests {
     use std::sync::Arc;
     use std::task::Waker;
 
-    /// `next` stays a lower bound of every pending deadline when a timer
-    /// is registered while `process` fires due ones on another thread: a
-    /// registration that lands in a shard `process` has already scanned,
-    /// before it publishes the new `next`, must not be left out of it (the
-    /// timer worker would sleep past the deadline, or for good).
     /// Spins until `done`, yielding now and then (the test suite may run
     /// more threads than there are CPUs).
     fn wait_until(done: impl Fn() -> bool) {
@@ -386,6 +381,11 @@ mod tests {
         }
     }
 
+    /// `next` stays a lower bound of every pending deadline when a timer
+    /// is registered while `process` fires due ones on another thread: a
+    /// registration that lands in a shard `process` has already scanned,
+    /// before it publishes the new `next`, must not be left out of it (the
+    /// timer worker would sleep past the deadline, or for good).
     #[test]
     fn next_stays_a_lower_bound_while_process_races_a_registration() {
         const ROUNDS: usize = 20_000;
