@@ -140,6 +140,35 @@ async fn reset_moves_the_deadline() {
     assert!(Instant::now() >= soon);
 }
 
+/// A sleep that completed stays complete when polled again (after its
+/// first poll it asks its timer entry, not the clock), and `reset` makes it
+/// wait for the new deadline.
+#[wq::test(start_paused = true)]
+async fn a_completed_sleep_stays_ready_until_reset() {
+    let mut s = std::pin::pin!(sleep(Duration::from_millis(10)));
+    assert!(
+        s.as_mut().now_or_never().is_none(),
+        "registered on the first poll"
+    );
+    s.as_mut().await;
+    assert!(
+        s.as_mut().now_or_never().is_some(),
+        "polled again once fired"
+    );
+    let later = Instant::now() + Duration::from_secs(60);
+    s.as_mut().reset(later);
+    assert!(
+        s.as_mut().now_or_never().is_none(),
+        "reset to a later deadline"
+    );
+    s.as_mut().await;
+    assert!(Instant::now() >= later);
+    assert!(
+        s.as_mut().now_or_never().is_some(),
+        "polled again once fired"
+    );
+}
+
 #[test]
 #[should_panic(expected = "there is no wq runtime current on this thread")]
 fn sleep_outside_a_runtime_panics() {

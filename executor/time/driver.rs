@@ -114,8 +114,12 @@ impl Driver {
     /// before its deadline.
     fn deadline_ms(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.origin);
-        let ms = since.as_nanos().div_ceil(1_000_000);
-        u64::try_from(ms).unwrap_or(NONE - 1)
+        // In u64: a u128 division is a library call, on every registration.
+        since
+            .as_secs()
+            .saturating_mul(1_000)
+            .saturating_add(u64::from(since.subsec_nanos().div_ceil(1_000_000)))
+            .min(NONE - 1)
     }
 
     /// Wheel time now, rounded down.
@@ -141,10 +145,10 @@ impl Driver {
     }
 
     /// Registers a timer that wakes `waker` at `deadline`.
-    pub(crate) fn register(&self, deadline: Instant, waker: Waker) -> TimerHandle {
+    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> TimerHandle {
         let ms = self.deadline_ms(deadline);
         let shard = self.shard();
-        let key = self.shards[shard].lock().insert(ms, waker);
+        let key = self.shards[shard].lock().insert(ms, waker.clone());
         if ms < self.next.load(SeqCst) {
             let _next = self.next_lock.lock();
             if ms < self.next.load(SeqCst) {
@@ -170,7 +174,7 @@ impl Driver {
     }
 
     /// Replaces the waker of a registered timer. Returns false if the timer
-    /// has fired (or was cancelled) meanwhile.
+    /// has fired (or was cancelled) meanwhile: only then is its entry gone.
     pub(crate) fn update_waker(&self, handle: TimerHandle, waker: &Waker) -> bool {
         let mut wheel = self.shards[handle.shard].lock();
         match wheel.get_mut(handle.key) {
@@ -409,14 +413,14 @@ mod tests {
         let mut violations = 0;
         for round in 1..=ROUNDS {
             // Due at once (wheel time 0): `process` has work and rescans.
-            let _due = driver.register(driver.origin, Waker::noop().clone());
+            let _due = driver.register(driver.origin, Waker::noop());
             started.store(round, SeqCst);
             // A few registrations in a row, to overlap the scan.
             let base = driver.clock().now() + Duration::from_secs(3600);
             let far: Vec<_> = (0..16u64)
                 .map(|i| {
                     let deadline = base + Duration::from_secs(16 - i);
-                    (driver.register(deadline, Waker::noop().clone()), deadline)
+                    (driver.register(deadline, Waker::noop()), deadline)
                 })
                 .collect();
             wait_until(|| processed.load(SeqCst) == round);

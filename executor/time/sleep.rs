@@ -62,6 +62,9 @@ pin_project! {
         deadline: Instant,
         driver: Arc<Driver>,
         entry: Option<TimerHandle>,
+        // The deadline has passed (the clock said so at the first poll,
+        // or the timer fired): polls return `Ready` until `reset`.
+        elapsed: bool,
     }
 
     impl PinnedDrop for Sleep {
@@ -87,6 +90,7 @@ impl Sleep {
             deadline,
             driver,
             entry: None,
+            elapsed: false,
         }
     }
 
@@ -117,33 +121,36 @@ impl Sleep {
             this.driver.cancel(entry);
         }
         *this.deadline = deadline;
+        *this.elapsed = false;
     }
 }
 
 impl Future for Sleep {
     type Output = ();
 
+    /// Reads the clock on the first poll only: later, the driver knows
+    /// whether the timer fired (its entry is gone).
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let unit = std::task::ready!(crate::task::coop::poll_proceed(cx));
         let this = self.project();
-        if this.driver.clock().now() >= this.deadline.into_std() {
-            if let Some(entry) = this.entry.take() {
-                this.driver.cancel(entry);
+        if !*this.elapsed {
+            *this.elapsed = match *this.entry {
+                // Only the timer firing removes the entry while we hold it.
+                Some(entry) => !this.driver.update_waker(entry, cx.waker()),
+                None if this.driver.clock().now() >= this.deadline.into_std() => true,
+                None => {
+                    let deadline = this.deadline.into_std();
+                    *this.entry = Some(this.driver.register(deadline, cx.waker()));
+                    false
+                }
+            };
+            if !*this.elapsed {
+                return Poll::Pending;
             }
-            unit.made_progress();
-            return Poll::Ready(());
+            *this.entry = None;
         }
-        let registered = match *this.entry {
-            Some(entry) => this.driver.update_waker(entry, cx.waker()),
-            None => false,
-        };
-        if !registered {
-            *this.entry = Some(
-                this.driver
-                    .register(this.deadline.into_std(), cx.waker().clone()),
-            );
-        }
-        Poll::Pending
+        unit.made_progress();
+        Poll::Ready(())
     }
 }
 
