@@ -164,6 +164,29 @@ fn a_hog_counts_one_cpu_intensive_violation_and_its_cpu_time() {
     assert!(quiet.cpu_time < Duration::from_millis(20), "{quiet:?}");
 }
 
+/// A poll that sleeps often is no hog, however much CPU it uses in all:
+/// as in the kernel, CPU time counts from the last sleep. 40 rounds of a
+/// 2 ms sleep and 1 ms of spinning use 40 ms of CPU in one poll, four times
+/// the threshold, never more than about 1 ms of it between two sleeps.
+#[test]
+fn a_poll_that_sleeps_between_short_spins_is_no_hog() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let chunks = rt.block_on(async { wq::Workqueue::builder("chunks").build().unwrap() });
+    rt.block_on(chunks.spawn(async {
+        for _ in 0..40 {
+            std::thread::sleep(Duration::from_millis(2));
+            spin_for_cpu(Duration::from_millis(1));
+        }
+    }))
+    .unwrap();
+    let stats = chunks.stats();
+    assert_eq!(stats.cpu_intensive, 0, "{stats:?}");
+    assert!(
+        rt.handle().metrics().blocked_detections() >= 1,
+        "its sleeps are seen"
+    );
+}
+
 /// With the monitor off nothing is sampled or detected, and a blocking
 /// call still counts its wakeup.
 #[test]

@@ -16,8 +16,11 @@
 //! - its thread's CPU time over the last tick advanced by less than half the
 //!   tick, and the scheduler says the thread is not runnable: it is
 //!   **blocked** (a blocking syscall, a lock, `std::thread::sleep`);
-//! - its CPU time within the poll reached `cpu_intensive_threshold`
-//!   (default 10 ms, the kernel's `wq_cpu_intensive_thresh_us`): it is a
+//! - its CPU time within the poll, since it last slept, reached
+//!   `cpu_intensive_threshold` (default 10 ms, the kernel's
+//!   `wq_cpu_intensive_thresh_us`, which counts from the work item's last
+//!   wakeup; a sleep is seen as a new voluntary context switch of the
+//!   thread, and the count restarts from the CPU of that tick): it is a
 //!   **CPU hog**, and is reported through `tracing` at warn level with the
 //!   task's id, name (if it was given one with `wq::task::Builder`) and
 //!   spawn location, at the 1st, 2nd, 4th, 8th... offence of
@@ -386,11 +389,21 @@ struct Watched {
 struct PollWatch {
     seen: Seen,
     first_seen: Instant,
-    /// The last (wall, CPU time) reading of the worker's thread.
-    sample: Option<(Instant, Duration)>,
-    /// CPU time used since the first reading.
+    /// The last reading of the worker's thread.
+    sample: Option<Sample>,
+    /// CPU time used since the first reading, or since the thread last
+    /// slept (see `examine`).
     cpu_in_poll: Duration,
     verdict: Verdict,
+}
+
+/// One reading of a worker's thread.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cpu: Duration,
+    /// Times it had slept (`Probe::sleeps`), if that can be read.
+    sleeps: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -747,13 +760,27 @@ impl Watcher {
         }
         // CPU used over the last tick, if this is not the first reading.
         let mut window = None;
-        if let Some(cpu) = watched.probe.as_ref().and_then(Probe::cpu_time) {
-            if let Some((then, cpu_then)) = poll.sample {
-                let used = cpu.saturating_sub(cpu_then);
-                poll.cpu_in_poll += used;
-                window = Some((now.saturating_duration_since(then), used));
+        if let Some(probe) = watched.probe.as_ref() {
+            if let Some(cpu) = probe.cpu_time() {
+                let sleeps = probe.sleeps();
+                if let Some(then) = poll.sample {
+                    let used = cpu.saturating_sub(then.cpu);
+                    // As the kernel's CPU-intensive check, which counts from
+                    // the work item's last wakeup: a poll that slept in
+                    // this window counts only the CPU of the window (more
+                    // than it used since it woke), so that one that sleeps
+                    // between short bursts is never a hog, however much CPU
+                    // its bursts add up to.
+                    let slept = matches!((then.sleeps, sleeps), (Some(a), Some(b)) if b != a);
+                    poll.cpu_in_poll = if slept { used } else { poll.cpu_in_poll + used };
+                    window = Some((now.saturating_duration_since(then.at), used));
+                }
+                poll.sample = Some(Sample {
+                    at: now,
+                    cpu,
+                    sleeps,
+                });
             }
-            poll.sample = Some((now, cpu));
         }
         let stuck = now.saturating_duration_since(poll.first_seen) >= config.blocking_threshold;
         match poll.verdict {

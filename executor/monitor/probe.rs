@@ -7,8 +7,11 @@
 //! read, unlike `/proc/.../schedstat`, which lags by up to a scheduler
 //! tick). The run state comes from `/proc/self/task/TID/stat` through a
 //! kept-open file (~3.5 us), read only to tell a preempted thread (runnable,
-//! waiting for a CPU) from a sleeping one. Elsewhere a probe cannot be made,
-//! and the monitor judges by stuck-poll time alone.
+//! waiting for a CPU) from a sleeping one. Its count of voluntary context
+//! switches (times it slept) comes from `/proc/self/task/TID/status`,
+//! likewise kept open (~4 us), read for polls seen at several ticks only.
+//! Elsewhere a probe cannot be made, and the monitor judges by stuck-poll
+//! time alone.
 
 use std::time::Duration;
 
@@ -19,6 +22,8 @@ pub(crate) struct Probe {
     clock: nix::time::ClockId,
     #[cfg(target_os = "linux")]
     stat: Option<std::fs::File>,
+    #[cfg(target_os = "linux")]
+    status: Option<std::fs::File>,
 }
 
 impl Probe {
@@ -33,7 +38,12 @@ impl Probe {
         let clock = nix::time::ClockId::from_raw(((!tid) << 3) | 4 | 2);
         nix::time::clock_gettime(clock).ok()?;
         let stat = std::fs::File::open(format!("/proc/self/task/{tid}/stat")).ok();
-        Some(Probe { clock, stat })
+        let status = std::fs::File::open(format!("/proc/self/task/{tid}/status")).ok();
+        Some(Probe {
+            clock,
+            stat,
+            status,
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -70,6 +80,45 @@ impl Probe {
     pub(crate) fn is_runnable(&self) -> Option<bool> {
         None
     }
+
+    /// How many times the thread has slept (its voluntary context
+    /// switches: a yield or a preemption is not one). `None` if that
+    /// cannot be read.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn sleeps(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+
+        let file = self.status.as_ref()?;
+        let mut buf = [0u8; 4096];
+        let n = file.read_at(&mut buf, 0).ok()?;
+        voluntary_switches(&buf[..n])
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn sleeps(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The `voluntary_ctxt_switches` field of a `/proc/.../status` file.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn voluntary_switches(status: &[u8]) -> Option<u64> {
+    const FIELD: &[u8] = b"voluntary_ctxt_switches:";
+    let value = status
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(FIELD))?
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_digit());
+    let mut n: Option<u64> = None;
+    for &digit in value {
+        n = Some(
+            n.unwrap_or(0)
+                .checked_mul(10)?
+                .checked_add(u64::from(digit - b'0'))?,
+        );
+    }
+    n
 }
 
 /// The state letter of a `/proc/.../stat` line: `pid (comm) S ...`. The
@@ -93,6 +142,20 @@ mod tests {
         assert_eq!(run_state(b"12 (a) b) R 1 2 3"), Some(b'R'));
         assert_eq!(run_state(b"12 (x y)  D 1"), Some(b'D'));
         assert_eq!(run_state(b"garbage"), None);
+    }
+
+    #[test]
+    fn voluntary_switches_are_read_from_their_own_line() {
+        let status = b"Name:\twq-worker\nvoluntary_ctxt_switches:\t1234\n\
+                       nonvoluntary_ctxt_switches:\t56\n";
+        assert_eq!(voluntary_switches(status), Some(1234));
+        let reordered = b"nonvoluntary_ctxt_switches:\t56\nvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(voluntary_switches(reordered), Some(7));
+        assert_eq!(
+            voluntary_switches(b"nonvoluntary_ctxt_switches:\t56\n"),
+            None
+        );
+        assert_eq!(voluntary_switches(b"voluntary_ctxt_switches:\t\n"), None);
     }
 
     #[cfg(target_os = "linux")]
@@ -127,6 +190,8 @@ mod tests {
             last = now;
         }
         assert!(settled, "a thread asleep in recv must look asleep");
+        let sleeps = probe.sleeps().expect("a status file on Linux");
+        assert!(sleeps >= 1, "it slept in recv");
         assert!(last > Duration::ZERO);
         go_tx.send(()).unwrap();
         thread.join().unwrap();

@@ -412,8 +412,11 @@ impl Builder {
         self
     }
 
-    /// How much CPU time one poll may use before it counts as a CPU hog
-    /// (default 10 ms, the kernel's `wq_cpu_intensive_thresh_us`). A hog's
+    /// How much CPU time one poll may use without sleeping before it
+    /// counts as a CPU hog (default 10 ms, the kernel's
+    /// `wq_cpu_intensive_thresh_us`; as there, the count starts again when
+    /// the poll sleeps, so one that sleeps between short bursts is no hog,
+    /// whatever its bursts add up to). A hog's
     /// worker leaves concurrency management, and the hog is reported
     /// through `tracing` at warn level with the task's id, name (see
     /// [`task::Builder`](crate::task::Builder)) and spawn location (at the
