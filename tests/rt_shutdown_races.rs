@@ -15,10 +15,10 @@ mod support;
 use std::future::{pending, Future};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use support::Counters;
+use support::{Counters, Latch};
 use wq::task::{JoinError, JoinHandle, JoinSet};
 
 /// How long one test may take before the watchdog aborts the process.
@@ -514,26 +514,6 @@ fn shutdown_timeout_while_timers_fire() {
 // ---------------------------------------------------------------------------
 // The rescuer
 
-/// A gate that blocked threads wait on until it opens (or 10 s pass).
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-
-    fn wait(&self) -> bool {
-        let (open, cv) = &*self.0;
-        let guard = open.lock().unwrap();
-        let (guard, _) = cv
-            .wait_timeout_while(guard, Duration::from_secs(10), |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
-
 /// Both workers of a runtime that may not grow are blocked, and a
 /// `mem_reclaim` queue's tasks, which yield and sleep, are being run one
 /// poll at a time by its rescuer, while other threads spawn more onto the
@@ -566,7 +546,7 @@ fn rescuer_at_the_shutdown(how: End) {
                 rt.spawn(async move {
                     wq::blocking(|| {
                         entered.fetch_add(1, SeqCst);
-                        latch.wait()
+                        latch.wait_at_most(Duration::from_secs(10))
                     })
                 })
             })

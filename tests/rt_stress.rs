@@ -68,7 +68,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::{threads_named, Counters};
+use support::{threads_named, Counters, Latch};
 use wq::task::{yield_now, AbortHandle, Id, JoinError, JoinHandle, JoinSet};
 use wq::time::error::Elapsed;
 
@@ -758,27 +758,6 @@ impl Drop for SpawnOnDrop {
         });
         // The receiver outlives every spawner unless the run already failed.
         let _ = self.out.send(task);
-    }
-}
-
-/// A gate that blocked threads wait on until someone opens it.
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, std::sync::Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-
-    /// Waits until open (true) or `WAIT_LIMIT` passed (false).
-    fn wait(&self) -> bool {
-        let (open, cv) = &*self.0;
-        let guard = open.lock().unwrap();
-        let (guard, _) = cv
-            .wait_timeout_while(guard, WAIT_LIMIT, |open| !*open)
-            .unwrap();
-        *guard
     }
 }
 
@@ -2449,7 +2428,7 @@ impl Driver {
             blockers.push(self.sh.spawn(Kind::Value, self.rng.via(), async move {
                 wq::blocking(|| {
                     entered.fetch_add(1, SeqCst);
-                    latch.wait()
+                    latch.wait_at_most(WAIT_LIMIT)
                 })
             }));
         }

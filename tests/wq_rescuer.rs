@@ -5,35 +5,14 @@ mod support;
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{captured_logs, eventually};
+use support::{captured_logs, eventually, Latch};
 
 /// How long a blocked worker waits for its latch before the test gives up
 /// (then it fails instead of hanging).
 const GIVE_UP: Duration = Duration::from_secs(10);
-
-/// A gate that blocked threads wait on until someone opens it.
-#[derive(Clone, Default)]
-struct Latch(Arc<(Mutex<bool>, Condvar)>);
-
-impl Latch {
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-
-    /// Waits until open (true) or `GIVE_UP` passed (false).
-    fn wait(&self) -> bool {
-        let (open, cv) = &*self.0;
-        let guard = open.lock().unwrap();
-        let (guard, _) = cv
-            .wait_timeout_while(guard, GIVE_UP, |open| !*open)
-            .unwrap();
-        *guard
-    }
-}
 
 /// A runtime of two workers that may not grow.
 fn two_worker_runtime(monitor: bool) -> wq::Runtime {
@@ -65,7 +44,7 @@ fn spawn_blockers(rt: &wq::Runtime, n: usize, latch: &Latch) -> Vec<wq::task::Jo
             rt.spawn(async move {
                 wq::blocking(|| {
                     entered.fetch_add(1, SeqCst);
-                    latch.wait()
+                    latch.wait_at_most(GIVE_UP)
                 })
             })
         })

@@ -190,3 +190,23 @@ macro_rules! on_both_flavors {
         }
     };
 }
+
+/// A gate that blocked threads wait on until someone opens it, giving up
+/// after a limit (so that a test fails rather than hangs).
+#[derive(Clone, Default)]
+pub struct Latch(Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Latch {
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until open (true) or `limit` passed (false).
+    pub fn wait_at_most(&self, limit: Duration) -> bool {
+        let (open, cv) = &*self.0;
+        let guard = open.lock().unwrap();
+        let (guard, _) = cv.wait_timeout_while(guard, limit, |open| !*open).unwrap();
+        *guard
+    }
+}
