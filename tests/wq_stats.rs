@@ -187,6 +187,39 @@ fn a_poll_that_sleeps_between_short_spins_is_no_hog() {
     );
 }
 
+/// With twice as many spinning workers as CPUs, a workqueue's CPU time is
+/// what its threads ran, not the wall time of their polls: the spinners can
+/// have used at most CPUs x the wall time it all took, while their polls
+/// last twice that.
+#[test]
+fn preempted_polls_do_not_count_as_cpu_time() {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners = 2 * cpus;
+    let rt = wq::Builder::new().workers(spinners).build().unwrap();
+    let queue = rt.block_on(async { wq::Workqueue::builder("crowded").build().unwrap() });
+    let start = Instant::now();
+    let handles: Vec<_> = (0..spinners)
+        .map(|_| {
+            queue.spawn(async {
+                let spin = Instant::now();
+                while spin.elapsed() < Duration::from_millis(150) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        rt.block_on(handle).unwrap();
+    }
+    let most = start.elapsed() * u32::try_from(cpus).unwrap();
+    let stats = queue.stats();
+    assert!(
+        stats.cpu_time <= most + most / 4,
+        "{:?} of CPU time counted; {cpus} CPUs can run {most:?} in that time",
+        stats.cpu_time
+    );
+}
+
 /// With the monitor off nothing is sampled or detected, and a blocking
 /// call still counts its wakeup.
 #[test]

@@ -96,8 +96,11 @@
 //!   scheduler tick: each poll in progress and not blocked (and the ticking
 //!   worker's last task) adds the time since the previous tick to its
 //!   workqueue, at most a quarter more than the gap the previous tick
-//!   planned, nothing after a sleep. A hog stays followed, at the slow rate,
-//!   for its CPU time.
+//!   planned, nothing after a sleep; a poll whose thread's CPU clock was
+//!   read at this tick and the one before adds only the share of that time
+//!   the thread ran (preempted, on a machine with more running threads
+//!   than CPUs, it uses none). A hog stays followed, at the slow rate, for
+//!   its CPU time.
 //! - **Counters of detections** per workqueue: a hog counts `CPUitsv`, and a
 //!   detection that woke an idle worker counts `CMW` (`task::stats`).
 //! - **The watchdog** (`watchdog.rs`), on the monitor thread only: a pool
@@ -394,6 +397,9 @@ struct PollWatch {
     /// CPU time used since the first reading, or since the thread last
     /// slept (see `examine`).
     cpu_in_poll: Duration,
+    /// (wall, CPU) time between the last two readings, if the last tick
+    /// took one: the share of the window the thread ran, for its CPU time.
+    window: Option<(Duration, Duration)>,
     verdict: Verdict,
 }
 
@@ -694,10 +700,11 @@ impl Watcher {
         let mut found = Tick::default();
         for i in 0..self.workers.len() {
             let seen = self.workers[i].worker.observe();
+            let look = self.examine(i, seen, config, stats, now);
             if !credit.is_zero() {
                 self.sample_cpu_time(i, seen, credit);
             }
-            match self.examine(i, seen, config, stats, now) {
+            match look {
                 Some(Look::New) => found.watching = true,
                 Some(Look::Suspect) => {
                     found.watching = true;
@@ -738,6 +745,7 @@ impl Watcher {
                     first_seen: now,
                     sample: None,
                     cpu_in_poll: Duration::ZERO,
+                    window: None,
                     verdict: Verdict::Watching,
                 });
                 return Some(Look::New);
@@ -747,10 +755,6 @@ impl Watcher {
         if seen.is_annotated() {
             // Inside `wq::blocking`: out of `nr_running` by its own hand.
             return None;
-        }
-        if poll.verdict == Verdict::Hog {
-            // Followed at the slow rate, for its CPU time.
-            return Some(Look::Following);
         }
         if !watched.probe_tried {
             if let Some(tid) = watched.worker.os_tid() {
@@ -781,6 +785,11 @@ impl Watcher {
                     sleeps,
                 });
             }
+        }
+        poll.window = window;
+        if poll.verdict == Verdict::Hog {
+            // Followed at the slow rate, for its CPU time.
+            return Some(Look::Following);
         }
         let stuck = now.saturating_duration_since(poll.first_seen) >= config.blocking_threshold;
         match poll.verdict {
@@ -869,16 +878,27 @@ impl Watcher {
 
     /// Adds `credit` to the CPU time of the workqueue whose task worker `i`
     /// polls in `seen`, unless the poll is in `wq::blocking` or was found
-    /// blocked (it does not use the CPU).
-    fn sample_cpu_time(&self, i: usize, seen: Seen, credit: Duration) {
+    /// blocked (it does not use the CPU). For a poll whose thread's CPU
+    /// clock was read at this tick and the one before, only the share of
+    /// `credit` the thread ran (a preempted poll, on a machine with more
+    /// running threads than CPUs, does not use the CPU either).
+    fn sample_cpu_time(&self, i: usize, seen: Seen, mut credit: Duration) {
         let watched = &self.workers[i];
         if !seen.in_poll() || seen.is_annotated() {
             return;
         }
-        let blocked = matches!(&watched.poll,
-            Some(poll) if poll.seen.seq() == seen.seq() && poll.verdict == Verdict::Blocked);
-        if blocked {
-            return;
+        let poll = watched
+            .poll
+            .as_ref()
+            .filter(|poll| poll.seen.seq() == seen.seq());
+        if let Some(poll) = poll {
+            if poll.verdict == Verdict::Blocked {
+                return;
+            }
+            if let Some((wall, used)) = poll.window.filter(|(wall, _)| !wall.is_zero()) {
+                let ran = (used.as_secs_f64() / wall.as_secs_f64()).min(1.0);
+                credit = credit.mul_f64(ran);
+            }
         }
         if let Some((_, queue)) = watched.worker.task_of(seen) {
             self.queues.with(QueueId(queue), |c| c.add_cpu_time(credit));

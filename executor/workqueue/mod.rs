@@ -229,8 +229,9 @@ pub struct WorkqueueStats {
     /// Time its tasks spent in polls that were not blocked (`CPUtime`),
     /// sampled like the kernel's: at every tick of the monitor (every half
     /// `blocking_threshold` while workers run) each poll in progress adds
-    /// the time since the previous tick. Exact over many ticks, not per
-    /// task; 0 with the monitor off.
+    /// the time since the previous tick, or, for a poll seen at earlier
+    /// ticks, the share of it that its thread ran by its CPU clock. Exact
+    /// over many ticks, not per task; 0 with the monitor off.
     pub cpu_time: Duration,
     /// Polls of its tasks found using more than `cpu_intensive_threshold`
     /// of CPU and taken out of concurrency management (`CPUitsv`). 0 with
