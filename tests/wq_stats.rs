@@ -165,17 +165,19 @@ fn a_hog_counts_one_cpu_intensive_violation_and_its_cpu_time() {
 }
 
 /// A poll that sleeps often is no hog, however much CPU it uses in all:
-/// as in the kernel, CPU time counts from the last sleep. 40 rounds of a
-/// 2 ms sleep and 1 ms of spinning use 40 ms of CPU in one poll, four times
-/// the threshold, never more than about 1 ms of it between two sleeps.
+/// as in the kernel, CPU time counts from the last sleep. 80 rounds of a
+/// 2 ms sleep and 0.5 ms of spinning use 40 ms of CPU in one poll, four
+/// times the threshold, never more than about 0.5 ms of it between two
+/// sleeps (the monitor, which sees the sleeps only at its ticks, would need
+/// a 50 ms gap between two of them to count 10 ms).
 #[test]
 fn a_poll_that_sleeps_between_short_spins_is_no_hog() {
     let rt = wq::Builder::new().workers(2).build().unwrap();
     let chunks = rt.block_on(async { wq::Workqueue::builder("chunks").build().unwrap() });
     rt.block_on(chunks.spawn(async {
-        for _ in 0..40 {
+        for _ in 0..80 {
             std::thread::sleep(Duration::from_millis(2));
-            spin_for_cpu(Duration::from_millis(1));
+            spin_for_cpu(Duration::from_micros(500));
         }
     }))
     .unwrap();
