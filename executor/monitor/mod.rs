@@ -80,9 +80,15 @@
 //! So while workers run short polls the monitor thread sleeps, and a busy
 //! runtime pays almost no thread wakeups for its monitor: a hyper server
 //! under `wrk` on 2 workers woke it about 2,000 times a second before the
-//! workers ticked, and 30 to 50 times since. It wakes when every running
+//! workers ticked, and 30 to 150 times since. It wakes when every running
 //! worker is stuck (the blocking storm of the benchmarks), or when the
-//! workers' polls are too long for a check to come every period. A stuck
+//! workers' polls are too long for a check to come every period. While no
+//! worker runs it sleeps either until woken (nothing to do) or for a slow
+//! tick (following a blocked poll) or the mayday timer's 10 ms (a pool
+//! starves): in each case a worker that starts running wakes it (a flag
+//! and one syscall on the kick path), so that the worker's first poll is
+//! looked at a period apart like any other (a hog spawned into a fresh,
+//! still starving runtime was first seen 10 ms late). A stuck
 //! poll is then first seen at most the whole threshold after it started,
 //! and found stuck the threshold after that.
 //!
@@ -461,6 +467,18 @@ fn may_sleep(pools: &[Pool]) -> bool {
     true
 }
 
+/// Tells every pool the monitor dozes (see `Pool::observer_may_doze`);
+/// false (and awake again) if any of them has a worker running.
+fn doze(pools: &[Pool]) -> bool {
+    for (i, pool) in pools.iter().enumerate() {
+        if !pool.observer_may_doze() {
+            pools[..i].iter().for_each(Pool::observer_awake);
+            return false;
+        }
+    }
+    true
+}
+
 impl Shared {
     /// Adds `pool` to the pools watched: its starvation (and, if polls are
     /// watched, its first running worker) wakes the thread, and its running
@@ -575,7 +593,18 @@ impl Shared {
                 self.watcher.lock().planned_gap = next.unwrap_or(Duration::ZERO);
             }
             self.alarm.set(next);
-            if !idle {
+            let dozing = !(idle || found.watching || running);
+            if dozing {
+                // A slow tick or the mayday timer's, with no worker
+                // running: one that starts running meanwhile wakes us
+                // (its polls are looked at a period apart from its start,
+                // not after this sleep); if one runs already, look again
+                // now.
+                if doze(&pools) {
+                    self.alarm.wait();
+                    pools.iter().for_each(Pool::observer_awake);
+                }
+            } else if !idle {
                 // Running workers tick meanwhile and push the alarm back.
                 self.alarm.wait();
             } else if may_sleep(&pools) {

@@ -1294,3 +1294,76 @@ fn loom_cull_vs_kick() {
         assert_eq!(pool.idle.nr_workers(), if culled { 3 } else { 4 });
     });
 }
+
+// ---------------------------------------------------------------------------
+// 9. The observer's sleep against a worker starting to run.
+// ---------------------------------------------------------------------------
+
+/// The observer's side of `Pool::observer_may_doze` (and of
+/// `observer_may_sleep`, which adds the starvation veto): publish `asleep`,
+/// then look at `nr_running`. Returns whether it may sleep.
+fn observer_may_doze(pool: &PoolModel, asleep: &AtomicBool) -> bool {
+    asleep.store(true, SeqCst);
+    fence(SeqCst);
+    if pool.idle.nr_running() > 0 {
+        asleep.store(false, SeqCst);
+        return false;
+    }
+    true
+}
+
+/// The observer sleeps (under loom a timed doze never times out, so it
+/// waits for a wake) while `woken` is not set.
+fn observer_sleep(woken: &(Mutex<bool>, Condvar)) {
+    let mut woken_now = woken.0.lock().unwrap();
+    while !*woken_now {
+        woken_now = woken.1.wait(woken_now).unwrap();
+    }
+}
+
+/// A worker is kicked while the observer goes to sleep (a doze or a deep
+/// sleep): either the observer sees it running and stays awake, or the
+/// kicker's `wake_polls_observer` sees the flag and wakes it, exactly once.
+/// Without either fence loom finds the observer asleep with the worker
+/// running (loom models SeqCst accesses as AcqRel, so the fences are what
+/// it checks; the C++ model's single order of SeqCst operations would
+/// already forbid that outcome, and the fences make it explicit).
+/// A worker counted running while the observer sleeps on unwoken would be
+/// a loom deadlock here (the observer thread never returns), and in the
+/// runtime a poll that gets stuck with nobody looking.
+#[test]
+fn loom_observer_doze_sees_a_worker_start() {
+    loom::model(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let worker = W::new();
+        start_idle(&pool, &worker);
+        let asleep = Arc::new(AtomicBool::new(false));
+        let woken = Arc::new((Mutex::new(false), Condvar::new()));
+        let wakes = Arc::new(AtomicUsize::new(0));
+
+        let observer = {
+            let (pool, asleep, woken) = (pool.clone(), asleep.clone(), woken.clone());
+            thread::spawn(move || {
+                if observer_may_doze(&pool, &asleep) {
+                    observer_sleep(&woken);
+                    // `Pool::observer_awake`.
+                    asleep.store(false, SeqCst);
+                }
+                // Awake: the next look sees the running worker.
+                assert_eq!(pool.idle.nr_running(), 1);
+            })
+        };
+        // The kicker: `Shared::wake_one` raises `nr_running`, then
+        // `wake_polls_observer` (`wake_observer`: fence, flag).
+        pool.queue.fetch_add(1, SeqCst);
+        assert!(pool.wake_one(), "the idle worker is kicked");
+        fence(SeqCst);
+        if asleep.load(SeqCst) && asleep.swap(false, SeqCst) {
+            wakes.fetch_add(1, SeqCst);
+            *woken.0.lock().unwrap() = true;
+            woken.1.notify_one();
+        }
+        observer.join().unwrap();
+        assert!(wakes.load(SeqCst) <= 1);
+    });
+}

@@ -515,6 +515,7 @@ impl Pool {
         let shared = &self.shared;
         let observer = &shared.observer;
         observer.asleep.store(true, SeqCst);
+        fence(SeqCst);
         let running = shared.config.stamp_polls && shared.idle.nr_running() > 0;
         if running || self.is_closed() || self.is_starving() || shared.timers_stranded() {
             observer.asleep.store(false, SeqCst);
@@ -534,6 +535,26 @@ impl Pool {
             && shared.idle.need_more_worker()
             && shared.idle.nr_idle() == 0
             && shared.has_work()
+    }
+
+    /// The observer sleeps for a while (a slow tick, the mayday timer's)
+    /// and wants to be woken if a worker starts running meanwhile, when
+    /// polls are watched: its polls must be looked at a period apart, not
+    /// after that sleep. Returns false (and stays awake) if one runs
+    /// already. The same Dekker pairing as `observer_may_sleep`; starvation
+    /// does not veto it.
+    pub(crate) fn observer_may_doze(&self) -> bool {
+        let shared = &self.shared;
+        if !shared.config.stamp_polls {
+            return true;
+        }
+        shared.observer.asleep.store(true, SeqCst);
+        fence(SeqCst);
+        if shared.idle.nr_running() > 0 {
+            shared.observer.asleep.store(false, SeqCst);
+            return false;
+        }
+        true
     }
 
     /// The observer woke (or gave up sleeping).
@@ -576,16 +597,22 @@ impl Shared {
     }
 
     /// Called after `nr_running` was incremented: wakes the observer if it
-    /// sleeps and watches the polls. A plain load on the fast path.
+    /// sleeps and watches the polls (see `wake_observer`).
     fn wake_polls_observer(&self) {
         if self.config.stamp_polls {
             self.wake_observer();
         }
     }
 
-    /// Wakes the observer if it sleeps. A plain load on the fast path.
+    /// Wakes the observer if it sleeps. A fence and a plain load on the
+    /// fast path. The fence orders whatever the caller published before
+    /// (a raised `nr_running`, queued work) before the load of `asleep`; it
+    /// pairs with the fence the observer issues between storing `asleep`
+    /// and looking at the pool (Dekker: either it sees what we published,
+    /// or we see the flag). `pool/loom_tests.rs`, section 9, models it.
     fn wake_observer(&self) {
         let observer = &self.observer;
+        fence(SeqCst);
         if observer.asleep.load(SeqCst) && observer.asleep.swap(false, SeqCst) {
             if let Some(wake) = observer.wake.get() {
                 wake();
