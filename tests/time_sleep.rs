@@ -169,6 +169,34 @@ async fn a_completed_sleep_stays_ready_until_reset() {
     );
 }
 
+/// A timer takes the driver of the runtime current where it is created,
+/// also on a worker thread of another runtime (whose own driver reference
+/// its timers otherwise share): created in a task of `a` while `b`, whose
+/// clock is paused, is entered, an hour-long sleep fires as soon as `b`
+/// is idle and auto-advances; on `a`'s timers it would take an hour.
+#[test]
+fn a_sleep_created_on_another_runtimes_worker_uses_the_current_runtime() {
+    let a = wq::Builder::new().workers(1).build().unwrap();
+    let b = wq::Builder::new()
+        .workers(1)
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let b_handle = b.handle().clone();
+    let slept = a.block_on(a.spawn(async move {
+        let sleep = {
+            let _b = b_handle.enter();
+            sleep(Duration::from_secs(3600))
+        };
+        // On `a`'s timers (created outside the guard): real time.
+        timeout(Duration::from_secs(30), sleep).await
+    }));
+    assert!(
+        slept.unwrap().is_ok(),
+        "the hour-long sleep on b's paused clock did not fire within 30 s"
+    );
+}
+
 #[test]
 #[should_panic(expected = "there is no wq runtime current on this thread")]
 fn sleep_outside_a_runtime_panics() {

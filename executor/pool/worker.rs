@@ -249,6 +249,7 @@ pub(super) fn main(shared: Arc<Shared>, queues: Queues, me: WorkerRef) {
     }
     let local = Rc::new(Local::new(&shared, queues, me, None));
     CURRENT.with(|c| *c.borrow_mut() = Some(local.clone()));
+    let _timers = crate::time::driver::DriverRef::enter_worker(&shared.config.timers);
     if let Some(hook) = &shared.config.on_thread_start {
         hook();
     }

@@ -282,6 +282,14 @@ pub(crate) fn current_time_driver() -> Option<Arc<Driver>> {
     context::with_current(|handle| handle.map(|handle| handle.inner.time.clone()))
 }
 
+/// A reference to the current runtime's timer driver for a new timer (see
+/// `DriverRef`), if a runtime is current.
+pub(crate) fn current_driver_ref() -> Option<Arc<crate::time::driver::DriverRef>> {
+    context::with_current(|handle| {
+        handle.map(|handle| crate::time::driver::DriverRef::current(&handle.inner.time))
+    })
+}
+
 /// A wq runtime: a concurrency-managed pool of worker threads running
 /// spawned tasks.
 ///

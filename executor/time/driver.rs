@@ -13,7 +13,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,70 @@ pub(crate) struct Driver {
 thread_local! {
     /// The shard this thread registers its timers in.
     static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+
+    /// A worker thread's own reference to its pool's driver, which the
+    /// timers it creates clone (`DriverRef::current`).
+    static WORKER_DRIVER: std::cell::RefCell<Option<Arc<DriverRef>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A reference to a driver, as a timer holds it. Each worker thread has one
+/// of its own, which its timers clone: the reference count they change is
+/// then on a cache line that stays with that worker's CPU, where a count on
+/// the driver itself would move between the CPUs at every timer created or
+/// dropped on a busy runtime (a hyper server creates and drops one per
+/// request). Other threads make one per timer. Measured on 2 workers, 64
+/// tasks each creating, polling and dropping sleeps: hyper's sleeps 204 to
+/// 160 ns, wq's 218 to 192 ns (6 alternating runs each).
+#[derive(Debug)]
+pub(crate) struct DriverRef {
+    driver: Arc<Driver>,
+}
+
+impl std::ops::Deref for DriverRef {
+    type Target = Driver;
+
+    fn deref(&self) -> &Driver {
+        &self.driver
+    }
+}
+
+impl DriverRef {
+    /// A reference to `driver` for a timer created on this thread: a clone
+    /// of this worker thread's own if it works for `driver`, else a new one.
+    pub(crate) fn current(driver: &Arc<Driver>) -> Arc<DriverRef> {
+        WORKER_DRIVER.with(|own| match &*own.borrow() {
+            Some(own) if Arc::ptr_eq(&own.driver, driver) => own.clone(),
+            _ => Arc::new(DriverRef {
+                driver: driver.clone(),
+            }),
+        })
+    }
+
+    /// Makes this thread a worker of `driver`'s runtime, until the guard
+    /// drops (the thread's reference then goes with it).
+    pub(crate) fn enter_worker(driver: &Arc<Driver>) -> WorkerDriverGuard {
+        let previous = WORKER_DRIVER.with(|own| {
+            own.replace(Some(Arc::new(DriverRef {
+                driver: driver.clone(),
+            })))
+        });
+        WorkerDriverGuard { previous }
+    }
+}
+
+/// Restores the thread's previous driver reference (see
+/// `DriverRef::enter_worker`).
+pub(crate) struct WorkerDriverGuard {
+    previous: Option<Arc<DriverRef>>,
+}
+
+impl Drop for WorkerDriverGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // Dropped outside the borrow: it may be the driver's last reference.
+        let _own = WORKER_DRIVER.with(|own| own.replace(previous));
+    }
 }
 
 impl Driver {

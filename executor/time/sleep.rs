@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::driver::{Driver, TimerHandle};
+use super::driver::{DriverRef, TimerHandle};
 use super::Instant;
 
 /// Waits until `duration` has elapsed. Equivalent to
@@ -60,7 +60,7 @@ pin_project! {
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Sleep {
         deadline: Instant,
-        driver: Arc<Driver>,
+        driver: Arc<DriverRef>,
         entry: Option<TimerHandle>,
         // The deadline has passed (the clock said so at the first poll,
         // or the timer fired): polls return `Ready` until `reset`.
@@ -80,7 +80,7 @@ pin_project! {
 impl Sleep {
     #[track_caller]
     pub(crate) fn new(deadline: Instant) -> Sleep {
-        let driver = crate::runtime::current_time_driver().unwrap_or_else(|| {
+        let driver = crate::runtime::current_driver_ref().unwrap_or_else(|| {
             panic!(
                 "there is no wq runtime current on this thread: timers must be created \
                  from a task, inside `block_on`, or while an `enter` guard is held"
