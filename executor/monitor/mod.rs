@@ -455,23 +455,13 @@ struct Tick {
     following: bool,
 }
 
-/// Tells every pool the monitor is about to sleep; false (and awake again)
-/// if any of them starves or, when polls are watched, has a worker running.
-fn may_sleep(pools: &[Pool]) -> bool {
+/// Tells every pool the monitor is about to sleep (`Pool::observer_may_sleep`
+/// for a sleep until woken, `Pool::observer_may_doze` for a timed one);
+/// false, and awake again in every pool told, if any of them refuses (it
+/// starves, or, when polls are watched, has a worker running).
+fn may_sleep(pools: &[Pool], ask: fn(&Pool) -> bool) -> bool {
     for (i, pool) in pools.iter().enumerate() {
-        if !pool.observer_may_sleep() {
-            pools[..i].iter().for_each(Pool::observer_awake);
-            return false;
-        }
-    }
-    true
-}
-
-/// Tells every pool the monitor dozes (see `Pool::observer_may_doze`);
-/// false (and awake again) if any of them has a worker running.
-fn doze(pools: &[Pool]) -> bool {
-    for (i, pool) in pools.iter().enumerate() {
-        if !pool.observer_may_doze() {
+        if !ask(pool) {
             pools[..i].iter().for_each(Pool::observer_awake);
             return false;
         }
@@ -600,14 +590,14 @@ impl Shared {
                 // (its polls are looked at a period apart from its start,
                 // not after this sleep); if one runs already, look again
                 // now.
-                if doze(&pools) {
+                if may_sleep(&pools, Pool::observer_may_doze) {
                     self.alarm.wait();
                     pools.iter().for_each(Pool::observer_awake);
                 }
             } else if !idle {
                 // Running workers tick meanwhile and push the alarm back.
                 self.alarm.wait();
-            } else if may_sleep(&pools) {
+            } else if may_sleep(&pools, Pool::observer_may_sleep) {
                 // Deep sleep: no pool starves, and no worker runs (or polls
                 // are not watched), so none can get stuck. A pool that
                 // starts starving wakes us, and so does the next worker to
