@@ -234,6 +234,46 @@ fn timers_fire_on_a_quiet_runtime_with_spare_workers() {
     }
 }
 
+/// The idle worker that fires a timer runs the task it wakes itself, as
+/// the reactor's driver does with the tasks of its events: a task that
+/// sleeps in a loop costs one park of one worker per sleep, not a second
+/// worker's wakeup as well (kicked to run the task, parked after it).
+#[test]
+fn a_task_woken_by_a_timer_runs_on_the_worker_that_fired_it() {
+    const SLEEPS: u64 = 50;
+    let rt = wq::Builder::new()
+        .workers(2)
+        .monitor(false)
+        .build()
+        .unwrap();
+    let metrics = rt.handle().metrics();
+    let parks = || -> u64 {
+        assert!(
+            support::eventually(Duration::from_secs(10), || {
+                metrics.num_idle_workers() == metrics.num_workers()
+            }),
+            "workers still running: {metrics:?}"
+        );
+        (0..metrics.num_workers())
+            .map(|i| metrics.worker_park_count(i))
+            .sum()
+    };
+    let before = parks();
+    let sleeper = rt.spawn(async {
+        for _ in 0..SLEEPS {
+            sleep(Duration::from_millis(2)).await;
+        }
+    });
+    rt.block_on(sleeper).unwrap();
+    let parked = parks() - before;
+    // One park per sleep, on the timer worker, and a few to settle. A kick
+    // of the other worker for each would make it about twice that.
+    assert!(
+        parked < SLEEPS * 3 / 2,
+        "{parked} parks for {SLEEPS} sleeps: {metrics:?}"
+    );
+}
+
 #[wq::test]
 async fn pause_and_resume_the_clock() {
     wq::time::pause();

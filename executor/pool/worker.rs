@@ -35,6 +35,20 @@ const INJECTOR_INTERVAL: u32 = 61;
 /// the rest of the queue.
 const MAX_LIFO_RUNS: u32 = 3;
 
+/// How long a searcher that found nothing keeps watching the queues before
+/// it goes idle. Waking a parked thread costs a futex call, a context
+/// switch, and on a virtual machine without a guest idle driver an exit
+/// from the halted vCPU: tens of microseconds. Work that arrives within a
+/// few microseconds of the last (a thread outside the runtime that spawns
+/// each item when the previous one is done) is then taken by the searcher
+/// itself, without a kick. At most half of the running workers search, so
+/// this costs at most this much CPU each time the runtime runs dry.
+const SEARCH_SPIN: Duration = Duration::from_micros(5);
+
+/// `spin_loop` hints between two looks at the queues while spinning
+/// (about a microsecond).
+const SPINS_PER_LOOK: u32 = 32;
+
 /// A new worker's queues, made before its thread so that their stealers
 /// can be published first.
 pub(super) struct Queues {
@@ -207,8 +221,9 @@ struct Local {
     blocked: Cell<bool>,
     /// On the idle list (then wakes it causes go to the injector).
     idle: Cell<bool>,
-    /// Idle and dispatching the reactor's events: the tasks they wake go
-    /// to this worker's own queue without a kick, and it runs them itself
+    /// Idle and dispatching the reactor's events or firing due timers (the
+    /// timer worker): the tasks they wake go to this worker's own queue
+    /// without a kick, and it runs them itself
     /// if a worker is needed (`Idle::claim`), saving a second thread
     /// wakeup; otherwise it hands them to the injector.
     dispatching: Cell<bool>,
@@ -389,6 +404,9 @@ impl Local {
                     if self.shared.timers().process() > 0 || self.shared.poll_io_now() > 0 {
                         continue;
                     }
+                    if self.searching.get() && self.spin_for_work() {
+                        continue;
+                    }
                     if let Some(culled) = self.idle_and_park(false) {
                         return culled;
                     }
@@ -501,6 +519,34 @@ impl Local {
         None
     }
 
+    /// A searcher that found nothing watches the injector and the other
+    /// workers' queues for [`SEARCH_SPIN`] before it goes idle, and polls
+    /// the reactor once at the end. Returns whether work turned up (the
+    /// caller looks again, still searching). Still counted searching, so
+    /// producers leave the work to it rather than kick a parked worker
+    /// (`Idle::need_more_worker`). Other workers' LIFO slots are not
+    /// watched: the task there is their next one, and taking it because we
+    /// waited would only move it away from its cache.
+    fn spin_for_work(&self) -> bool {
+        let shared = &self.shared;
+        let deadline = Instant::now() + SEARCH_SPIN;
+        loop {
+            for _ in 0..SPINS_PER_LOOK {
+                std::hint::spin_loop();
+            }
+            let queued = !shared.injector.is_empty()
+                || shared.workers.read().iter().any(|w| {
+                    *w != self.me && (!w.stealer.is_empty() || !w.yield_stealer.is_empty())
+                });
+            if queued {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return shared.timers().process() > 0 || shared.poll_io_now() > 0;
+            }
+        }
+    }
+
     /// Pops the oldest task that yielded. Tasks that yield again go to the
     /// back of the same list, behind the ones already there, so the list is
     /// run in laps. At the start of each lap, if more than this one task is
@@ -533,8 +579,10 @@ impl Local {
     ///
     /// While idle, the worker may hold the timer role: then it sleeps until
     /// the next deadline instead of `idle_timeout`, fires the due timers
-    /// (their tasks go to the injector with the usual kick), and, with a
-    /// paused clock and nothing else to do, advances the clock.
+    /// (and runs their tasks itself if a worker is needed, as it does the
+    /// tasks the reactor's events wake), and, with a paused clock and
+    /// nothing else to do, advances the clock (its tasks go to the injector
+    /// with the usual kick).
     fn idle_and_park(&self, left_running: bool) -> Option<bool> {
         self.me.activity.idle_from(self.shared.epoch);
         let outcome = self.go_idle_and_park(left_running);
@@ -626,11 +674,22 @@ impl Local {
             if self.me.kicked.swap(false, Acquire) {
                 break None;
             }
-            if dispatched > 0 && shared.has_work() {
-                // The events woke tasks onto the injector, with no kick:
-                // run them here if a worker is needed, else let the usual
-                // producer path decide (a kick, maybe of us: then the loop
-                // finds the token and the flag).
+            // The timer worker fires the due timers as the driver dispatches
+            // events: what they wake waits on this worker's queue.
+            let fired = if timer_worker {
+                self.dispatching.set(true);
+                let fired = timers.process();
+                self.dispatching.set(false);
+                fired
+            } else {
+                0
+            };
+            if dispatched + fired > 0 && shared.has_work() {
+                // The events or timers woke tasks onto this worker's queue,
+                // with no kick: run them here if a worker is needed, else
+                // hand them to the injector and let the usual producer path
+                // decide (a kick, maybe of us: then the loop finds the
+                // token and the flag).
                 if shared.idle.claim(&self.me) {
                     // Counted running as a kick would count it: the
                     // observer (which may sleep while no worker runs) must
@@ -642,9 +701,6 @@ impl Local {
                 self.hand_over_local_queue();
                 shared.notify_work();
                 continue;
-            }
-            if timer_worker {
-                timers.process();
             }
             if !notified
                 && self.root.is_none()
@@ -733,8 +789,8 @@ pub(super) enum Pushed {
     Queued,
     /// On the worker's yield list: the worker itself runs it.
     Yielded,
-    /// On the queue of the idle worker dispatching the reactor's events:
-    /// it decides about kicks once the dispatch is over.
+    /// On the queue of the idle worker dispatching the reactor's events or
+    /// firing timers: it decides about kicks once that is over.
     Deferred,
 }
 
