@@ -86,6 +86,10 @@ pub const SLEEP_MAX: Duration = Duration::from_millis(100);
 /// Seed of the generator of `sleeps_100k` deadlines, so that every run, on
 /// either runtime, sleeps the same sequence.
 const SLEEP_SEED: u64 = 0x5eed_0000_0010_0000;
+/// Wakeups of the one task of a `sleep_loop` run.
+pub const SLEEP_LOOP_WAKEUPS: usize = 300;
+/// How long the task of `sleep_loop` sleeps each time.
+pub const SLEEP_LOOP_PERIOD: Duration = Duration::from_millis(1);
 /// Pending tasks in `memory_100k_pending`.
 pub const NUM_PENDING: usize = 100_000;
 
@@ -166,6 +170,14 @@ pub enum Workload {
     Sleeps {
         /// Sleeping tasks per run.
         tasks: usize,
+    },
+    /// One task on an otherwise idle runtime sleeps [`SLEEP_LOOP_PERIOD`]
+    /// `wakeups` times in a row: what a periodic light load costs, each
+    /// wakeup waking the runtime from idle. Compared on the process's CPU
+    /// time per run.
+    SleepLoop {
+        /// Sleeps per run.
+        wakeups: usize,
     },
     /// On runtimes with `workers` workers, `blockers` tasks each call
     /// `std::thread::sleep` for [`STORM_BLOCK`] with no annotation, while
@@ -325,6 +337,9 @@ impl Workload {
         all.extend([
             Self::TimersCreateCancel { timers: NUM_TIMERS },
             Self::Sleeps { tasks: NUM_SLEEPS },
+            Self::SleepLoop {
+                wakeups: SLEEP_LOOP_WAKEUPS,
+            },
         ]);
         all.extend(STORM_BLOCKERS.map(|blockers| Self::BlockingStorm { blockers }));
         all.extend([
@@ -356,6 +371,7 @@ impl Workload {
             ),
             Self::TimersCreateCancel { .. } => "timers_create_cancel".into(),
             Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
+            Self::SleepLoop { .. } => "sleep_loop".into(),
             Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
             Self::Hog => "hog".into(),
             Self::Rescue => "rescue".into(),
@@ -399,6 +415,11 @@ impl Workload {
                 n(tasks),
                 SLEEP_MIN.as_millis(),
                 SLEEP_MAX.as_millis()
+            ),
+            Self::SleepLoop { wakeups } => format!(
+                "1 task x {} sleeps of {} ms, idle runtime, CPU time",
+                n(wakeups),
+                SLEEP_LOOP_PERIOD.as_millis()
             ),
             Self::BlockingStorm { blockers } => format!(
                 "{blockers} x {} ms blocked + {} timers over {} ms, p99 lateness",
@@ -444,7 +465,9 @@ impl Workload {
             | Self::YieldMany
             | Self::ChainedSpawn => Kind::Scheduler,
             Self::SeedRoundTrip { .. } | Self::SeedScope { .. } => Kind::Seed,
-            Self::TimersCreateCancel { .. } | Self::Sleeps { .. } => Kind::Timer,
+            Self::TimersCreateCancel { .. } | Self::Sleeps { .. } | Self::SleepLoop { .. } => {
+                Kind::Timer
+            }
             Self::BlockingStorm { .. } => Kind::Blocking,
             Self::Hog | Self::Rescue => Kind::Fresh,
             Self::HttpHello | Self::HttpHelloBlocking | Self::RedisKv => Kind::Server,
@@ -539,6 +562,23 @@ impl Workload {
                 for _ in 0..reps {
                     let (makespan, run) = sleeps(rt, &offsets);
                     elapsed += makespan;
+                    runs.push(run);
+                }
+                Sample {
+                    elapsed,
+                    reps,
+                    spawn_latency: None,
+                    pools: None,
+                    sleeps: Some(SleepRun::sum(&runs)),
+                    storm: None,
+                }
+            }
+            Self::SleepLoop { wakeups } => {
+                let mut elapsed = Duration::ZERO;
+                let mut runs = Vec::with_capacity(reps as usize);
+                for _ in 0..reps {
+                    let (wall, run) = sleep_loop(rt, wakeups);
+                    elapsed += wall;
                     runs.push(run);
                 }
                 Sample {
@@ -1045,6 +1085,29 @@ fn sleeps<R: Rt>(rt: &R, offsets: &Arc<[Duration]>) -> (Duration, SleepRun) {
         lateness_p99_ns: quantile(&lateness, 0.99),
     };
     (makespan, run)
+}
+
+/// One run of [`Workload::SleepLoop`]: returns its wall time and its
+/// process CPU time (user + system, all threads, the idle runtime of the
+/// pair included), from just before the task is spawned until it is
+/// joined. Its lateness is not measured (zero in the figures).
+fn sleep_loop<R: Rt>(rt: &R, wakeups: usize) -> (Duration, SleepRun) {
+    let cpu_before = process_cpu_time();
+    let start = Instant::now();
+    let task = rt.spawn(async move {
+        for _ in 0..wakeups {
+            R::sleep_until(Instant::now() + SLEEP_LOOP_PERIOD).await;
+        }
+    });
+    rt.block_on(task).expect("sleep loop completes");
+    let wall = start.elapsed();
+    let run = SleepRun {
+        cpu: process_cpu_time().saturating_sub(cpu_before),
+        spawn: Duration::ZERO,
+        lateness_p50_ns: 0.0,
+        lateness_p99_ns: 0.0,
+    };
+    (wall, run)
 }
 
 /// How late (positive) or early (negative) `resumed` is for `deadline`, in
