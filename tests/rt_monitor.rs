@@ -382,8 +382,19 @@ fn idle_runtime_monitor_does_not_tick() {
         "the monitor ticked while the runtime was idle"
     );
 
-    // And it wakes up when work arrives.
-    rt.block_on(async { wq::spawn(async {}).await.unwrap() });
+    // And it wakes up when a worker runs for longer than a tick period
+    // (500 us): a worker that starts running asks for its wake a period
+    // later, and takes it back only if it goes idle first.
+    rt.block_on(async {
+        wq::spawn(async {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(3) {
+                std::hint::spin_loop();
+            }
+        })
+        .await
+        .unwrap()
+    });
     assert!(eventually(Duration::from_secs(10), || metrics
         .monitor_ticks()
         > after));

@@ -274,6 +274,42 @@ fn a_task_woken_by_a_timer_runs_on_the_worker_that_fired_it() {
     );
 }
 
+/// A worker that starts running while the monitor sleeps asks for the
+/// monitor's wake a tick period (500 us) later and takes it back when it
+/// goes idle first: a task that sleeps in a loop and runs for microseconds
+/// at each wakeup does not wake the monitor each time.
+#[test]
+fn short_runs_after_idle_do_not_wake_the_monitor() {
+    const SLEEPS: u64 = 50;
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let metrics = rt.handle().metrics();
+    let settle = || {
+        assert!(
+            support::eventually(Duration::from_secs(10), || {
+                metrics.num_idle_workers() == metrics.num_workers()
+            }),
+            "workers still running: {metrics:?}"
+        );
+        // A last tick may follow the last worker going idle.
+        std::thread::sleep(Duration::from_millis(20));
+        metrics.monitor_wakeups()
+    };
+    let before = settle();
+    let sleeper = rt.spawn(async {
+        for _ in 0..SLEEPS {
+            sleep(Duration::from_millis(2)).await;
+        }
+    });
+    rt.block_on(sleeper).unwrap();
+    let woke = settle() - before;
+    // A wake per sleep without the take-back; a worker descheduled for a
+    // period in the middle of a run (a loaded machine) costs one.
+    assert!(
+        woke < SLEEPS / 2,
+        "the monitor woke {woke} times for {SLEEPS} short runs: {metrics:?}"
+    );
+}
+
 #[wq::test]
 async fn pause_and_resume_the_clock() {
     wq::time::pause();

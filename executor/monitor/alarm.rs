@@ -32,10 +32,25 @@
 //! last. If `wait` clears a `woken` the waker has not stored yet, the
 //! waker's firing is still to come, or, if a `set` erased it, that `set`
 //! sees the flag and fires again. The loom model below checks it.
+//!
+//! # Wakes that can be taken back
+//!
+//! While the monitor sleeps without a deadline ([`Alarm::wait_deep`]), a
+//! worker that starts running does not wake it at once but asks for a
+//! wake one tick period later ([`Alarm::wake_soon`], a token), and takes
+//! it back ([`Alarm::cancel_soon`]) if it goes idle before that, its polls
+//! all short: a task that wakes now and then costs no monitor wakeup
+//! (`pool/README.md`, "The observer", has the pool's side). The deadlines
+//! so asked for are kept apart from the monitor's own (the last `set`),
+//! under a lock, and the timer holds the earliest of them all; a cancel
+//! removes only its own token. Outside a deep wait, `wake_soon` wakes at
+//! once, as `wake` does. Every change of the timer is followed by the look
+//! at `woken` above.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::loom::atomic::{AtomicBool, Ordering::SeqCst};
+use crate::loom::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use crate::loom::Mutex;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -43,6 +58,28 @@ pub(crate) struct Alarm {
     timer: Timer,
     /// A wake is pending: set by `wake`, cleared by `wait` once it returned.
     woken: AtomicBool,
+    /// The deadlines the timer serves (see "Wakes that can be taken back").
+    deadlines: Mutex<Deadlines>,
+    /// The last token `wake_soon` handed out.
+    tokens: AtomicU64,
+}
+
+/// What the timer is set for: the earliest of these.
+#[derive(Debug, Default)]
+struct Deadlines {
+    /// The monitor's own (`set`), or the dead man's time a worker's tick
+    /// pushed it to.
+    own: Option<Instant>,
+    /// The monitor sleeps without a deadline (`wait_deep`).
+    deep: bool,
+    /// Wakes asked for by workers during this deep wait, by token.
+    soon: Vec<(u64, Instant)>,
+}
+
+impl Deadlines {
+    fn earliest(&self) -> Option<Instant> {
+        self.soon.iter().map(|&(_, at)| at).chain(self.own).min()
+    }
 }
 
 impl Alarm {
@@ -50,16 +87,73 @@ impl Alarm {
         Ok(Alarm {
             timer: Timer::new()?,
             woken: AtomicBool::new(false),
+            deadlines: Mutex::new(Deadlines::default()),
+            tokens: AtomicU64::new(0),
         })
     }
 
     /// Makes `wait` return `after` from now (`None`: only on a wake),
-    /// replacing whatever deadline was set. A pending wake is kept.
+    /// replacing whatever deadline was set. A pending wake is kept, and so
+    /// is a wake asked for by `wake_soon` and not taken back.
     pub(crate) fn set(&self, after: Option<Duration>) {
+        let now = Instant::now();
+        let mut deadlines = self.deadlines.lock();
+        deadlines.own = after.map(|after| now + after);
+        self.program(&deadlines, now);
+    }
+
+    /// Sets the timer for the earliest deadline, then looks at `woken`
+    /// (module documentation). Under the deadlines' lock, so that two
+    /// threads cannot leave the timer set for a stale earliest deadline.
+    fn program(&self, deadlines: &Deadlines, now: Instant) {
+        let after = deadlines
+            .earliest()
+            .map(|at| at.saturating_duration_since(now));
         self.timer.set(after);
         if self.woken.load(SeqCst) {
             self.timer.set(Some(Duration::ZERO));
         }
+    }
+
+    /// During a deep wait, makes `wait_deep` return `after` from now unless
+    /// taken back with `cancel_soon(token)`; returns the token. Outside a
+    /// deep wait, wakes at once, as `wake`, and returns `None`.
+    pub(crate) fn wake_soon(&self, after: Duration) -> Option<u64> {
+        let now = Instant::now();
+        let mut deadlines = self.deadlines.lock();
+        if !deadlines.deep {
+            drop(deadlines);
+            self.wake();
+            return None;
+        }
+        let token = self.tokens.fetch_add(1, SeqCst) + 1;
+        deadlines.soon.push((token, now + after));
+        self.program(&deadlines, now);
+        Some(token)
+    }
+
+    /// Takes back the wake `wake_soon` returned `token` for, if it has not
+    /// happened yet; other wakes, pending or asked for, stay.
+    pub(crate) fn cancel_soon(&self, token: u64) {
+        let mut deadlines = self.deadlines.lock();
+        let before = deadlines.soon.len();
+        deadlines.soon.retain(|&(t, _)| t != token);
+        if deadlines.soon.len() != before {
+            self.program(&deadlines, Instant::now());
+        }
+    }
+
+    /// `wait` for a sleep without a deadline of its own (the caller set
+    /// none): wakes asked for by `wake_soon` meanwhile are kept apart, and
+    /// forgotten once it returns (the caller looks at everything then).
+    pub(crate) fn wait_deep(&self) -> bool {
+        self.deadlines.lock().deep = true;
+        let woken = self.wait();
+        let mut deadlines = self.deadlines.lock();
+        deadlines.deep = false;
+        let soon = !deadlines.soon.is_empty();
+        deadlines.soon.clear();
+        woken || soon
     }
 
     /// Makes `wait` return now, or at once if it is not waiting. Whatever
@@ -200,8 +294,10 @@ mod portable {
             };
             drop(state);
             // A later deadline needs no notification: the waiter wakes at
-            // the earlier one and finds the new one.
-            if sooner {
+            // the earlier one and finds the new one. Under loom, always:
+            // whether a deadline is sooner depends on the real clock, which
+            // a model must not branch on.
+            if sooner || cfg!(loom) {
                 self.changed.notify_one();
             }
         }
@@ -312,6 +408,99 @@ mod loom_tests {
             }
             waker.join().unwrap();
             pusher.join().unwrap();
+        });
+    }
+
+    /// A pool's side of "Wakes that can be taken back", as in
+    /// `Shared::wake_polls_observer` and `Shared::take_back_polls_observer_wake`.
+    struct PoolSide {
+        nr_running: loom::sync::atomic::AtomicUsize,
+        asleep: AtomicBool,
+        soon: loom::sync::atomic::AtomicU64,
+    }
+
+    impl PoolSide {
+        /// A worker starts running (counted first, as a kick counts it).
+        fn start(&self, alarm: &Alarm) {
+            self.nr_running.fetch_add(1, SeqCst);
+            crate::loom::atomic::fence(SeqCst);
+            if self.asleep.load(SeqCst) && self.asleep.swap(false, SeqCst) {
+                // A deadline that never passes while the model runs.
+                if let Some(token) = alarm.wake_soon(Duration::from_secs(3600)) {
+                    self.soon.store(token, SeqCst);
+                }
+            }
+        }
+
+        /// The observer's `observer_may_sleep` (no starvation here).
+        fn may_sleep(&self) -> bool {
+            self.asleep.store(true, SeqCst);
+            crate::loom::atomic::fence(SeqCst);
+            if self.nr_running.load(SeqCst) > 0 {
+                self.asleep.store(false, SeqCst);
+                return false;
+            }
+            true
+        }
+
+        /// A worker goes idle, then takes the wake back if it may.
+        fn stop(&self, alarm: &Alarm) {
+            self.nr_running.fetch_sub(1, SeqCst);
+            crate::loom::atomic::fence(SeqCst);
+            if self.soon.load(SeqCst) == 0 || self.nr_running.load(SeqCst) != 0 {
+                return;
+            }
+            let token = self.soon.swap(0, SeqCst);
+            if token != 0 && self.may_sleep() {
+                alarm.cancel_soon(token);
+            }
+        }
+    }
+
+    /// A worker that started running while the monitor slept without a
+    /// deadline goes idle and takes its wake back, while a second worker
+    /// starts and stays running. Whatever the interleaving, the monitor
+    /// must not sleep on with that worker running: it stays awake, or a
+    /// wake is pending for it, fired or asked for and not taken back. Under
+    /// loom deadlines never pass, so once both workers are done the time of
+    /// the wakes asked for is made to come (the timer fired), and a monitor
+    /// left asleep is a deadlock of the final join. It is one if the
+    /// take-back skips its look at `nr_running`, or takes back every wake
+    /// asked for rather than its own token's.
+    #[test]
+    fn loom_alarm_take_back_keeps_a_new_starts_wake() {
+        crate::loom::bounded_model(3).check(|| {
+            let alarm = Arc::new(Alarm::new().unwrap());
+            let pool = Arc::new(PoolSide {
+                nr_running: loom::sync::atomic::AtomicUsize::new(0),
+                asleep: AtomicBool::new(false),
+                soon: loom::sync::atomic::AtomicU64::new(0),
+            });
+            let monitor = {
+                let (alarm, pool) = (alarm.clone(), pool.clone());
+                thread::spawn(move || {
+                    alarm.set(None);
+                    if pool.may_sleep() {
+                        alarm.wait_deep();
+                        pool.asleep.store(false, SeqCst);
+                    }
+                })
+            };
+            let first = {
+                let (alarm, pool) = (alarm.clone(), pool.clone());
+                thread::spawn(move || {
+                    pool.start(&alarm);
+                    pool.stop(&alarm);
+                })
+            };
+            pool.start(&alarm);
+            first.join().unwrap();
+            assert_eq!(pool.nr_running.load(SeqCst), 1);
+            // Time passes: the wakes asked for and not taken back come due.
+            if !alarm.deadlines.lock().soon.is_empty() {
+                alarm.timer.set(Some(Duration::ZERO));
+            }
+            monitor.join().unwrap();
         });
     }
 }

@@ -88,7 +88,9 @@
 //! starves): in each case a worker that starts running wakes it (a flag
 //! and one syscall on the kick path), so that the worker's first poll is
 //! looked at a period apart like any other (a hog spawned into a fresh,
-//! still starving runtime was first seen 10 ms late). A stuck
+//! still starving runtime was first seen 10 ms late); from the sleep until
+//! woken, a period after the start, unless the worker went idle before
+//! and took the wake back (see the end of this section). A stuck
 //! poll is then first seen at most the whole threshold after it started,
 //! and found stuck the threshold after that.
 //!
@@ -120,8 +122,12 @@
 //! worker pays a tick (some atomic loads per worker; a thread's CPU clock
 //! read only for polls older than one tick) and the alarm's syscall. The
 //! monitor thread wakes only as described above, and sleeps without a
-//! deadline when no worker runs: the first worker to run again wakes it
-//! (one flag load on the kick path). An idle runtime costs nothing.
+//! deadline when no worker runs: the first worker to run again asks for
+//! its wake a period later (one flag load on the kick path, and a timer
+//! syscall when the flag is set), and takes that wake back if it goes idle
+//! before (a second timer syscall): a task that wakes the runtime now and
+//! then for a short poll does not wake the monitor (`alarm.rs`). An idle
+//! runtime costs nothing.
 
 mod alarm;
 mod probe;
@@ -477,6 +483,12 @@ impl Shared {
         let alarm = self.alarm.clone();
         pool.set_observer(Box::new(move || alarm.wake()));
         if self.config.is_some() {
+            let (asker, taker) = (self.alarm.clone(), self.alarm.clone());
+            let period = self.clock.period;
+            pool.set_soon_observer(
+                Box::new(move || asker.wake_soon(period)),
+                Box::new(move |token| taker.cancel_soon(token)),
+            );
             let clock = self.clock.clone();
             let shared = Arc::downgrade(self);
             pool.set_ticker(Box::new(move |queue| {
@@ -608,7 +620,11 @@ impl Shared {
                 // the flag nothing would wake us (a worker kicked a moment
                 // after our look could get stuck unwatched, a pool starve
                 // without its mayday, for the watchdog's whole period).
-                self.alarm.wait();
+                // A worker that starts running asks for our wake a period
+                // later, and takes it back if it goes idle before
+                // (`alarm.rs`): a task that runs now and then does not
+                // wake us each time.
+                self.alarm.wait_deep();
                 pools.iter().for_each(Pool::observer_awake);
             }
         }

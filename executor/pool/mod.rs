@@ -170,6 +170,12 @@ struct Observer {
     /// Set by the observer before it sleeps; cleared by whoever wakes it.
     asleep: AtomicBool,
     wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// See `Pool::set_soon_observer`.
+    wake_soon: OnceLock<Box<dyn Fn() -> Option<u64> + Send + Sync>>,
+    cancel_soon: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    /// The token of the wake a worker of this pool asked for on starting
+    /// to run, until it is taken back or replaced (0: none).
+    soon: AtomicU64,
     /// Run by running workers between polls, every 61st task, so that the
     /// observer need not wake to look at them. Given the workqueue index of
     /// the task the worker polled last.
@@ -495,6 +501,21 @@ impl Pool {
         let _ = self.shared.observer.wake.set(wake);
     }
 
+    /// Installs the functions through which a worker that starts running
+    /// asks the observer, if it sleeps without a deadline, for a wake one
+    /// tick period later (a token, or `None` if it woke the observer at
+    /// once), and takes that wake back if it goes idle first (see
+    /// `Shared::take_back_polls_observer_wake`). Without them, a worker
+    /// that starts running wakes the observer at once.
+    pub(crate) fn set_soon_observer(
+        &self,
+        wake_soon: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+        cancel_soon: Box<dyn Fn(u64) + Send + Sync>,
+    ) {
+        let _ = self.shared.observer.wake_soon.set(wake_soon);
+        let _ = self.shared.observer.cancel_soon.set(cancel_soon);
+    }
+
     /// Installs the function running workers call between polls, every
     /// 61st task (the observer's tick, which decides itself whether one is
     /// due). Only if the pool stamps its polls.
@@ -512,16 +533,7 @@ impl Pool {
     /// running worker (the starving pool), or the other side sees the flag
     /// and wakes it.
     pub(crate) fn observer_may_sleep(&self) -> bool {
-        let shared = &self.shared;
-        let observer = &shared.observer;
-        observer.asleep.store(true, SeqCst);
-        fence(SeqCst);
-        let running = shared.config.stamp_polls && shared.idle.nr_running() > 0;
-        if running || self.is_closed() || self.is_starving() || shared.timers_stranded() {
-            observer.asleep.store(false, SeqCst);
-            return false;
-        }
-        true
+        self.shared.observer_may_sleep()
     }
 
     /// Whether queued work waits with no worker to take it: fewer than
@@ -529,12 +541,7 @@ impl Pool {
     /// queue holds work. Only a new worker, a blocked one returning, or a
     /// rescuer moves it on: see `Pool::tend`.
     pub(crate) fn is_starving(&self) -> bool {
-        let shared = &self.shared;
-        shared.is_attended()
-            && !shared.is_closed()
-            && shared.idle.need_more_worker()
-            && shared.idle.nr_idle() == 0
-            && shared.has_work()
+        self.shared.is_starving()
     }
 
     /// The observer sleeps for a while (a slow tick, the mayday timer's)
@@ -596,12 +603,73 @@ impl Shared {
         }
     }
 
-    /// Called after `nr_running` was incremented: wakes the observer if it
-    /// sleeps and watches the polls (see `wake_observer`).
+    /// Called after `nr_running` was incremented: if the observer sleeps
+    /// and watches the polls, wakes it (see `wake_observer`), or, if it
+    /// sleeps without a deadline, asks for its wake a tick period from
+    /// now, so that a worker whose polls are all short can take the wake
+    /// back when it goes idle (`take_back_polls_observer_wake`).
     fn wake_polls_observer(&self) {
-        if self.config.stamp_polls {
-            self.wake_observer();
+        if !self.config.stamp_polls {
+            return;
         }
+        let observer = &self.observer;
+        let Some(wake_soon) = observer.wake_soon.get() else {
+            self.wake_observer();
+            return;
+        };
+        fence(SeqCst);
+        if observer.asleep.load(SeqCst) && observer.asleep.swap(false, SeqCst) {
+            if let Some(token) = wake_soon() {
+                observer.soon.store(token, SeqCst);
+            }
+        }
+    }
+
+    /// Called by a worker that went idle, after its fence: if no worker
+    /// runs and a wake asked for by `wake_polls_observer` is pending, the
+    /// observer may sleep on, as it would have decided itself
+    /// (`observer_may_sleep`: `asleep` published again, then the same
+    /// look at the pool, in the same Dekker pairing with a worker that
+    /// starts meanwhile); then the wake is taken back. Otherwise it stays:
+    /// the observer wakes a period after the start that asked for it. The
+    /// wake taken back is only that token's: a start after our look asks
+    /// for one of its own.
+    fn take_back_polls_observer_wake(&self) {
+        let observer = &self.observer;
+        if observer.soon.load(SeqCst) == 0 || self.idle.nr_running() != 0 {
+            return;
+        }
+        let token = observer.soon.swap(0, SeqCst);
+        if token == 0 {
+            return;
+        }
+        if self.observer_may_sleep() {
+            if let Some(cancel_soon) = observer.cancel_soon.get() {
+                cancel_soon(token);
+            }
+        }
+    }
+
+    /// See `Pool::observer_may_sleep`.
+    fn observer_may_sleep(&self) -> bool {
+        let observer = &self.observer;
+        observer.asleep.store(true, SeqCst);
+        fence(SeqCst);
+        let running = self.config.stamp_polls && self.idle.nr_running() > 0;
+        if running || self.is_closed() || self.is_starving() || self.timers_stranded() {
+            observer.asleep.store(false, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// See `Pool::is_starving`.
+    fn is_starving(&self) -> bool {
+        self.is_attended()
+            && !self.is_closed()
+            && self.idle.need_more_worker()
+            && self.idle.nr_idle() == 0
+            && self.has_work()
     }
 
     /// Wakes the observer if it sleeps. A fence and a plain load on the

@@ -616,6 +616,9 @@ impl Local {
             // whether the paused clock may advance.
             timers.nudge();
         }
+        // The last worker to go idle takes back the observer's wake that a
+        // start asked for, if it has not happened: our polls were short.
+        shared.take_back_polls_observer_wake();
         let mut timer_worker = false;
         let outcome = loop {
             // Checked before every park, the first included: the root's
