@@ -234,6 +234,32 @@ fn timers_fire_on_a_quiet_runtime_with_spare_workers() {
     }
 }
 
+/// How much `read` grows while one task sleeps 2 ms `sleeps` times in a
+/// row on `rt`, read with every worker idle before and after (and a
+/// moment after that: a last monitor tick may follow the last worker
+/// going idle).
+fn across_a_sleep_loop(rt: &wq::Runtime, sleeps: u64, read: impl Fn() -> u64) -> u64 {
+    let metrics = rt.handle().metrics();
+    let settled = || {
+        assert!(
+            support::eventually(Duration::from_secs(10), || {
+                metrics.num_idle_workers() == metrics.num_workers()
+            }),
+            "workers still running: {metrics:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        read()
+    };
+    let before = settled();
+    let sleeper = rt.spawn(async move {
+        for _ in 0..sleeps {
+            sleep(Duration::from_millis(2)).await;
+        }
+    });
+    rt.block_on(sleeper).unwrap();
+    settled() - before
+}
+
 /// The idle worker that fires a timer runs the task it wakes itself, as
 /// the reactor's driver does with the tasks of its events: a task that
 /// sleeps in a loop costs one park of one worker per sleep, not a second
@@ -247,25 +273,11 @@ fn a_task_woken_by_a_timer_runs_on_the_worker_that_fired_it() {
         .build()
         .unwrap();
     let metrics = rt.handle().metrics();
-    let parks = || -> u64 {
-        assert!(
-            support::eventually(Duration::from_secs(10), || {
-                metrics.num_idle_workers() == metrics.num_workers()
-            }),
-            "workers still running: {metrics:?}"
-        );
+    let parked = across_a_sleep_loop(&rt, SLEEPS, || {
         (0..metrics.num_workers())
             .map(|i| metrics.worker_park_count(i))
             .sum()
-    };
-    let before = parks();
-    let sleeper = rt.spawn(async {
-        for _ in 0..SLEEPS {
-            sleep(Duration::from_millis(2)).await;
-        }
     });
-    rt.block_on(sleeper).unwrap();
-    let parked = parks() - before;
     // One park per sleep, on the timer worker, and a few to settle. A kick
     // of the other worker for each would make it about twice that.
     assert!(
@@ -283,25 +295,7 @@ fn short_runs_after_idle_do_not_wake_the_monitor() {
     const SLEEPS: u64 = 50;
     let rt = wq::Builder::new().workers(2).build().unwrap();
     let metrics = rt.handle().metrics();
-    let settle = || {
-        assert!(
-            support::eventually(Duration::from_secs(10), || {
-                metrics.num_idle_workers() == metrics.num_workers()
-            }),
-            "workers still running: {metrics:?}"
-        );
-        // A last tick may follow the last worker going idle.
-        std::thread::sleep(Duration::from_millis(20));
-        metrics.monitor_wakeups()
-    };
-    let before = settle();
-    let sleeper = rt.spawn(async {
-        for _ in 0..SLEEPS {
-            sleep(Duration::from_millis(2)).await;
-        }
-    });
-    rt.block_on(sleeper).unwrap();
-    let woke = settle() - before;
+    let woke = across_a_sleep_loop(&rt, SLEEPS, || metrics.monitor_wakeups());
     // A wake per sleep without the take-back; a worker descheduled for a
     // period in the middle of a run (a loaded machine) costs one.
     assert!(

@@ -557,39 +557,9 @@ impl Workload {
             Self::TimersCreateCancel { timers } => timed(&mut || timers_create_cancel(rt, timers)),
             Self::Sleeps { tasks } => {
                 let offsets = sleep_offsets(tasks);
-                let mut elapsed = Duration::ZERO;
-                let mut runs = Vec::with_capacity(reps as usize);
-                for _ in 0..reps {
-                    let (makespan, run) = sleeps(rt, &offsets);
-                    elapsed += makespan;
-                    runs.push(run);
-                }
-                Sample {
-                    elapsed,
-                    reps,
-                    spawn_latency: None,
-                    pools: None,
-                    sleeps: Some(SleepRun::sum(&runs)),
-                    storm: None,
-                }
+                sleep_sample(reps, || sleeps(rt, &offsets))
             }
-            Self::SleepLoop { wakeups } => {
-                let mut elapsed = Duration::ZERO;
-                let mut runs = Vec::with_capacity(reps as usize);
-                for _ in 0..reps {
-                    let (wall, run) = sleep_loop(rt, wakeups);
-                    elapsed += wall;
-                    runs.push(run);
-                }
-                Sample {
-                    elapsed,
-                    reps,
-                    spawn_latency: None,
-                    pools: None,
-                    sleeps: Some(SleepRun::sum(&runs)),
-                    storm: None,
-                }
-            }
+            Self::SleepLoop { wakeups } => sleep_sample(reps, || sleep_loop(rt, wakeups)),
             Self::BlockingStorm { blockers } => {
                 let runs: Vec<StormRun> = (0..reps)
                     .map(|_| blocking::blocking_storm(rt, blockers))
@@ -1085,6 +1055,27 @@ fn sleeps<R: Rt>(rt: &R, offsets: &Arc<[Duration]>) -> (Duration, SleepRun) {
         lateness_p99_ns: quantile(&lateness, 0.99),
     };
     (makespan, run)
+}
+
+/// The sample of `reps` runs of a workload compared on CPU time
+/// (`sleeps_100k`, `sleep_loop`): `run` returns a run's wall time and
+/// figures.
+fn sleep_sample(reps: u64, mut run: impl FnMut() -> (Duration, SleepRun)) -> Sample {
+    let mut elapsed = Duration::ZERO;
+    let mut runs = Vec::with_capacity(reps as usize);
+    for _ in 0..reps {
+        let (wall, figures) = run();
+        elapsed += wall;
+        runs.push(figures);
+    }
+    Sample {
+        elapsed,
+        reps,
+        spawn_latency: None,
+        pools: None,
+        sleeps: Some(SleepRun::sum(&runs)),
+        storm: None,
+    }
 }
 
 /// One run of [`Workload::SleepLoop`]: returns its wall time and its
