@@ -42,12 +42,10 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// few microseconds of the last (a thread outside the runtime that spawns
 /// each item when the previous one is done) is then taken by the searcher
 /// itself, without a kick. At most half of the running workers search, so
-/// this costs at most this much CPU each time the runtime runs dry.
+/// this costs at most this much CPU each time the runtime runs dry, and
+/// less where another thread wants the CPU (the watch yields it between
+/// looks).
 const SEARCH_SPIN: Duration = Duration::from_micros(5);
-
-/// `spin_loop` hints between two looks at the queues while spinning
-/// (about a microsecond).
-const SPINS_PER_LOOK: u32 = 32;
 
 /// A new worker's queues, made before its thread so that their stealers
 /// can be published first.
@@ -527,13 +525,18 @@ impl Local {
     /// (`Idle::need_more_worker`). Other workers' LIFO slots are not
     /// watched: the task there is their next one, and taking it because we
     /// waited would only move it away from its cache.
+    ///
+    /// Between two looks it yields the CPU (`sched_yield`, as tokio's
+    /// parker does three times before it sleeps): on an otherwise idle CPU
+    /// the call returns at once and the watch is a spin, but a thread that
+    /// is waiting for this CPU (often the very one that produces the work:
+    /// a remote spawner, a client) runs first, rather than wait for the
+    /// watch to burn its 5 us.
     fn spin_for_work(&self) -> bool {
         let shared = &self.shared;
         let deadline = Instant::now() + SEARCH_SPIN;
         loop {
-            for _ in 0..SPINS_PER_LOOK {
-                std::hint::spin_loop();
-            }
+            std::thread::yield_now();
             let queued = !shared.injector.is_empty()
                 || shared.workers.read().iter().any(|w| {
                     *w != self.me && (!w.stealer.is_empty() || !w.yield_stealer.is_empty())
