@@ -59,6 +59,73 @@ mod imp {
             self.0.notify_all();
         }
     }
+
+    /// A pair of fences that together order like two `SeqCst` fences (in a
+    /// store-then-load pattern on two threads, at least one of the loads
+    /// sees the other thread's store), where the side that runs often pays
+    /// only a compiler fence and the rare side a process-wide barrier: the
+    /// Linux `membarrier` system call (`MEMBARRIER_CMD_PRIVATE_EXPEDITED`),
+    /// which makes every running thread of the process execute a full
+    /// memory barrier. Where it is not available (other systems, kernels
+    /// before 4.14, a seccomp filter) both sides are `SeqCst` fences.
+    pub(crate) mod barrier {
+        use std::sync::atomic::{
+            compiler_fence, fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst,
+        };
+        #[cfg(target_os = "linux")]
+        use std::sync::OnceLock;
+
+        /// Whether `membarrier` is registered for this process. Set once,
+        /// by `init`, before any thread that calls `light` relies on it.
+        static MEMBARRIER: AtomicBool = AtomicBool::new(false);
+
+        /// Chooses the strategy (registering the process for `membarrier`
+        /// if it can). Call it before starting the threads that use the
+        /// barriers: a `light` that does not see the choice yet is a full
+        /// fence, which pairs with either `heavy`.
+        pub(crate) fn init() -> bool {
+            #[cfg(target_os = "linux")]
+            {
+                use rustix::thread::{membarrier, membarrier_query, MembarrierCommand as Cmd};
+                static CHOSEN: OnceLock<bool> = OnceLock::new();
+                *CHOSEN.get_or_init(|| {
+                    let supported = membarrier_query();
+                    let registered = supported.contains_command(Cmd::PrivateExpedited)
+                        && supported.contains_command(Cmd::RegisterPrivateExpedited)
+                        && membarrier(Cmd::RegisterPrivateExpedited).is_ok();
+                    MEMBARRIER.store(registered, Relaxed);
+                    registered
+                })
+            }
+            #[cfg(not(target_os = "linux"))]
+            false
+        }
+
+        /// The frequent side.
+        #[inline]
+        pub(crate) fn light() {
+            if MEMBARRIER.load(Relaxed) {
+                compiler_fence(SeqCst);
+            } else {
+                fence(SeqCst);
+            }
+        }
+
+        /// The rare side: a system call, a few microseconds.
+        pub(crate) fn heavy() {
+            #[cfg(target_os = "linux")]
+            if init() {
+                use rustix::thread::{membarrier, MembarrierCommand as Cmd};
+                // It fails only for an unregistered process, and `init`
+                // registered this one.
+                membarrier(Cmd::PrivateExpedited).expect(
+                    "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration",
+                );
+                return;
+            }
+            fence(SeqCst);
+        }
+    }
 }
 
 #[cfg(loom)]
@@ -110,6 +177,23 @@ mod imp {
 
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
+        }
+    }
+
+    /// `SeqCst` fences on both sides: what the asymmetric pair guarantees.
+    pub(crate) mod barrier {
+        use loom::sync::atomic::{fence, Ordering::SeqCst};
+
+        pub(crate) fn init() -> bool {
+            false
+        }
+
+        pub(crate) fn light() {
+            fence(SeqCst);
+        }
+
+        pub(crate) fn heavy() {
+            fence(SeqCst);
         }
     }
 }

@@ -117,7 +117,8 @@
 //!
 //! # Cost
 //!
-//! On the poll path: a store and a swap on the worker's own cache line.
+//! On the poll path: plain stores and a load on the worker's own cache line
+//! (no read-modify-write: see `pool/stamp.rs`).
 //! Every 61st task, a clock read and a comparison; every tick period, one
 //! worker pays a tick (some atomic loads per worker; a thread's CPU clock
 //! read only for polls older than one tick) and the alarm's syscall. The

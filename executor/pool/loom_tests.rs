@@ -1009,6 +1009,54 @@ fn loom_detect_vs_blocking_annotation() {
     });
 }
 
+/// Target 1. Worker A's poll enters `wq::blocking` twice and then ends,
+/// while the monitor tries to detect the poll twice with what it observed
+/// once (a stale `Seen` for the second try). However they interleave, A is
+/// taken out of `nr_running` at most once per leave and counted once at the
+/// end, and the poll is detected at most once.
+#[test]
+fn loom_detect_twice_vs_two_blocking_sections() {
+    bounded_model(3).check(|| {
+        let pool = Arc::new(PoolModel::new(1));
+        let a = W::new();
+        start_running(&pool, &a);
+        let _ = pool.idle.transition_from_searching();
+        let stamp = Arc::new(PollStamp::new());
+        stamp.begin(1, 7, 0);
+
+        let thread_a = {
+            let pool = pool.clone();
+            let stamp = stamp.clone();
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    let left_running = stamp.annotate();
+                    if left_running {
+                        pool.idle.worker_sleeping();
+                        pool.idle.worker_running();
+                    }
+                    stamp.unannotate();
+                }
+                if stamp.end(1) {
+                    pool.idle.worker_running();
+                }
+            })
+        };
+        let seen = stamp.observe();
+        let mut detections = 0;
+        for _ in 0..2 {
+            if stamp.try_detect(seen) {
+                detections += 1;
+                pool.idle.worker_sleeping();
+                assert!(pool.idle.nr_running() <= 1, "nr_running wrapped below zero");
+            }
+        }
+        thread_a.join().unwrap();
+
+        assert!(detections <= 1, "one poll detected {detections} times");
+        assert_eq!(pool.idle.nr_running(), 1, "detections: {detections}");
+    });
+}
+
 // ---------------------------------------------------------------------------
 // 7. The `block_on` thread as a worker (current-thread pools).
 // ---------------------------------------------------------------------------
