@@ -47,6 +47,51 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// looks).
 const SEARCH_SPIN: Duration = Duration::from_micros(5);
 
+/// After this many watches in a row found nothing, a worker watches only
+/// once every [`WATCH_PROBE`] times it runs dry, until a watch finds work
+/// again. A worker woken by a timer or an I/O event every millisecond finds
+/// nothing in its watches, and each one cost it a `sched_yield` (about 4 us
+/// of a 20-30 us wakeup on the reference VM).
+const WATCH_MISSES: u32 = 4;
+
+/// How often a worker whose watches keep finding nothing still watches, to
+/// notice when the work starts arriving within the watch again.
+const WATCH_PROBE: u32 = 16;
+
+/// Searcher watches in a row that found nothing, then (past
+/// [`WATCH_MISSES`]) watches skipped.
+#[derive(Debug, Default)]
+struct WatchMisses(Cell<u32>);
+
+impl WatchMisses {
+    /// Whether a searcher that found nothing should watch for work before
+    /// it goes idle: unless its last [`WATCH_MISSES`] watches found
+    /// nothing, and then once every [`WATCH_PROBE`] times.
+    fn should_watch(&self) -> bool {
+        let misses = self.0.get();
+        if misses < WATCH_MISSES {
+            return true;
+        }
+        if misses - WATCH_MISSES + 1 == WATCH_PROBE {
+            // A probe: if it finds nothing, skip again.
+            self.0.set(WATCH_MISSES - 1);
+            return true;
+        }
+        self.0.set(misses + 1);
+        false
+    }
+
+    /// What a watch found.
+    fn record(&self, found: bool) {
+        let misses = self.0.get();
+        self.0.set(if found {
+            0
+        } else {
+            (misses + 1).min(WATCH_MISSES)
+        });
+    }
+}
+
 /// A new worker's queues, made before its thread so that their stealers
 /// can be published first.
 pub(super) struct Queues {
@@ -213,6 +258,8 @@ struct Local {
     queue: Cell<u32>,
     /// Whether polls are stamped (someone watches them).
     stamped: bool,
+    /// Whether this worker's searcher watches pay (`WatchMisses`).
+    watch: WatchMisses,
     /// Counted in `nr_searching`.
     searching: Cell<bool>,
     /// Inside `wq::blocking` (out of `nr_running`).
@@ -332,6 +379,7 @@ impl Local {
             deque: queues.deque,
             lifo: queues.lifo,
             lifo_runs: Cell::new(0),
+            watch: WatchMisses::default(),
             yielded: queues.yielded,
             lap_left: Cell::new(0),
             seq: Cell::new(0),
@@ -402,7 +450,7 @@ impl Local {
                     if self.shared.timers().process() > 0 || self.shared.poll_io_now() > 0 {
                         continue;
                     }
-                    if self.searching.get() && self.spin_for_work() {
+                    if self.searching.get() && self.watch_for_work() {
                         continue;
                     }
                     if let Some(culled) = self.idle_and_park(false) {
@@ -517,6 +565,16 @@ impl Local {
         None
     }
 
+    /// `spin_for_work` if `watch_misses` lets it; whether work turned up.
+    fn watch_for_work(&self) -> bool {
+        if !self.watch.should_watch() {
+            return false;
+        }
+        let found = self.spin_for_work();
+        self.watch.record(found);
+        found
+    }
+
     /// A searcher that found nothing watches the injector and the other
     /// workers' queues for [`SEARCH_SPIN`] before it goes idle, and polls
     /// the reactor once at the end. Returns whether work turned up (the
@@ -526,12 +584,11 @@ impl Local {
     /// watched: the task there is their next one, and taking it because we
     /// waited would only move it away from its cache.
     ///
-    /// Between two looks it yields the CPU (`sched_yield`, as tokio's
-    /// parker does three times before it sleeps): on an otherwise idle CPU
-    /// the call returns at once and the watch is a spin, but a thread that
-    /// is waiting for this CPU (often the very one that produces the work:
-    /// a remote spawner, a client) runs first, rather than wait for the
-    /// watch to burn its 5 us.
+    /// Between two looks it yields the CPU (`sched_yield`): on an otherwise
+    /// idle CPU the call returns at once and the watch is a spin, but a
+    /// thread that is waiting for this CPU (often the very one that
+    /// produces the work: a remote spawner, a client) runs first, rather
+    /// than wait for the watch to burn its 5 us.
     fn spin_for_work(&self) -> bool {
         let shared = &self.shared;
         let deadline = Instant::now() + SEARCH_SPIN;
@@ -1173,5 +1230,51 @@ pub(crate) fn current_cpu() -> usize {
     #[cfg(not(target_os = "linux"))]
     {
         0
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{WatchMisses, WATCH_MISSES, WATCH_PROBE};
+
+    /// How many of the next `n` times a worker runs dry it watches, each
+    /// watch finding `found`.
+    fn watches(watch: &WatchMisses, n: u32, found: bool) -> u32 {
+        let mut watched = 0;
+        for _ in 0..n {
+            if watch.should_watch() {
+                watched += 1;
+                watch.record(found);
+            }
+        }
+        watched
+    }
+
+    #[test]
+    fn watches_that_find_nothing_are_skipped_but_for_probes() {
+        let watch = WatchMisses::default();
+        assert_eq!(watches(&watch, WATCH_MISSES, false), WATCH_MISSES);
+        // From now on one watch per WATCH_PROBE times, for ever.
+        for _ in 0..1_000 {
+            assert_eq!(watches(&watch, WATCH_PROBE, false), 1);
+        }
+    }
+
+    #[test]
+    fn a_watch_that_finds_work_turns_watching_back_on() {
+        let watch = WatchMisses::default();
+        watches(&watch, 10 * WATCH_PROBE, false);
+        // Skip up to the next probe, which finds work.
+        let mut skipped = 0;
+        while !watch.should_watch() {
+            skipped += 1;
+        }
+        assert!(skipped < WATCH_PROBE);
+        watch.record(true);
+        // Work found every time: always watching.
+        assert_eq!(watches(&watch, 100, true), 100);
+        // Then WATCH_MISSES misses in a row before skipping again.
+        assert_eq!(watches(&watch, WATCH_MISSES, false), WATCH_MISSES);
+        assert!(!watch.should_watch());
     }
 }
