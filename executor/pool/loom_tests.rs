@@ -966,6 +966,31 @@ fn loom_detect_vs_poll_end() {
     });
 }
 
+/// A pool of one worker, A, counted running and inside poll 1.
+fn one_worker_in_a_poll() -> (Arc<PoolModel>, Arc<PollStamp>) {
+    let pool = Arc::new(PoolModel::new(1));
+    start_running(&pool, &W::new());
+    let _ = pool.idle.transition_from_searching();
+    let stamp = Arc::new(PollStamp::new());
+    stamp.begin(1, 7, 0);
+    (pool, stamp)
+}
+
+/// A `wq::blocking` section of worker A's poll, as `BlockingGuard` does it.
+fn blocking_section(pool: &PoolModel, stamp: &PollStamp) {
+    // `BlockingGuard::enter`.
+    let left_running = stamp.annotate();
+    if left_running {
+        pool.idle.worker_sleeping();
+    }
+    // ... the blocking closure; then the guard drops: counted again before
+    // the stamp looks examinable again.
+    if left_running {
+        pool.idle.worker_running();
+    }
+    stamp.unannotate();
+}
+
 /// Target 1. Worker A, in a poll, enters and leaves `wq::blocking` and then
 /// ends the poll, while the monitor tries to detect the poll. At most one of
 /// the two takes A out of `nr_running`, and A is counted again at the end,
@@ -973,28 +998,13 @@ fn loom_detect_vs_poll_end() {
 #[test]
 fn loom_detect_vs_blocking_annotation() {
     bounded_model(4).check(|| {
-        let pool = Arc::new(PoolModel::new(1));
-        let a = W::new();
-        start_running(&pool, &a);
-        let _ = pool.idle.transition_from_searching();
-        let stamp = Arc::new(PollStamp::new());
-        stamp.begin(1, 7, 0);
+        let (pool, stamp) = one_worker_in_a_poll();
 
         let thread_a = {
             let pool = pool.clone();
             let stamp = stamp.clone();
             thread::spawn(move || {
-                // `BlockingGuard::enter`.
-                let left_running = stamp.annotate();
-                if left_running {
-                    pool.idle.worker_sleeping();
-                }
-                // ... the blocking closure; then the guard drops: counted
-                // again before the stamp looks examinable again.
-                if left_running {
-                    pool.idle.worker_running();
-                }
-                stamp.unannotate();
+                blocking_section(&pool, &stamp);
                 // The poll ends.
                 if stamp.end(1) {
                     pool.idle.worker_running();
@@ -1017,24 +1027,14 @@ fn loom_detect_vs_blocking_annotation() {
 #[test]
 fn loom_detect_twice_vs_two_blocking_sections() {
     bounded_model(3).check(|| {
-        let pool = Arc::new(PoolModel::new(1));
-        let a = W::new();
-        start_running(&pool, &a);
-        let _ = pool.idle.transition_from_searching();
-        let stamp = Arc::new(PollStamp::new());
-        stamp.begin(1, 7, 0);
+        let (pool, stamp) = one_worker_in_a_poll();
 
         let thread_a = {
             let pool = pool.clone();
             let stamp = stamp.clone();
             thread::spawn(move || {
                 for _ in 0..2 {
-                    let left_running = stamp.annotate();
-                    if left_running {
-                        pool.idle.worker_sleeping();
-                        pool.idle.worker_running();
-                    }
-                    stamp.unannotate();
+                    blocking_section(&pool, &stamp);
                 }
                 if stamp.end(1) {
                     pool.idle.worker_running();

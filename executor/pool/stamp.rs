@@ -167,12 +167,11 @@ impl PollStamp {
     pub(crate) fn annotate(&self) -> bool {
         let line = &*self.line;
         let word = line.word.load(Ordering::Relaxed);
+        line.word.store(word | ANNOTATED, Ordering::Release);
         if word & DETECTED != 0 {
             // Out since an earlier `wq::blocking` of this poll.
-            line.word.store(word | ANNOTATED, Ordering::Release);
             return false;
         }
-        line.word.store(word | ANNOTATED, Ordering::Release);
         // As in `end`: either the observer sees `ANNOTATED`, or we see its
         // token.
         barrier::light();

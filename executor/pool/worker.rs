@@ -565,7 +565,7 @@ impl Local {
         None
     }
 
-    /// `spin_for_work` if `watch_misses` lets it; whether work turned up.
+    /// `spin_for_work` if `watch` lets it; whether work turned up.
     fn watch_for_work(&self) -> bool {
         if !self.watch.should_watch() {
             return false;
