@@ -6,8 +6,9 @@
 //! item at a time to the runtime and wait for it to run. `seed_scope_*` is
 //! the same round trip through an unbound workqueue of each affinity scope
 //! on wq, against tokio's plain round trip (tokio has no scopes). The timer workloads
-//! measure the timer wheel alone (`timers_create_cancel`) and sleeping tasks
-//! end to end (`sleeps_100k`). The blocking tolerance workloads
+//! measure the timer wheel alone (`timers_create_cancel`), the timeout a
+//! server arms around each request on every worker at once (`timeouts_64`)
+//! and sleeping tasks end to end (`sleeps_100k`). The blocking tolerance workloads
 //! (`blocking_storm_*`, `hog`) stall workers behind the runtime's back and
 //! measure what the other tasks see (see `blocking.rs`); `rescue` blocks
 //! every worker and measures whether a task that would unblock them runs
@@ -77,6 +78,13 @@ pub const SEED_SCOPES: [(wq::Scope, bool); 8] = [
 pub const NUM_TIMERS: usize = 1_000_000;
 /// `timers_create_cancel` deadlines are 1..=this many seconds ahead, cycled.
 pub const TIMER_DEADLINES_S: u64 = 1_000;
+/// Tasks of one `timeouts_64` run.
+pub const TIMEOUT_TASKS: usize = 64;
+/// Timeouts each `timeouts_64` task arms and drops per run.
+pub const TIMEOUT_ROUNDS: usize = 5_000;
+/// How far ahead a `timeouts_64` timeout is (hyper's default header-read
+/// timeout): it never fires.
+pub const TIMEOUT_AHEAD: Duration = Duration::from_secs(30);
 /// Sleeping tasks in one `sleeps_100k` run.
 pub const NUM_SLEEPS: usize = 100_000;
 /// Earliest `sleeps_100k` deadline, after the run's start instant.
@@ -161,6 +169,18 @@ pub enum Workload {
     TimersCreateCancel {
         /// Timers per run.
         timers: usize,
+    },
+    /// `tasks` tasks, spawned from outside onto every worker, each
+    /// `rounds` times create a sleep future (boxed and pinned) [`TIMEOUT_AHEAD`]
+    /// ahead, poll it once so that it registers its timer, and drop it,
+    /// cancelling the timer: the timeout a server arms around each request
+    /// and drops once the request is in (hyper's header-read timeout), on
+    /// every worker at once.
+    Timeouts {
+        /// Tasks per run.
+        tasks: usize,
+        /// Timeouts per task per run.
+        rounds: usize,
     },
     /// From one task, spawn `tasks` tasks that each sleep until a deadline
     /// [`SLEEP_MIN`]..=[`SLEEP_MAX`] after a common start instant (taken by
@@ -336,6 +356,10 @@ impl Workload {
         }));
         all.extend([
             Self::TimersCreateCancel { timers: NUM_TIMERS },
+            Self::Timeouts {
+                tasks: TIMEOUT_TASKS,
+                rounds: TIMEOUT_ROUNDS,
+            },
             Self::Sleeps { tasks: NUM_SLEEPS },
             Self::SleepLoop {
                 wakeups: SLEEP_LOOP_WAKEUPS,
@@ -370,6 +394,7 @@ impl Workload {
                 if strict { "_strict" } else { "" }
             ),
             Self::TimersCreateCancel { .. } => "timers_create_cancel".into(),
+            Self::Timeouts { tasks, .. } => format!("timeouts_{tasks}"),
             Self::Sleeps { tasks } => format!("sleeps_{}", short_count(tasks)),
             Self::SleepLoop { .. } => "sleep_loop".into(),
             Self::BlockingStorm { blockers } => format!("blocking_storm_b{blockers}"),
@@ -410,6 +435,11 @@ impl Workload {
             Self::TimersCreateCancel { timers } => {
                 format!("{} timers created, registered, cancelled", n(timers))
             }
+            Self::Timeouts { tasks, rounds } => format!(
+                "{tasks} tasks x {} timeouts of {} s armed and dropped, on every worker",
+                n(rounds),
+                TIMEOUT_AHEAD.as_secs()
+            ),
             Self::Sleeps { tasks } => format!(
                 "{} sleeps of {}-{} ms, CPU time",
                 n(tasks),
@@ -465,9 +495,10 @@ impl Workload {
             | Self::YieldMany
             | Self::ChainedSpawn => Kind::Scheduler,
             Self::SeedRoundTrip { .. } | Self::SeedScope { .. } => Kind::Seed,
-            Self::TimersCreateCancel { .. } | Self::Sleeps { .. } | Self::SleepLoop { .. } => {
-                Kind::Timer
-            }
+            Self::TimersCreateCancel { .. }
+            | Self::Timeouts { .. }
+            | Self::Sleeps { .. }
+            | Self::SleepLoop { .. } => Kind::Timer,
             Self::BlockingStorm { .. } => Kind::Blocking,
             Self::Hog | Self::Rescue => Kind::Fresh,
             Self::HttpHello | Self::HttpHelloBlocking | Self::RedisKv => Kind::Server,
@@ -555,6 +586,7 @@ impl Workload {
                 }
             }
             Self::TimersCreateCancel { timers } => timed(&mut || timers_create_cancel(rt, timers)),
+            Self::Timeouts { tasks, rounds } => timed(&mut || timeouts(rt, tasks, rounds)),
             Self::Sleeps { tasks } => {
                 let offsets = sleep_offsets(tasks);
                 sleep_sample(reps, || sleeps(rt, &offsets))
@@ -962,6 +994,29 @@ fn timers_create_cancel<R: Rt>(rt: &R, timers: usize) {
     });
     rt.block_on(task)
         .expect("timers_create_cancel task completes");
+}
+
+/// One run of [`Workload::Timeouts`].
+fn timeouts<R: Rt>(rt: &R, tasks: usize, rounds: usize) {
+    let (tx, rx) = mpsc::sync_channel(tasks);
+    for _ in 0..tasks {
+        let tx = tx.clone();
+        drop(rt.spawn(async move {
+            for _ in 0..rounds {
+                let mut timeout = Box::pin(R::sleep_until(Instant::now() + TIMEOUT_AHEAD));
+                assert!(
+                    timeout.as_mut().now_or_never().is_none(),
+                    "timeouts: a {} s sleep completed at once",
+                    TIMEOUT_AHEAD.as_secs()
+                );
+                drop(timeout);
+            }
+            tx.send(()).expect("receiver alive");
+        }));
+    }
+    for _ in 0..tasks {
+        wait_signal(&rx, "timeouts");
+    }
 }
 
 /// The `sleeps_100k` deadlines, as offsets from the start instant: uniform

@@ -49,7 +49,14 @@ pub(crate) struct Driver {
     clock: Clock,
     /// Wheel time 0.
     origin: Instant,
-    shards: Box<[Mutex<Wheel<Waker>>]>,
+    /// One wheel per worker (a thread picks its shard at its first
+    /// registration), each on cache lines of its own: unpadded, a shard's
+    /// lock shared a line with the end of the previous shard's wheel, so a
+    /// registration on one worker missed in the cache after every insert
+    /// or removal on the other (`timeouts_64`, 64 tasks on 2 workers arming
+    /// and dropping 30 s timeouts: 122-143 ns a timeout unpadded, 68-72 ns
+    /// padded).
+    shards: Box<[CachePadded<Mutex<Wheel<Waker>>>]>,
     /// A lower bound of the earliest deadline over all shards (wheel ms;
     /// `NONE` if there is none). Lowered by registrations, recomputed under
     /// `next_lock` by `process`, which looks at the shards a second time
@@ -147,7 +154,7 @@ impl Driver {
             clock,
             origin,
             shards: (0..shards.max(1))
-                .map(|_| Mutex::new(Wheel::new()))
+                .map(|_| CachePadded::new(Mutex::new(Wheel::new())))
                 .collect(),
             next: CachePadded::new(AtomicU64::new(NONE)),
             next_lock: Mutex::new(()),
