@@ -1002,13 +1002,22 @@ fn timeouts<R: Rt>(rt: &R, tasks: usize, rounds: usize) {
     for _ in 0..tasks {
         let tx = tx.clone();
         drop(rt.spawn(async move {
-            for _ in 0..rounds {
+            for round in 0..rounds {
                 let mut timeout = Box::pin(R::sleep_until(Instant::now() + TIMEOUT_AHEAD));
                 assert!(
                     timeout.as_mut().now_or_never().is_none(),
                     "timeouts: a {} s sleep completed at once",
                     TIMEOUT_AHEAD.as_secs()
                 );
+                // Once per task (the count locks every wheel): the poll
+                // registered the timer, which stays pending until dropped.
+                if round == 0 {
+                    assert_ne!(
+                        R::pending_timers(),
+                        Some(0),
+                        "timeouts: polling the sleep registered no timer"
+                    );
+                }
                 drop(timeout);
             }
             tx.send(()).expect("receiver alive");
