@@ -59,6 +59,8 @@ Options:
   --http-secs N      seconds of each load run of http_hello* (default: 10)
   --http-rounds K    rounds of http_hello*, one load run per runtime each
                      (default: 10)
+  --http-threads N   client threads of the http_hello* load: wrk -t, and the
+                     load generator's (default: 2)
   --filter NAME      run only workloads whose name contains NAME (repeatable)
   --skip NAME        skip workloads whose name contains NAME (repeatable)
   --quick            few short samples, for a smoke test
@@ -81,6 +83,7 @@ struct Options {
     idle_secs: Option<usize>,
     http_secs: Option<usize>,
     http_rounds: Option<usize>,
+    http_threads: Option<usize>,
     filters: Vec<String>,
     skips: Vec<String>,
     quick: bool,
@@ -108,6 +111,17 @@ impl Options {
                 "--idle-secs" => options.idle_secs = Some(positive(&value(arg)?, arg)?),
                 "--http-secs" => options.http_secs = Some(positive(&value(arg)?, arg)?),
                 "--http-rounds" => options.http_rounds = Some(positive(&value(arg)?, arg)?),
+                "--http-threads" => {
+                    let threads = positive(&value(arg)?, arg)?;
+                    if threads > http::HTTP_CONNECTIONS {
+                        return Err(format!(
+                            "{arg} must be at most {} (the connections the load keeps \
+                             open), got {threads}",
+                            http::HTTP_CONNECTIONS
+                        ));
+                    }
+                    options.http_threads = Some(threads);
+                }
                 "--filter" => options.filters.push(value(arg)?),
                 "--skip" => options.skips.push(value(arg)?),
                 "--quick" => options.quick = true,
@@ -140,6 +154,7 @@ impl Options {
             idle: Duration::from_secs(self.idle_secs.unwrap_or(idle_secs) as u64),
             http_secs: Duration::from_secs(self.http_secs.unwrap_or(http_secs) as u64),
             http_rounds: self.http_rounds.unwrap_or(http_rounds),
+            http_client_threads: self.http_threads.unwrap_or(http::HTTP_CLIENT_THREADS),
             warmup,
             sample_time,
         }
@@ -463,6 +478,20 @@ mod tests {
             .map(Entry::name)
             .collect();
         assert_eq!(names, ["timers_create_cancel"]);
+    }
+
+    #[test]
+    fn http_threads_default_to_two_and_stay_within_the_connections() {
+        let config = parse(&["--filter", "http"]).unwrap().config();
+        assert_eq!(config.http_client_threads, 2);
+        let config = parse(&["--http-threads", "1"]).unwrap().config();
+        assert_eq!(config.http_client_threads, 1);
+        let err = parse(&["--http-threads", "65"]).unwrap_err();
+        assert!(
+            err.contains("--http-threads") && err.contains("at most 64"),
+            "{err}"
+        );
+        assert!(parse(&["--http-threads", "0"]).is_err());
     }
 
     #[test]

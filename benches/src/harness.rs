@@ -32,6 +32,9 @@ pub struct Config {
     pub http_secs: Duration,
     /// Rounds of `http_hello*`: one load run per runtime each.
     pub http_rounds: usize,
+    /// Client threads of the `http_hello*` load: `wrk -t`, and the load
+    /// generator's.
+    pub http_client_threads: usize,
     /// Warm-up time per scheduler workload, shared by the two runtimes.
     pub warmup: Duration,
     /// Wall time one scheduler sample should take; the workload is repeated

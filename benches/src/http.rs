@@ -249,6 +249,8 @@ pub struct Run<T> {
 pub struct HttpComparison<T> {
     /// Worker threads of each runtime.
     pub workers: usize,
+    /// Client threads of the load.
+    pub client_threads: usize,
     /// How long each load run lasted.
     pub secs: Duration,
     /// The runs against wq's server.
@@ -266,8 +268,10 @@ pub fn http_hello(
     wrk: &Path,
     progress: impl FnMut(&str),
 ) -> io::Result<HttpComparison<WrkRun>> {
-    let secs = config.http_secs;
-    in_rounds(config, "wrk", progress, |addr| run_wrk(wrk, addr, secs))
+    let (secs, threads) = (config.http_secs, config.http_client_threads);
+    in_rounds(config, "wrk", progress, |addr| {
+        run_wrk(wrk, addr, secs, threads)
+    })
 }
 
 /// Measures `http_hello_blocking`: as [`http_hello`], each run by the load
@@ -276,8 +280,10 @@ pub fn http_hello_blocking(
     config: &Config,
     progress: impl FnMut(&str),
 ) -> io::Result<HttpComparison<LoadRun>> {
-    let secs = config.http_secs;
-    in_rounds(config, "load generator", progress, |addr| load(addr, secs))
+    let (secs, threads) = (config.http_secs, config.http_client_threads);
+    in_rounds(config, "load generator", progress, |addr| {
+        load(addr, secs, threads)
+    })
 }
 
 /// Starts a server on each runtime, takes `config.http_rounds` rounds of
@@ -300,6 +306,7 @@ fn in_rounds<T>(
     };
     let mut comparison = HttpComparison {
         workers: config.workers,
+        client_threads: config.http_client_threads,
         secs: config.http_secs,
         wq: Vec::with_capacity(rounds),
         tokio: Vec::with_capacity(rounds),
@@ -396,12 +403,13 @@ pub struct WrkRun {
     pub non_2xx: u64,
 }
 
-/// Loads the server at `addr` with `wrk -t2 -c64 -dNs --latency
-/// http://ADDR/` for `secs` (whole seconds) and reads its report.
-fn run_wrk(wrk: &Path, addr: SocketAddr, secs: Duration) -> io::Result<WrkRun> {
+/// Loads the server at `addr` with `wrk -tT -c64 -dNs --latency
+/// http://ADDR/` (`threads` threads) for `secs` (whole seconds) and reads
+/// its report.
+fn run_wrk(wrk: &Path, addr: SocketAddr, secs: Duration, threads: usize) -> io::Result<WrkRun> {
     let output = Command::new(wrk)
         .args([
-            format!("-t{HTTP_CLIENT_THREADS}"),
+            format!("-t{threads}"),
             format!("-c{HTTP_CONNECTIONS}"),
             format!("-d{}s", secs.as_secs()),
             "--latency".to_owned(),
@@ -542,7 +550,7 @@ impl ConnectionLog {
 
 /// Loads the server at `addr` with the load generator for `window`.
 ///
-/// [`HTTP_CLIENT_THREADS`] OS threads, each running a current-thread tokio
+/// `threads` OS threads, each running a current-thread tokio
 /// runtime, share [`HTTP_CONNECTIONS`] keep-alive connections. Each thread
 /// opens its connections first; once every thread has, each starts its
 /// window. Each connection then loops until the window closes: take the
@@ -555,13 +563,13 @@ impl ConnectionLog {
 /// delays that connection's next one. Every request issued within the
 /// window is answered and timed; requests/s counts the responses received
 /// within it.
-pub fn load(addr: SocketAddr, window: Duration) -> io::Result<LoadRun> {
+pub fn load(addr: SocketAddr, window: Duration, threads: usize) -> io::Result<LoadRun> {
     let counter = AtomicU64::new(0);
-    let barrier = Barrier::new(HTTP_CLIENT_THREADS);
+    let barrier = Barrier::new(threads);
     let logs: Vec<io::Result<ConnectionLog>> = thread::scope(|scope| {
-        let threads: Vec<_> = (0..HTTP_CLIENT_THREADS)
+        let threads: Vec<_> = (0..threads)
             .map(|thread| {
-                let connections = share(HTTP_CONNECTIONS, HTTP_CLIENT_THREADS, thread);
+                let connections = share(HTTP_CONNECTIONS, threads, thread);
                 let (counter, barrier) = (&counter, &barrier);
                 scope.spawn(move || client_thread(addr, connections, window, counter, barrier))
             })
@@ -881,7 +889,7 @@ Transfer/sec:      6.70MB
         fn check<R: Serve>() {
             let server = Server::<R>::start(2).unwrap();
             let run = server
-                .run(|addr| load(addr, Duration::from_millis(300)))
+                .run(|addr| load(addr, Duration::from_millis(300), HTTP_CLIENT_THREADS))
                 .unwrap();
             server.shutdown();
             let client = &run.load;

@@ -13,7 +13,7 @@ use crate::footprint::{IdleCost, PendingMemory};
 use crate::harness::{Comparison, Config, MonitorCost};
 use crate::http::{
     HttpComparison, LoadRun, Run, WrkRun, BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_BODY,
-    HTTP_CLIENT_THREADS, HTTP_CONNECTIONS,
+    HTTP_CONNECTIONS,
 };
 use crate::machine::Machine;
 use crate::rescue::{RescueComparison, RescueRun, RescueVariant, RESCUE_LIMIT, RESCUE_SETTLE};
@@ -675,7 +675,8 @@ impl HttpReport {
             name,
             workers: http.workers,
             client: format!(
-                "wrk -t{HTTP_CLIENT_THREADS} -c{HTTP_CONNECTIONS} -d{}s --latency",
+                "wrk -t{} -c{HTTP_CONNECTIONS} -d{}s --latency",
+                http.client_threads,
                 http.secs.as_secs()
             ),
             secs: http.secs.as_secs_f64(),
@@ -864,7 +865,7 @@ impl HttpBlockingReport {
             name,
             workers: http.workers,
             connections: HTTP_CONNECTIONS,
-            client_threads: HTTP_CLIENT_THREADS,
+            client_threads: http.client_threads,
             secs: http.secs.as_secs_f64(),
             rounds: http.wq.len(),
             block_path: BLOCK_PATH.to_owned(),
@@ -2924,6 +2925,7 @@ mod tests {
             idle: Duration::from_secs(10),
             http_secs: Duration::from_secs(10),
             http_rounds: 3,
+            http_client_threads: 2,
             warmup: Duration::from_secs(1),
             sample_time: ms(200),
         };
@@ -3062,6 +3064,7 @@ mod tests {
             idle: Duration::from_secs(2),
             http_secs: Duration::from_secs(10),
             http_rounds: 3,
+            http_client_threads: 2,
             warmup: ms(50),
             sample_time: ms(20),
         };
@@ -3161,6 +3164,7 @@ mod tests {
             idle: Duration::from_secs(2),
             http_secs: Duration::from_secs(10),
             http_rounds: 3,
+            http_client_threads: 2,
             warmup: Duration::from_millis(50),
             sample_time: Duration::from_millis(20),
         };
@@ -3250,6 +3254,7 @@ mod tests {
         };
         let hello = HttpComparison {
             workers: 2,
+            client_threads: 2,
             secs: Duration::from_secs(10),
             // Per-round ratios: requests/s 1.2, 0.9, 1.1; p99 0.5, 2.0, 0.8.
             wq: vec![wrk(120.0, 4, 0), wrk(90.0, 8, 1), wrk(110.0, 4, 0)],
@@ -3276,6 +3281,7 @@ mod tests {
         };
         let blocking = HttpComparison {
             workers: 2,
+            client_threads: 2,
             secs: Duration::from_secs(10),
             wq: vec![load(1000, 2, Some(51), Some(10)); 3],
             tokio: vec![load(100, 50, Some(52), None); 3],
@@ -3288,6 +3294,7 @@ mod tests {
             idle: Duration::from_secs(2),
             http_secs: Duration::from_secs(10),
             http_rounds: 3,
+            http_client_threads: 2,
             warmup: Duration::from_millis(50),
             sample_time: Duration::from_millis(20),
         };
@@ -3415,6 +3422,7 @@ mod tests {
             idle: Duration::from_secs(2),
             http_secs: Duration::from_secs(10),
             http_rounds: 3,
+            http_client_threads: 2,
             warmup: Duration::from_millis(50),
             sample_time: Duration::from_millis(20),
         };
