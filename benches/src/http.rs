@@ -40,7 +40,9 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use crate::harness::Config;
 use crate::rt::{MonitorCounts, Rt, Tokio, Wq, WqNoMonitor, WqRuntime};
 use crate::stats::percentile_sorted;
+use crate::sys::{cpu_times, CpuTimes};
 use crate::workloads::STUCK_AFTER;
+use libc::{RUSAGE_CHILDREN, RUSAGE_SELF};
 
 /// The body of every response.
 pub const HTTP_BODY: &[u8] = b"Hello, world!\n";
@@ -401,12 +403,27 @@ pub struct WrkRun {
     pub socket_errors: u64,
     /// Responses with a status other than 2xx or 3xx.
     pub non_2xx: u64,
+    /// CPU used during the run by this process (the loaded server's
+    /// runtime; the other server idles meanwhile) and by `wrk`. `None`
+    /// when not measured (a report parsed from text).
+    pub cpu: Option<RunCpu>,
+}
+
+/// CPU time used during one `wrk` run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunCpu {
+    /// This process: the server under load, its runtime's threads, and the
+    /// other runtime idling.
+    pub server: CpuTimes,
+    /// `wrk`.
+    pub client: CpuTimes,
 }
 
 /// Loads the server at `addr` with `wrk -tT -c64 -dNs --latency
 /// http://ADDR/` (`threads` threads) for `secs` (whole seconds) and reads
 /// its report.
 fn run_wrk(wrk: &Path, addr: SocketAddr, secs: Duration, threads: usize) -> io::Result<WrkRun> {
+    let (server_before, client_before) = (cpu_times(RUSAGE_SELF), cpu_times(RUSAGE_CHILDREN));
     let output = Command::new(wrk)
         .args([
             format!("-t{threads}"),
@@ -426,8 +443,15 @@ fn run_wrk(wrk: &Path, addr: SocketAddr, secs: Duration, threads: usize) -> io::
             String::from_utf8_lossy(&output.stderr)
         )));
     }
-    parse_wrk(&stdout)
-        .map_err(|err| io::Error::other(format!("cannot read {WRK}'s report ({err}):\n{stdout}")))
+    let cpu = RunCpu {
+        server: cpu_times(RUSAGE_SELF).since(server_before),
+        client: cpu_times(RUSAGE_CHILDREN).since(client_before),
+    };
+    let mut run = parse_wrk(&stdout).map_err(|err| {
+        io::Error::other(format!("cannot read {WRK}'s report ({err}):\n{stdout}"))
+    })?;
+    run.cpu = Some(cpu);
+    Ok(run)
 }
 
 /// Reads the report `wrk --latency` prints: `Requests/sec`, the request
@@ -474,6 +498,7 @@ pub fn parse_wrk(output: &str) -> Result<WrkRun, String> {
         p99: p99.ok_or_else(|| missing("99% latency"))?,
         socket_errors,
         non_2xx,
+        cpu: None,
     })
 }
 

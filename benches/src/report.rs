@@ -12,7 +12,7 @@ use crate::blocking::{
 use crate::footprint::{IdleCost, PendingMemory};
 use crate::harness::{Comparison, Config, MonitorCost};
 use crate::http::{
-    HttpComparison, LoadRun, Run, WrkRun, BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_BODY,
+    HttpComparison, LoadRun, Run, RunCpu, WrkRun, BLOCK_EVERY, BLOCK_FOR, BLOCK_PATH, HTTP_BODY,
     HTTP_CONNECTIONS,
 };
 use crate::machine::Machine;
@@ -564,6 +564,11 @@ pub struct HttpReport {
     /// wq's monitor thread wakeups per second of load, median over rounds
     /// (the workers tick for it while they run short polls).
     pub wq_monitor_wakeups_per_s: Option<f64>,
+    /// CPU per response of the server under load (this process, user +
+    /// system) and of `wrk`, medians over rounds; `None` if not measured.
+    pub wq_cpu_per_request: Option<CpuPerRequest>,
+    /// tokio: the same.
+    pub tokio_cpu_per_request: Option<CpuPerRequest>,
     /// Whether `requests_ratio` is at least [`HTTP_TARGET_REQUESTS_RATIO`].
     pub requests_target_met: bool,
     /// Whether `p99_ratio` is at most [`HTTP_TARGET_P99_RATIO`].
@@ -603,6 +608,47 @@ pub struct WrkRunReport {
     pub monitor_blocked: Option<u64>,
     /// Times wq's monitor thread woke during the run (wq only).
     pub monitor_wakeups: Option<u64>,
+    /// CPU this process (the loaded server) used during the run, user and
+    /// system, nanoseconds.
+    pub server_user_ns: Option<f64>,
+    /// System part of the same.
+    pub server_system_ns: Option<f64>,
+    /// CPU `wrk` used during the run, user and system, nanoseconds.
+    pub client_cpu_ns: Option<f64>,
+}
+
+/// CPU time per response `wrk` received in a run, nanoseconds: medians
+/// over rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CpuPerRequest {
+    /// The server (this process) in user mode.
+    pub server_user_ns: f64,
+    /// The server in the kernel.
+    pub server_system_ns: f64,
+    /// `wrk`, user and system.
+    pub client_ns: f64,
+}
+
+impl CpuPerRequest {
+    /// The medians over `runs` of their CPU per response, if every run
+    /// has its CPU measured and received responses.
+    fn of(runs: &[Run<WrkRun>]) -> Option<CpuPerRequest> {
+        let per = |get: fn(&RunCpu) -> Duration| -> Option<f64> {
+            let values: Option<Vec<f64>> = runs
+                .iter()
+                .map(|r| {
+                    let cpu = r.load.cpu?;
+                    (r.load.requests > 0).then(|| nanos_f64(get(&cpu)) / r.load.requests as f64)
+                })
+                .collect();
+            values.filter(|v| !v.is_empty()).map(|v| median(&v))
+        };
+        Some(CpuPerRequest {
+            server_user_ns: per(|c| c.server.user)?,
+            server_system_ns: per(|c| c.server.system)?,
+            client_ns: per(|c| c.client.total())?,
+        })
+    }
 }
 
 /// Nanoseconds of `d`, as the reports keep them.
@@ -644,6 +690,9 @@ impl HttpReport {
                     server_requests: r.server.requests,
                     monitor_blocked: r.server.monitor.map(|m| m.blocked),
                     monitor_wakeups: r.server.monitor.map(|m| m.wakeups),
+                    server_user_ns: r.load.cpu.map(|c| nanos_f64(c.server.user)),
+                    server_system_ns: r.load.cpu.map(|c| nanos_f64(c.server.system)),
+                    client_cpu_ns: r.load.cpu.map(|c| nanos_f64(c.client.total())),
                 })
                 .collect()
         };
@@ -691,6 +740,8 @@ impl HttpReport {
             p99_ratio,
             requests_ratio_p25_p75,
             wq_monitor_wakeups_per_s,
+            wq_cpu_per_request: CpuPerRequest::of(&http.wq),
+            tokio_cpu_per_request: CpuPerRequest::of(&http.tokio),
             requests_target_met: requests_ratio.is_some_and(|r| r >= HTTP_TARGET_REQUESTS_RATIO),
             p99_target_met: p99_ratio.is_some_and(|r| r <= HTTP_TARGET_P99_RATIO),
             wq_errors: errors(&http.wq),
@@ -736,6 +787,23 @@ fn fmt_rounds(rounds: usize) -> String {
     } else {
         format!("{rounds} rounds")
     }
+}
+
+/// CPU per response of both runtimes' runs, or `None` if either was not
+/// measured.
+fn http_cpu(h: &HttpReport) -> Option<String> {
+    let (wq, tokio) = (h.wq_cpu_per_request?, h.tokio_cpu_per_request?);
+    let us = |ns: f64| format!("{:.2} us", ns / 1e3);
+    Some(format!(
+        "CPU per response, medians over rounds: server (this process) wq {} user + {} \
+         system, tokio {} user + {} system; wrk {} on wq, {} on tokio",
+        us(wq.server_user_ns),
+        us(wq.server_system_ns),
+        us(tokio.server_user_ns),
+        us(tokio.server_system_ns),
+        us(wq.client_ns),
+        us(tokio.client_ns)
+    ))
 }
 
 /// The one-line summary of `http_hello` printed on stderr as it finishes.
@@ -1781,11 +1849,15 @@ pub fn text(report: &Report) -> String {
             );
         }
         let _ = writeln!(out, "{}", http_ratios(h, "MISSED"));
+        if let Some(cpu) = http_cpu(h) {
+            let _ = writeln!(out, "{cpu}");
+        }
         let _ = writeln!(
             out,
             "(latency: wrk's, from writing a request to reading its response; ratios: median \
              of the per-round ratios; errors: wrk's socket errors and non-2xx/3xx responses, \
-             all runs)"
+             all runs; CPU: getrusage of this process, whose other server idles meanwhile, and \
+             of wrk)"
         );
     }
 
@@ -2502,6 +2574,13 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
             h.tokio_errors
         );
         let _ = writeln!(out, "\n{}.", http_ratios(h, "**missed**"));
+        if let Some(cpu) = http_cpu(h) {
+            let _ = writeln!(
+                out,
+                "\n{cpu} (getrusage of the bench process, whose other server idles \
+                 meanwhile, and of wrk)."
+            );
+        }
         if let Some(wakeups) = h.wq_monitor_wakeups_per_s {
             let _ = writeln!(
                 out,
@@ -3237,6 +3316,7 @@ mod tests {
 
         use crate::http::ServerCounts;
         use crate::rt::MonitorCounts;
+        use crate::sys::CpuTimes;
 
         let ms = Duration::from_millis;
         let wrk = |per_s: f64, p99: u64, socket_errors: u64| Run {
@@ -3249,6 +3329,16 @@ mod tests {
                 p99: ms(p99),
                 socket_errors,
                 non_2xx: 0,
+                cpu: Some(RunCpu {
+                    server: CpuTimes {
+                        user: ms(per_s as u64),
+                        system: ms(2 * per_s as u64),
+                    },
+                    client: CpuTimes {
+                        user: ms(10),
+                        system: ms(30),
+                    },
+                }),
             },
             server: ServerCounts::default(),
         };
@@ -3328,6 +3418,17 @@ mod tests {
         assert!(close(h.requests_ratio, 1.1), "{:?}", h.requests_ratio);
         assert!(close(h.p99_ratio, 0.8), "{:?}", h.p99_ratio);
         assert!(h.requests_target_met && h.p99_target_met);
+        // Server CPU is per_s ms user and 2 x per_s ms system for per_s x 10
+        // responses: 100 and 200 us each; wrk's 40 ms over 1,200, 900 and
+        // 1,100 responses on wq (median 36.36 us), 1,000 on tokio.
+        let (wq, tokio) = (
+            h.wq_cpu_per_request.unwrap(),
+            h.tokio_cpu_per_request.unwrap(),
+        );
+        assert!(close(Some(wq.server_user_ns), 100e3), "{wq:?}");
+        assert!(close(Some(wq.server_system_ns), 200e3), "{wq:?}");
+        assert!(close(Some(wq.client_ns), 40e6 / 1100.0), "{wq:?}");
+        assert!(close(Some(tokio.client_ns), 40e3), "{tokio:?}");
         let b = report.http_blocking.as_ref().unwrap();
         assert_eq!(
             (b.wq_requests_per_s, b.tokio_requests_per_s),
@@ -3349,6 +3450,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("3 rounds"), "{text}");
+        assert!(
+            text.contains(
+                "CPU per response, medians over rounds: server (this process) wq 100.00 us \
+                 user + 200.00 us system, tokio 100.00 us user + 200.00 us system; wrk 36.36 us \
+                 on wq, 40.00 us on tokio"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("p99 of the non-blocking requests wq/tokio 0.04 (lower is better)"),
             "{text}"

@@ -22,6 +22,50 @@ pub fn process_cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
+/// User and system CPU time, as `getrusage` reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTimes {
+    /// Time in user mode.
+    pub user: Duration,
+    /// Time in the kernel on the threads' behalf.
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    /// User and system time together.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// CPU time used so far by this process (`RUSAGE_SELF`) or by its
+/// children that have been waited for (`RUSAGE_CHILDREN`).
+pub fn cpu_times(who: libc::c_int) -> CpuTimes {
+    // SAFETY: `rusage` is plain old data, for which all-zero bytes are a
+    // valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid, writable `rusage` that outlives the call.
+    let rc = unsafe { libc::getrusage(who, &mut usage) };
+    assert_eq!(
+        rc,
+        0,
+        "getrusage({who}) failed: {}",
+        io::Error::last_os_error()
+    );
+    CpuTimes {
+        user: timeval(usage.ru_utime),
+        system: timeval(usage.ru_stime),
+    }
+}
+
 /// CPU time (user + system) consumed so far by the calling thread.
 pub fn thread_cpu_time() -> Duration {
     // SAFETY: `timespec` is plain old data, for which all-zero bytes are a
