@@ -592,14 +592,14 @@ pub fn load(addr: SocketAddr, window: Duration, threads: usize) -> io::Result<Lo
     let counter = AtomicU64::new(0);
     let barrier = Barrier::new(threads);
     let logs: Vec<io::Result<ConnectionLog>> = thread::scope(|scope| {
-        let threads: Vec<_> = (0..threads)
+        let handles: Vec<_> = (0..threads)
             .map(|thread| {
                 let connections = share(HTTP_CONNECTIONS, threads, thread);
                 let (counter, barrier) = (&counter, &barrier);
                 scope.spawn(move || client_thread(addr, connections, window, counter, barrier))
             })
             .collect();
-        threads
+        handles
             .into_iter()
             .map(|t| t.join().expect("load generator thread"))
             .collect()

@@ -608,10 +608,10 @@ pub struct WrkRunReport {
     pub monitor_blocked: Option<u64>,
     /// Times wq's monitor thread woke during the run (wq only).
     pub monitor_wakeups: Option<u64>,
-    /// CPU this process (the loaded server) used during the run, user and
-    /// system, nanoseconds.
+    /// CPU this process (the loaded server) used in user mode during the
+    /// run, nanoseconds.
     pub server_user_ns: Option<f64>,
-    /// System part of the same.
+    /// The same, in the kernel.
     pub server_system_ns: Option<f64>,
     /// CPU `wrk` used during the run, user and system, nanoseconds.
     pub client_cpu_ns: Option<f64>,

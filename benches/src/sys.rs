@@ -8,18 +8,7 @@ use std::time::Duration;
 /// CPU time (user + system) consumed so far by the whole process, all
 /// threads together.
 pub fn process_cpu_time() -> Duration {
-    // SAFETY: `rusage` is plain old data, for which all-zero bytes are a
-    // valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable `rusage` that outlives the call.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    assert_eq!(
-        rc,
-        0,
-        "getrusage(RUSAGE_SELF) failed: {}",
-        io::Error::last_os_error()
-    );
-    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+    cpu_times(libc::RUSAGE_SELF).total()
 }
 
 /// User and system CPU time, as `getrusage` reports them.
