@@ -43,8 +43,8 @@ const MAX_LIFO_RUNS: u32 = 3;
 /// each item when the previous one is done) is then taken by the searcher
 /// itself, without a kick. At most half of the running workers search, so
 /// this costs at most this much CPU each time the runtime runs dry, and
-/// less where another thread wants the CPU (the watch yields it between
-/// looks).
+/// less where another thread wants the CPU and the watch yields it
+/// between looks (`Local::spin_for_work` says when).
 const SEARCH_SPIN: Duration = Duration::from_micros(5);
 
 /// After this many watches in a row found nothing, a worker watches only
@@ -58,37 +58,81 @@ const WATCH_MISSES: u32 = 4;
 /// notice when the work starts arriving within the watch again.
 const WATCH_PROBE: u32 = 16;
 
-/// Searcher watches in a row that found nothing, then (past
-/// [`WATCH_MISSES`]) watches skipped.
-#[derive(Debug, Default)]
-struct WatchMisses(Cell<u32>);
+/// `spin_loop` hints between two looks of a watch that does not yield
+/// (a `pause` takes some 10 to 140 cycles, by x86 generation), so that the
+/// looks (a read lock on the worker list) do not keep the other workers'
+/// cache lines moving.
+const WATCH_SPIN_HINTS: u32 = 64;
 
-impl WatchMisses {
+/// Where a searcher's watch found work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    /// Nothing, within [`SEARCH_SPIN`].
+    Nothing,
+    /// In the injector: work from a thread outside the workers (a remote
+    /// spawn, a wake from another thread).
+    Injector,
+    /// In another worker's queue or yield list, or woken by the reactor or
+    /// a timer: work the runtime's own threads or the kernel produced.
+    Runtime,
+}
+
+/// What a worker's searcher watches have been finding: whether they pay
+/// (watches in a row that found nothing, then, past [`WATCH_MISSES`],
+/// watches skipped), and whether they yield the CPU between looks.
+#[derive(Debug)]
+struct Watch {
+    misses: Cell<u32>,
+    /// Yield between looks (`sched_yield`) rather than spin: until a watch
+    /// finds its work in the runtime, and again once one finds it in the
+    /// injector (see `Local::spin_for_work`).
+    yields: Cell<bool>,
+}
+
+impl Default for Watch {
+    fn default() -> Watch {
+        Watch {
+            misses: Cell::new(0),
+            yields: Cell::new(true),
+        }
+    }
+}
+
+impl Watch {
     /// Whether a searcher that found nothing should watch for work before
     /// it goes idle: unless its last [`WATCH_MISSES`] watches found
     /// nothing, and then once every [`WATCH_PROBE`] times.
     fn should_watch(&self) -> bool {
-        let misses = self.0.get();
+        let misses = self.misses.get();
         if misses < WATCH_MISSES {
             return true;
         }
         if misses - WATCH_MISSES + 1 == WATCH_PROBE {
             // A probe: if it finds nothing, skip again.
-            self.0.set(WATCH_MISSES - 1);
+            self.misses.set(WATCH_MISSES - 1);
             return true;
         }
-        self.0.set(misses + 1);
+        self.misses.set(misses + 1);
         false
     }
 
+    /// Whether the next watch yields the CPU between looks.
+    fn yields(&self) -> bool {
+        self.yields.get()
+    }
+
     /// What a watch found.
-    fn record(&self, found: bool) {
-        let misses = self.0.get();
-        self.0.set(if found {
-            0
-        } else {
-            (misses + 1).min(WATCH_MISSES)
+    fn record(&self, found: Found) {
+        let misses = self.misses.get();
+        self.misses.set(match found {
+            Found::Nothing => (misses + 1).min(WATCH_MISSES),
+            Found::Injector | Found::Runtime => 0,
         });
+        match found {
+            Found::Nothing => {}
+            Found::Injector => self.yields.set(true),
+            Found::Runtime => self.yields.set(false),
+        }
     }
 }
 
@@ -258,8 +302,8 @@ struct Local {
     queue: Cell<u32>,
     /// Whether polls are stamped (someone watches them).
     stamped: bool,
-    /// Whether this worker's searcher watches pay (`WatchMisses`).
-    watch: WatchMisses,
+    /// What this worker's searcher watches have been finding (`Watch`).
+    watch: Watch,
     /// Counted in `nr_searching`.
     searching: Cell<bool>,
     /// Inside `wq::blocking` (out of `nr_running`).
@@ -379,7 +423,7 @@ impl Local {
             deque: queues.deque,
             lifo: queues.lifo,
             lifo_runs: Cell::new(0),
-            watch: WatchMisses::default(),
+            watch: Watch::default(),
             yielded: queues.yielded,
             lap_left: Cell::new(0),
             seq: Cell::new(0),
@@ -570,39 +614,58 @@ impl Local {
         if !self.watch.should_watch() {
             return false;
         }
-        let found = self.spin_for_work();
+        let found = self.spin_for_work(self.watch.yields());
         self.watch.record(found);
-        found
+        found != Found::Nothing
     }
 
     /// A searcher that found nothing watches the injector and the other
     /// workers' queues for [`SEARCH_SPIN`] before it goes idle, and polls
-    /// the reactor once at the end. Returns whether work turned up (the
+    /// the reactor once at the end. Returns where work turned up (the
     /// caller looks again, still searching). Still counted searching, so
     /// producers leave the work to it rather than kick a parked worker
     /// (`Idle::need_more_worker`). Other workers' LIFO slots are not
     /// watched: the task there is their next one, and taking it because we
     /// waited would only move it away from its cache.
     ///
-    /// Between two looks it yields the CPU (`sched_yield`): on an otherwise
-    /// idle CPU the call returns at once and the watch is a spin, but a
-    /// thread that is waiting for this CPU (often the very one that
-    /// produces the work: a remote spawner, a client) runs first, rather
-    /// than wait for the watch to burn its 5 us.
-    fn spin_for_work(&self) -> bool {
+    /// Between two looks it yields the CPU (`sched_yield`) if `yields`,
+    /// else it spins ([`WATCH_SPIN_HINTS`] `spin_loop` hints). Yielding
+    /// serves work from outside the workers: on an otherwise idle CPU the
+    /// call returns at once and the watch is a spin, but a thread waiting
+    /// for this CPU, often the very one that produces the work (a remote
+    /// spawner), runs first rather than wait for the watch to burn its
+    /// 5 us. Work the runtime itself produces (another worker's queue, the
+    /// reactor) is not helped by it: there the thread waiting for this CPU
+    /// is rather a client of the process (under `wrk`), and a yield hands
+    /// it the CPU for as long as it wants it. So a worker's watches yield
+    /// until one finds its work in the runtime, and again once one finds it
+    /// in the injector (`Watch::record`).
+    fn spin_for_work(&self, yields: bool) -> Found {
         let shared = &self.shared;
         let deadline = Instant::now() + SEARCH_SPIN;
         loop {
-            std::thread::yield_now();
-            let queued = !shared.injector.is_empty()
-                || shared.workers.read().iter().any(|w| {
+            if yields {
+                std::thread::yield_now();
+            } else {
+                for _ in 0..WATCH_SPIN_HINTS {
+                    std::hint::spin_loop();
+                }
+            }
+            if !shared.injector.is_empty() {
+                return Found::Injector;
+            }
+            let queued =
+                shared.workers.read().iter().any(|w| {
                     *w != self.me && (!w.stealer.is_empty() || !w.yield_stealer.is_empty())
                 });
             if queued {
-                return true;
+                return Found::Runtime;
             }
             if Instant::now() >= deadline {
-                return shared.timers().process() > 0 || shared.poll_io_now() > 0;
+                return match shared.timers().process() > 0 || shared.poll_io_now() > 0 {
+                    true => Found::Runtime,
+                    false => Found::Nothing,
+                };
             }
         }
     }
@@ -1235,11 +1298,11 @@ pub(crate) fn current_cpu() -> usize {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use super::{WatchMisses, WATCH_MISSES, WATCH_PROBE};
+    use super::{Found, Watch, WATCH_MISSES, WATCH_PROBE};
 
     /// How many of the next `n` times a worker runs dry it watches, each
     /// watch finding `found`.
-    fn watches(watch: &WatchMisses, n: u32, found: bool) -> u32 {
+    fn watches(watch: &Watch, n: u32, found: Found) -> u32 {
         let mut watched = 0;
         for _ in 0..n {
             if watch.should_watch() {
@@ -1252,29 +1315,48 @@ mod tests {
 
     #[test]
     fn watches_that_find_nothing_are_skipped_but_for_probes() {
-        let watch = WatchMisses::default();
-        assert_eq!(watches(&watch, WATCH_MISSES, false), WATCH_MISSES);
+        let watch = Watch::default();
+        assert_eq!(watches(&watch, WATCH_MISSES, Found::Nothing), WATCH_MISSES);
         // From now on one watch per WATCH_PROBE times, for ever.
         for _ in 0..1_000 {
-            assert_eq!(watches(&watch, WATCH_PROBE, false), 1);
+            assert_eq!(watches(&watch, WATCH_PROBE, Found::Nothing), 1);
         }
     }
 
     #[test]
     fn a_watch_that_finds_work_turns_watching_back_on() {
-        let watch = WatchMisses::default();
-        watches(&watch, 10 * WATCH_PROBE, false);
+        let watch = Watch::default();
+        watches(&watch, 10 * WATCH_PROBE, Found::Nothing);
         // Skip up to the next probe, which finds work.
         let mut skipped = 0;
         while !watch.should_watch() {
             skipped += 1;
         }
         assert!(skipped < WATCH_PROBE);
-        watch.record(true);
+        watch.record(Found::Runtime);
         // Work found every time: always watching.
-        assert_eq!(watches(&watch, 100, true), 100);
+        assert_eq!(watches(&watch, 100, Found::Runtime), 100);
         // Then WATCH_MISSES misses in a row before skipping again.
-        assert_eq!(watches(&watch, WATCH_MISSES, false), WATCH_MISSES);
+        assert_eq!(watches(&watch, WATCH_MISSES, Found::Nothing), WATCH_MISSES);
         assert!(!watch.should_watch());
+    }
+
+    #[test]
+    fn watches_yield_until_they_find_runtime_work_and_again_after_injector_work() {
+        let watch = Watch::default();
+        assert!(watch.yields(), "a new worker's watches yield");
+        watch.record(Found::Nothing);
+        assert!(watch.yields(), "finding nothing changes nothing");
+        watch.record(Found::Runtime);
+        assert!(!watch.yields(), "work from the runtime: spin");
+        watch.record(Found::Nothing);
+        assert!(!watch.yields());
+        watch.record(Found::Injector);
+        assert!(watch.yields(), "work from outside the workers: yield");
+        // Either kind of work resets the misses.
+        watches(&watch, WATCH_MISSES, Found::Nothing);
+        assert!(!watch.should_watch());
+        watch.record(Found::Injector);
+        assert_eq!(watches(&watch, WATCH_MISSES, Found::Nothing), WATCH_MISSES);
     }
 }
