@@ -384,11 +384,13 @@ fn idle_runtime_monitor_does_not_tick() {
 
     // And it wakes up when a worker runs for longer than a tick period
     // (500 us): a worker that starts running asks for its wake a period
-    // later, and takes it back only if it goes idle first.
+    // later, and takes it back only if it goes idle first. The poll runs
+    // 60 periods, so that a monitor thread that waits for a CPU (the
+    // test binary's other tests run beside it) still wakes within it.
     rt.block_on(async {
         wq::spawn(async {
             let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_millis(3) {
+            while start.elapsed() < Duration::from_millis(30) {
                 std::hint::spin_loop();
             }
         })
