@@ -123,15 +123,12 @@ impl Watch {
 
     /// What a watch found.
     fn record(&self, found: Found) {
-        let misses = self.misses.get();
-        self.misses.set(match found {
-            Found::Nothing => (misses + 1).min(WATCH_MISSES),
-            Found::Injector | Found::Runtime => 0,
-        });
         match found {
-            Found::Nothing => {}
-            Found::Injector => self.yields.set(true),
-            Found::Runtime => self.yields.set(false),
+            Found::Nothing => self.misses.set((self.misses.get() + 1).min(WATCH_MISSES)),
+            Found::Injector | Found::Runtime => {
+                self.misses.set(0);
+                self.yields.set(found == Found::Injector);
+            }
         }
     }
 }
@@ -662,10 +659,8 @@ impl Local {
                 return Found::Runtime;
             }
             if Instant::now() >= deadline {
-                return match shared.timers().process() > 0 || shared.poll_io_now() > 0 {
-                    true => Found::Runtime,
-                    false => Found::Nothing,
-                };
+                let woke = shared.timers().process() > 0 || shared.poll_io_now() > 0;
+                return if woke { Found::Runtime } else { Found::Nothing };
             }
         }
     }
