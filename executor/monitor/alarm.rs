@@ -102,6 +102,24 @@ impl Alarm {
         self.program(&deadlines, now);
     }
 
+    /// Makes sure `wait` does not return for lack of a deadline within
+    /// `at_least` from now: if the deadline set is sooner (or there is
+    /// none), sets it to `push_to` from now; otherwise leaves the timer
+    /// alone, with no syscall. Moving a timerfd's deadline later every
+    /// time costs twice: the new deadline often becomes the CPU's earliest
+    /// timer, and the timer hardware is reprogrammed (on a virtual machine,
+    /// an exit to the hypervisor), and the CPU that held the old deadline
+    /// still takes an interrupt at it, for nothing.
+    pub(crate) fn push_back(&self, at_least: Duration, push_to: Duration) {
+        let now = Instant::now();
+        let mut deadlines = self.deadlines.lock();
+        if deadlines.own.is_some_and(|own| own >= now + at_least) {
+            return;
+        }
+        deadlines.own = Some(now + push_to);
+        self.program(&deadlines, now);
+    }
+
     /// Sets the timer for the earliest deadline, then looks at `woken`
     /// (module documentation). Under the deadlines' lock, so that two
     /// threads cannot leave the timer set for a stale earliest deadline.
@@ -341,6 +359,27 @@ mod tests {
         alarm.set(Some(Duration::from_millis(60)));
         assert!(!alarm.wait());
         assert!(start.elapsed() >= Duration::from_millis(60));
+    }
+
+    #[test]
+    fn a_push_back_moves_only_a_deadline_due_too_soon() {
+        let alarm = Alarm::new().unwrap();
+        let start = Instant::now();
+        // No deadline: the push sets one.
+        alarm.push_back(Duration::from_millis(20), Duration::from_millis(40));
+        // Due in about 40 ms, not within 20: left alone.
+        alarm.push_back(Duration::from_millis(20), Duration::from_secs(3600));
+        assert!(!alarm.wait());
+        let fired = start.elapsed();
+        assert!(fired >= Duration::from_millis(40), "fired after {fired:?}");
+        assert!(fired < Duration::from_secs(1800), "fired after {fired:?}");
+        // Due within 80 ms (in 20): moved to 100 ms from now.
+        alarm.set(Some(Duration::from_millis(20)));
+        let pushed = Instant::now();
+        alarm.push_back(Duration::from_millis(80), Duration::from_millis(100));
+        assert!(!alarm.wait());
+        let fired = pushed.elapsed();
+        assert!(fired >= Duration::from_millis(100), "fired after {fired:?}");
     }
 
     #[test]

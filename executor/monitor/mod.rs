@@ -65,15 +65,16 @@
 //!   claims it (a CAS on the due time: one claimant per period) and ticks
 //!   under the watcher's lock (a `try_lock`: if the monitor thread holds
 //!   it, that tick is being taken). It then tends the pools (cheap unless
-//!   one starves) and pushes the monitor thread's alarm back to
-//!   `blocking_threshold` from now (`alarm.rs`, a timerfd on Linux: one
-//!   syscall, no wakeup);
+//!   one starves) and, if the monitor thread's alarm is due within
+//!   `blocking_threshold`, pushes it back to twice that from now
+//!   (`alarm.rs`, a timerfd on Linux: one syscall about every other tick,
+//!   no wakeup; see `DeadMan`);
 //! - **the monitor thread**, when its alarm goes off. After its own tick it
 //!   sets the alarm to one period if the tick found a poll seen at an
 //!   earlier tick and still counted running, or took one out (a kicked
 //!   worker's first poll may get stuck too): then it keeps the full rate
-//!   itself. Otherwise, if a worker ticked since its last tick, to the
-//!   whole threshold (the workers tick meanwhile); if none did, to 1.25
+//!   itself. Otherwise, if a worker ticked since its last tick, to twice
+//!   the threshold (the workers tick meanwhile); if none did, to 1.25
 //!   periods: it ticks, but leaves the workers a quarter period to take
 //!   the tick from it.
 //!
@@ -81,7 +82,8 @@
 //! runtime pays almost no thread wakeups for its monitor: a hyper server
 //! under `wrk` on 2 workers woke it about 2,000 times a second before the
 //! workers ticked, and 30 to 150 times since. It wakes when every running
-//! worker is stuck (the blocking storm of the benchmarks), or when the
+//! worker is stuck (the blocking storm of the benchmarks; one to two
+//! thresholds after the last worker's tick), or when the
 //! workers' polls are too long for a check to come every period. While no
 //! worker runs it sleeps either until woken (nothing to do) or for a slow
 //! tick (following a blocked poll) or the mayday timer's 10 ms (a pool
@@ -121,7 +123,8 @@
 //! (no read-modify-write: see `pool/stamp.rs`).
 //! Every 61st task, a clock read and a comparison; every tick period, one
 //! worker pays a tick (some atomic loads per worker; a thread's CPU clock
-//! read only for polls older than one tick) and the alarm's syscall. The
+//! read only for polls older than one tick), and about every other tick
+//! the alarm's syscall. The
 //! monitor thread wakes only as described above, and sleeps without a
 //! deadline when no worker runs: the first worker to run again asks for
 //! its wake a period later (one flag load on the kick path, and a timer
@@ -217,6 +220,8 @@ struct Shared {
     config: Option<MonitorConfig>,
     /// When the next tick is due.
     clock: Arc<TickClock>,
+    /// When the thread wakes after a worker's tick.
+    dead_man: DeadMan,
     /// A worker ticked since the monitor thread last did.
     worker_ticked: AtomicBool,
 }
@@ -263,11 +268,30 @@ impl TickClock {
 }
 
 /// How long after a worker's tick the monitor thread wakes if no tick came
-/// since: a worker ticks every period (at its next check after the tick is
-/// due), so the thread wakes only once every running worker is stuck, or
-/// runs polls too long for a check to come in time.
-fn dead_man(period: Duration) -> Duration {
-    period * 2
+/// since: at least `soonest`, at most `latest`. A worker ticks every
+/// period (at its next check after the tick is due), so the thread wakes
+/// only once every running worker is stuck, or runs polls too long for a
+/// check to come in time.
+///
+/// A tick pushes the alarm back to `latest` only if it is due within
+/// `soonest` (`Alarm::push_back`): about every other tick. Pushed back at
+/// every tick to two periods, the timerfd took ~1,400 syscalls a second
+/// under `http_hello` on 2 workers, and the CPUs ~450 timer interrupts a
+/// second more than tokio's (the old deadlines' expiries); throughput rose
+/// about 4 % without them (README, "The monitor's cost").
+#[derive(Clone, Copy, Debug)]
+struct DeadMan {
+    soonest: Duration,
+    latest: Duration,
+}
+
+impl DeadMan {
+    fn new(period: Duration) -> DeadMan {
+        DeadMan {
+            soonest: period * 2,
+            latest: period * 4,
+        }
+    }
 }
 
 impl Monitor {
@@ -303,6 +327,7 @@ impl Monitor {
                 due: AtomicU64::new(0),
                 period,
             }),
+            dead_man: DeadMan::new(period),
             worker_ticked: AtomicBool::new(false),
         });
         shared.watch(pool);
@@ -516,14 +541,15 @@ impl Shared {
         if let Some(mut watcher) = self.watcher.try_lock() {
             self.stats.ticks.fetch_add(1, Relaxed);
             watcher.tick(&pools, config, &self.stats, now, Some(queue));
-            watcher.planned_gap = dead_man(self.clock.period);
+            watcher.planned_gap = self.dead_man.latest;
             self.worker_ticked.store(true, Relaxed);
         }
         for pool in pools.iter() {
             pool.tend();
         }
         drop(pools);
-        self.alarm.set(Some(dead_man(self.clock.period)));
+        self.alarm
+            .push_back(self.dead_man.soonest, self.dead_man.latest);
     }
 
     fn run(&self) {
@@ -573,7 +599,7 @@ impl Shared {
                 Some(tick)
             } else if (found.watching || running) && workers_tick {
                 // Running workers tick meanwhile, and push this back.
-                Some(dead_man(tick))
+                Some(self.dead_man.latest)
             } else if found.watching || running {
                 // No worker ticked since our last tick: we tick, but leave
                 // the workers a quarter period to take the tick from us.
