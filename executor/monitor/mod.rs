@@ -68,7 +68,8 @@
 //!   one starves) and, if the monitor thread's alarm is due within
 //!   `blocking_threshold`, pushes it back to twice that from now
 //!   (`alarm.rs`, a timerfd on Linux: one syscall about every other tick,
-//!   no wakeup; see `DeadMan`);
+//!   no wakeup; for a while after a detection, to the threshold at every
+//!   tick: see `DeadMan`);
 //! - **the monitor thread**, when its alarm goes off. After its own tick it
 //!   sets the alarm to one period if the tick found a poll seen at an
 //!   earlier tick and still counted running, or took one out (a kicked
