@@ -580,7 +580,9 @@ impl Shared {
         if let Some(mut watcher) = self.watcher.try_lock() {
             self.stats.ticks.fetch_add(1, Relaxed);
             let found = watcher.tick(&pools, config, &self.stats, now, Some(queue));
-            let is_wary = watcher.wary(&found, now, self.dead_man);
+            let is_wary = self
+                .dead_man
+                .wary(&mut watcher.wary_until, found.detached, now);
             watcher.planned_gap = self.dead_man.gap(is_wary);
             self.worker_ticked.store(true, Relaxed);
             wary = Some(is_wary);
@@ -624,7 +626,9 @@ impl Shared {
                 self.stats.wakeups.fetch_add(1, Relaxed);
                 let mut watcher = self.watcher.lock();
                 found = watcher.tick(&pools, config, &self.stats, now, None);
-                wary = watcher.wary(&found, now, self.dead_man);
+                wary = self
+                    .dead_man
+                    .wary(&mut watcher.wary_until, found.detached, now);
             }
             // Work waiting with no worker left to take it or to create
             // another: the pools' mayday timer.
@@ -721,12 +725,6 @@ impl Shared {
 }
 
 impl Watcher {
-    /// Whether the dead man stays at its shortest after this tick
-    /// (`DeadMan::wary`).
-    fn wary(&mut self, found: &Tick, now: Instant, dead_man: DeadMan) -> bool {
-        dead_man.wary(&mut self.wary_until, found.detached, now)
-    }
-
     /// The polls in progress on the workers of `pool`, with how long the
     /// monitor has seen each running (zero for one not seen at a tick yet).
     fn in_poll_of(&self, pool: &Pool, now: Instant) -> Vec<InPoll> {
