@@ -75,9 +75,11 @@
 //!   earlier tick and still counted running, or took one out (a kicked
 //!   worker's first poll may get stuck too): then it keeps the full rate
 //!   itself. Otherwise, if a worker ticked since its last tick, to twice
-//!   the threshold (the workers tick meanwhile); if none did, to 1.25
-//!   periods: it ticks, but leaves the workers a quarter period to take
-//!   the tick from it.
+//!   the threshold, or the threshold while wary (the workers tick
+//!   meanwhile; `DeadMan`); if none did, to 1.25 periods: it ticks, but
+//!   leaves the workers a quarter period to take the tick from it. Both
+//!   kinds of tick set the alarm under the watcher's lock, so the alarm
+//!   follows the last tick's decision.
 //!
 //! So while workers run short polls the monitor thread sleeps, and a busy
 //! runtime pays almost no thread wakeups for its monitor: a hyper server
@@ -93,9 +95,12 @@
 //! looked at a period apart like any other (a hog spawned into a fresh,
 //! still starving runtime was first seen 10 ms late); from the sleep until
 //! woken, a period after the start, unless the worker went idle before
-//! and took the wake back (see the end of this section). A stuck
-//! poll is then first seen at most the whole threshold after it started,
-//! and found stuck the threshold after that.
+//! and took the wake back (see the end of this section). A stuck first
+//! poll of a worker that started while the thread slept is then first
+//! seen at most the whole threshold after it started, and found stuck the
+//! threshold after that; a poll that gets stuck while workers tick, at
+//! most `latest` (two thresholds) after the last tick if every worker is
+//! stuck with it.
 //!
 //! A tick from a worker runs exactly the monitor thread's code on the same
 //! state (`Watcher`, under its lock); its decisions take effect through
@@ -323,6 +328,20 @@ impl DeadMan {
             *until = Some(now + self.wary_for);
         }
         until.is_some_and(|until| now < until)
+    }
+
+    /// Re-arms the monitor thread's alarm after a worker's tick: to
+    /// `soonest` from now while `wary`, else to `latest` if it is due
+    /// within `soonest`. Called under the watcher's lock, as the monitor
+    /// thread sets the alarm after its own tick, so that the alarm follows
+    /// the decision of the last tick: a decision taken before a detection
+    /// cannot overwrite the wary one taken after it.
+    fn rearm(&self, alarm: &Alarm, wary: bool) {
+        if wary {
+            alarm.set(Some(self.soonest));
+        } else {
+            alarm.push_back(self.soonest, self.latest);
+        }
     }
 }
 
@@ -576,29 +595,22 @@ impl Shared {
             return;
         };
         let pools = self.pools.read();
-        let mut wary = None;
+        // If the lock is taken, the monitor thread (or another worker, a
+        // tick ago) is ticking and sets the alarm itself, or a metrics
+        // reader holds it: the alarm is left as it is, due sooner if
+        // anything.
         if let Some(mut watcher) = self.watcher.try_lock() {
             self.stats.ticks.fetch_add(1, Relaxed);
             let found = watcher.tick(&pools, config, &self.stats, now, Some(queue));
-            let is_wary = self
+            let wary = self
                 .dead_man
                 .wary(&mut watcher.wary_until, found.detached, now);
-            watcher.planned_gap = self.dead_man.gap(is_wary);
+            watcher.planned_gap = self.dead_man.gap(wary);
             self.worker_ticked.store(true, Relaxed);
-            wary = Some(is_wary);
+            self.dead_man.rearm(&self.alarm, wary);
         }
         for pool in pools.iter() {
             pool.tend();
-        }
-        drop(pools);
-        match wary {
-            Some(true) => self.alarm.set(Some(self.dead_man.soonest)),
-            Some(false) => self
-                .alarm
-                .push_back(self.dead_man.soonest, self.dead_man.latest),
-            // The monitor thread is ticking (or another worker, a tick
-            // ago): it sets the alarm after its tick.
-            None => {}
         }
     }
 
@@ -618,7 +630,6 @@ impl Shared {
         while !self.stop.load(SeqCst) && !self.pool.is_closed() {
             let pools = self.pools.read().clone();
             let mut found = Tick::default();
-            let mut wary = false;
             if let Some(config) = self.config {
                 let now = Instant::now();
                 self.clock.ticked(now);
@@ -626,8 +637,9 @@ impl Shared {
                 self.stats.wakeups.fetch_add(1, Relaxed);
                 let mut watcher = self.watcher.lock();
                 found = watcher.tick(&pools, config, &self.stats, now, None);
-                wary = self
-                    .dead_man
+                // Records a detection; whether it leaves us wary is read
+                // again when the alarm is set, below.
+                self.dead_man
                     .wary(&mut watcher.wary_until, found.detached, now);
             }
             // Work waiting with no worker left to take it or to create
@@ -647,11 +659,13 @@ impl Shared {
             // next look: then the thread sleeps as it does with nothing to
             // do, woken by the next worker to run or pool to starve.
             let mut idle = false;
-            let next = if found.suspect {
+            // Running workers tick meanwhile, and push the alarm back: the
+            // dead man's gap, set under the watcher's lock below.
+            let dead_man = !found.suspect && (found.watching || running) && workers_tick;
+            let mut next = if found.suspect {
                 Some(tick)
-            } else if (found.watching || running) && workers_tick {
-                // Running workers tick meanwhile, and push this back.
-                Some(self.dead_man.gap(wary))
+            } else if dead_man {
+                None
             } else if found.watching || running {
                 // No worker ticked since our last tick: we tick, but leave
                 // the workers a quarter period to take the tick from us.
@@ -671,9 +685,21 @@ impl Shared {
                 None
             };
             if self.config.is_some() {
-                self.watcher.lock().planned_gap = next.unwrap_or(Duration::ZERO);
+                // Under the lock, as a worker's tick re-arms the alarm
+                // (`DeadMan::rearm`): a worker's tick since ours may have
+                // made the monitor wary, and its alarm must stand.
+                let mut watcher = self.watcher.lock();
+                if dead_man {
+                    let wary = self
+                        .dead_man
+                        .wary(&mut watcher.wary_until, false, Instant::now());
+                    next = Some(self.dead_man.gap(wary));
+                }
+                watcher.planned_gap = next.unwrap_or(Duration::ZERO);
+                self.alarm.set(next);
+            } else {
+                self.alarm.set(next);
             }
-            self.alarm.set(next);
             let dozing = !(idle || found.watching || running);
             if dozing {
                 // A slow tick or the mayday timer's, with no worker
@@ -1067,5 +1093,32 @@ mod tests {
         let again = start + period * 150;
         assert!(dead_man.wary(&mut until, true, again));
         assert!(dead_man.wary(&mut until, false, again + period * 99));
+    }
+
+    #[test]
+    fn a_tick_re_arms_the_alarm_lazily_unless_wary() {
+        let period = Duration::from_millis(100);
+        let dead_man = DeadMan::new(period);
+        let alarm = Alarm::new().unwrap();
+        // Due in 3 periods, beyond `soonest`: a lazy tick leaves it alone
+        // (unless this thread slept a period since the set).
+        alarm.set(Some(period * 3));
+        let set = alarm.own_deadline();
+        let start = Instant::now();
+        dead_man.rearm(&alarm, false);
+        if start.elapsed() < period / 2 {
+            assert_eq!(alarm.own_deadline(), set);
+        }
+        // Due within `soonest`: pushed back to `latest`.
+        alarm.set(Some(period));
+        let before = Instant::now();
+        dead_man.rearm(&alarm, false);
+        let own = alarm.own_deadline().expect("a deadline");
+        assert!(own >= before + period * 4 && own <= Instant::now() + period * 4);
+        // Wary: brought forward to `soonest`, from wherever it was.
+        let before = Instant::now();
+        dead_man.rearm(&alarm, true);
+        let own = alarm.own_deadline().expect("a deadline");
+        assert!(own >= before + period * 2 && own <= Instant::now() + period * 2);
     }
 }
