@@ -684,11 +684,11 @@ impl Shared {
                 idle = true;
                 None
             };
-            if self.config.is_some() {
-                // Under the lock, as a worker's tick re-arms the alarm
-                // (`DeadMan::rearm`): a worker's tick since ours may have
-                // made the monitor wary, and its alarm must stand.
-                let mut watcher = self.watcher.lock();
+            // The alarm is set under the watcher's lock, as a worker's tick
+            // re-arms it (`DeadMan::rearm`): a worker's tick since ours may
+            // have made the monitor wary, and its alarm must stand.
+            let mut watcher = self.config.map(|_| self.watcher.lock());
+            if let Some(watcher) = &mut watcher {
                 if dead_man {
                     let wary = self
                         .dead_man
@@ -696,10 +696,9 @@ impl Shared {
                     next = Some(self.dead_man.gap(wary));
                 }
                 watcher.planned_gap = next.unwrap_or(Duration::ZERO);
-                self.alarm.set(next);
-            } else {
-                self.alarm.set(next);
             }
+            self.alarm.set(next);
+            drop(watcher);
             let dozing = !(idle || found.watching || running);
             if dozing {
                 // A slow tick or the mayday timer's, with no worker
