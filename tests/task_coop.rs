@@ -183,3 +183,45 @@ fn the_budget_is_128_per_poll() {
         assert_eq!(ready_in_one_poll, 128, "{flavor}");
     }
 }
+
+/// A timeout around a future that spends the whole budget at every poll
+/// still fires: its delay is polled exempt from the budget once the inner
+/// future spent it (tokio does the same). Without that the delay found the
+/// budget spent at every poll and never registered its timer.
+#[test]
+fn a_timeout_fires_around_a_future_that_spends_the_budget() {
+    for (flavor, rt) in runtimes() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        rt.spawn(async move {
+            let spin = async {
+                loop {
+                    wq::task::consume_budget().await;
+                }
+            };
+            let result = wq::time::timeout(std::time::Duration::from_millis(20), spin).await;
+            let _ = tx.send(result.is_err());
+        });
+        let fired = match flavor {
+            // A current-thread runtime runs its tasks only inside block_on.
+            "current_thread" => rt.block_on(async {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    if let Ok(fired) = rx.try_recv() {
+                        break Some(fired);
+                    }
+                    if std::time::Instant::now() > deadline {
+                        break None;
+                    }
+                    wq::task::yield_now().await;
+                }
+            }),
+            _ => rx.recv_timeout(std::time::Duration::from_secs(10)).ok(),
+        };
+        rt.shutdown_background();
+        assert_eq!(
+            fired,
+            Some(true),
+            "{flavor}: timeout(20 ms) did not fire within 10 s"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 
 use super::error::Elapsed;
 use super::{sleep_until, Instant, Sleep};
+use crate::task::coop;
 
 /// Requires `future` to complete within `duration`; otherwise it is dropped
 /// and [`Elapsed`] is returned.
@@ -78,12 +79,22 @@ impl<T: Future> Future for Timeout<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        let had_budget = coop::has_budget_remaining();
         if let Poll::Ready(output) = this.value.poll(cx) {
             return Poll::Ready(Ok(output));
         }
-        match this.delay.poll(cx) {
+        let delay = this.delay;
+        let poll_delay = || match delay.poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new())),
             Poll::Pending => Poll::Pending,
+        };
+        if had_budget && !coop::has_budget_remaining() {
+            // The inner future spent the task's budget: the delay is looked
+            // at all the same, or a future that always spends it (a loop
+            // over ready sockets) would never time out (tokio does the same).
+            coop::without_budget(poll_delay)
+        } else {
+            poll_delay()
         }
     }
 }
