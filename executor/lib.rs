@@ -73,6 +73,10 @@ pub use wq_macros::{main, test};
 /// pool sends surplus workers idle. Nested calls count once. On the
 /// `block_on` thread or outside any runtime it simply calls `f`.
 ///
+/// On a worker thread, `f` may block on a runtime (`Handle::block_on`, the
+/// worker's own runtime included) or drop one, as tokio allows in
+/// `block_in_place`: the worker drives no task meanwhile.
+///
 /// ```
 /// # let rt = wq::Builder::new().workers(1).build().unwrap();
 /// # rt.block_on(async {
@@ -93,5 +97,11 @@ where
     if let Some(queue) = guard.as_ref().and_then(pool::BlockingGuard::cm_wakeup) {
         runtime::count_cm_wakeup(queue);
     }
+    // A worker out of the running count may block on a runtime (or drop
+    // one) in `f`, as in tokio's `block_in_place`.
+    let _not_driving = guard
+        .as_ref()
+        .filter(|guard| guard.on_worker_thread())
+        .map(|_| runtime::exit_driving());
     f()
 }

@@ -228,3 +228,107 @@ fn the_task_spawned_last_does_not_wait_behind_its_blocked_spawner() {
         rt.block_on(blocker).unwrap();
     }
 }
+
+/// Runs `f` on a thread of its own; `None` if it has not returned within
+/// 10 s (a hang becomes a failure, not a stuck test).
+fn within_10s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10)).ok()
+}
+
+/// A worker inside `wq::blocking` (or `spawn_blocking`) has left the
+/// running count: it may block on a runtime, its own included, as tokio
+/// allows `Handle::block_on` inside `block_in_place` and `spawn_blocking`.
+#[test]
+fn block_on_inside_blocking_sections() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let handle = rt.handle().clone();
+    let from_spawn_blocking = rt
+        .block_on(rt.spawn_blocking(move || handle.block_on(async { 5 })))
+        .unwrap();
+    assert_eq!(from_spawn_blocking, 5);
+    let from_blocking = rt
+        .block_on(rt.spawn(async {
+            wq::blocking(|| {
+                wq::Handle::current().block_on(async {
+                    // Tasks still run on the other worker meanwhile.
+                    wq::spawn(async { 6 }).await.unwrap()
+                })
+            })
+        }))
+        .unwrap();
+    assert_eq!(from_blocking, 6);
+
+    let current = wq::Builder::new_current_thread().build().unwrap();
+    let handle = current.handle().clone();
+    let on_current = current
+        .block_on(current.spawn_blocking(move || handle.block_on(async { 7 })))
+        .unwrap();
+    assert_eq!(on_current, 7);
+}
+
+/// A runtime may be built and dropped inside a blocking section; a worker
+/// may even drop its own runtime there: the shutdown waits for the other
+/// workers, not for the one that called it.
+#[test]
+fn a_runtime_can_be_dropped_inside_a_blocking_section() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let inner_dropped = rt
+        .block_on(rt.spawn_blocking(|| {
+            let inner = wq::Builder::new().workers(1).build().unwrap();
+            assert_eq!(inner.block_on(async { 1 }), 1);
+            drop(inner);
+            true
+        }))
+        .unwrap();
+    assert!(inner_dropped);
+
+    let own_dropped = within_10s(|| {
+        let rt = wq::Builder::new().workers(2).build().unwrap();
+        let slot = Arc::new(std::sync::Mutex::new(None::<wq::Runtime>));
+        let (tx, rx) = mpsc::channel();
+        // A task still pending at the shutdown: its future is dropped by it.
+        struct CountDrop(Arc<AtomicUsize>);
+        impl Drop for CountDrop {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, SeqCst);
+            }
+        }
+        let pending_dropped = Arc::new(AtomicUsize::new(0));
+        let guard = CountDrop(pending_dropped.clone());
+        rt.spawn(async move {
+            let _guard = guard;
+            wq::time::sleep(Duration::from_secs(60)).await;
+        });
+        rt.spawn({
+            let slot = slot.clone();
+            async move {
+                let rt = slot.lock().unwrap().take().unwrap();
+                wq::blocking(move || drop(rt));
+                let _ = tx.send(());
+            }
+        });
+        *slot.lock().unwrap() = Some(rt);
+        rx.recv_timeout(Duration::from_secs(5)).is_ok() && pending_dropped.load(SeqCst) == 1
+    });
+    assert_eq!(
+        own_dropped,
+        Some(true),
+        "dropping its own runtime inside wq::blocking hung, or left a task's future alive"
+    );
+}
+
+/// On a current-thread runtime the `block_on` thread drives the runtime
+/// even inside `wq::blocking`: blocking on a runtime there still panics
+/// with tokio's message rather than stall the runtime's tasks.
+#[test]
+#[should_panic(expected = "Cannot start a runtime from within a runtime")]
+fn block_on_inside_blocking_on_the_block_on_thread_panics() {
+    let rt = wq::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        wq::blocking(|| wq::Handle::current().block_on(async {}));
+    });
+}

@@ -346,12 +346,15 @@ impl Pool {
     }
 
     /// Waits (up to `timeout`, or forever) for every worker thread to exit,
-    /// after `close`. Returns whether all did.
+    /// after `close`. Returns whether all did. Called on one of the pool's
+    /// own workers (inside `wq::blocking`), it waits for the others: the
+    /// caller exits once it returns to its loop and sees the pool closed.
     pub(crate) fn wait_for_exit(&self, timeout: Option<Duration>) -> bool {
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now() + t);
+        let me = usize::from(worker::is_worker_thread_of(shared));
         let mut alive = shared.alive.lock();
-        while *alive > 0 {
+        while *alive > me {
             match deadline {
                 None => shared.exited.wait(&mut alive),
                 Some(deadline) => {
@@ -361,7 +364,7 @@ impl Pool {
                 }
             }
         }
-        let all_exited = *alive == 0;
+        let all_exited = *alive <= me;
         drop(alive);
         shared.drain_injector();
         all_exited

@@ -1165,6 +1165,17 @@ impl Drop for Leave {
     }
 }
 
+/// Whether the calling thread is one of the worker threads of `shared`'s
+/// pool (a thread it created, not a `block_on` thread serving as a worker).
+pub(super) fn is_worker_thread_of(shared: &Arc<Shared>) -> bool {
+    CURRENT.with(|current| {
+        current
+            .borrow()
+            .as_ref()
+            .is_some_and(|local| Arc::ptr_eq(&local.shared, shared) && local.root.is_none())
+    })
+}
+
 /// While alive, the current worker counts as blocked (`wq_worker_sleeping`);
 /// dropping it makes the worker run again (`wq_worker_running`).
 #[must_use = "the worker counts as blocked only while the guard lives"]
@@ -1209,6 +1220,12 @@ impl BlockingGuard {
             left_running,
             woke,
         })
+    }
+
+    /// Whether the blocked thread is a worker thread of its pool (not a
+    /// `block_on` thread serving as one, whose own future waits meanwhile).
+    pub(crate) fn on_worker_thread(&self) -> bool {
+        self.local.root.is_none()
     }
 
     /// If entering took the worker out of `nr_running` and woke an idle

@@ -89,6 +89,30 @@ pub(crate) fn exit_worker() {
     });
 }
 
+/// Marks the thread as not driving its runtime until the guard drops (then
+/// the previous state is restored). For a worker inside `wq::blocking`: it
+/// has left the pool's running count and handed its queue over, so
+/// blocking on a runtime there stalls no task but the caller, as tokio
+/// allows `Handle::block_on` inside `block_in_place` and `spawn_blocking`.
+pub(crate) fn exit_driving() -> ExitDrivingGuard {
+    let was_driving = CONTEXT.with(|ctx| ctx.driving.replace(false));
+    ExitDrivingGuard {
+        was_driving,
+        _not_send: PhantomData,
+    }
+}
+
+pub(crate) struct ExitDrivingGuard {
+    was_driving: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ExitDrivingGuard {
+    fn drop(&mut self) {
+        CONTEXT.with(|ctx| ctx.driving.set(self.was_driving));
+    }
+}
+
 pub(crate) fn is_driving() -> bool {
     CONTEXT.with(|ctx| ctx.driving.get())
 }

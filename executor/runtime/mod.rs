@@ -53,7 +53,7 @@ use std::collections::HashMap;
 
 pub use crate::metrics::RuntimeMetrics;
 pub use builder::{Builder, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_WORKERS};
-pub(crate) use context::is_driving;
+pub(crate) use context::{exit_driving, is_driving};
 pub use handle::{EnterGuard, Handle, TryCurrentError};
 
 /// Which kind of runtime a [`Handle`] belongs to (tokio's
