@@ -36,6 +36,24 @@ fn empty_thread_name_is_an_error() {
     );
 }
 
+/// The name function runs as each worker thread is created: a name with a
+/// NUL byte (which std's thread builder panics on), or a panic in the
+/// function, fails the creation with an error naming the setting. At
+/// `build` (which creates the first workers) that error is returned.
+#[test]
+fn thread_name_fn_with_a_nul_byte_or_a_panic_is_an_error() {
+    let msg = error_of(wq::Builder::new().thread_name_fn(|| "a\0b".to_owned()));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `thread_name_fn`: it returned \"a\\0b\", which contains a NUL byte"
+    );
+    let msg = error_of(wq::Builder::new().thread_name_fn(|| panic!("no name today")));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `thread_name_fn`: the function panicked"
+    );
+}
+
 #[test]
 fn zero_idle_timeout_is_an_error() {
     let msg = error_of(wq::Builder::new().idle_timeout(Duration::ZERO));

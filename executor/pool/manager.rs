@@ -105,18 +105,19 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
     shared.workers.write().push(me.clone());
     *shared.alive.lock() += 1;
 
-    let mut builder = thread::Builder::new().name((shared.config.thread_name)());
-    if let Some(size) = shared.config.thread_stack_size {
-        builder = builder.stack_size(size);
-    }
     let thread_shared = shared.clone();
     let thread_me = me.clone();
     let hooked = match &shared.config.spawn_hook {
         Some(hook) => hook(),
         None => Ok(()),
     };
-    let spawned =
-        hooked.and_then(|()| builder.spawn(move || worker::main(thread_shared, queues, thread_me)));
+    let spawned = hooked.and_then(|()| thread_name(shared)).and_then(|name| {
+        let mut builder = thread::Builder::new().name(name);
+        if let Some(size) = shared.config.thread_stack_size {
+            builder = builder.stack_size(size);
+        }
+        builder.spawn(move || worker::main(thread_shared, queues, thread_me))
+    });
     match spawned {
         Ok(_detached) => {
             shared.created.fetch_add(1, Relaxed);
@@ -128,4 +129,28 @@ pub(super) fn spawn_worker(shared: &Arc<Shared>) -> io::Result<()> {
             Err(err)
         }
     }
+}
+
+/// The new thread's name, from the builder's name or name function. A name
+/// the function returns with a NUL byte, or a panic in it, is a creation
+/// error naming the setting, not a panic (std's `thread::Builder` panics on
+/// such a name).
+fn thread_name(shared: &Shared) -> io::Result<String> {
+    let name = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        (shared.config.thread_name)()
+    }))
+    .map_err(|_| invalid_thread_name("the function panicked"))?;
+    if name.contains('\0') {
+        return Err(invalid_thread_name(&format!(
+            "it returned {name:?}, which contains a NUL byte"
+        )));
+    }
+    Ok(name)
+}
+
+fn invalid_thread_name(reason: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid wq::Builder setting `thread_name_fn`: {reason}"),
+    )
 }

@@ -196,7 +196,11 @@ impl Builder {
         self
     }
 
-    /// A function naming each new worker thread.
+    /// A function naming each new worker thread. A name with a NUL byte, or
+    /// a panic in the function, fails that thread's creation with an error
+    /// naming this setting: `build` returns it for the first workers; a
+    /// worker created later is then not created (as when the system refuses
+    /// a thread).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicUsize, Ordering};
