@@ -11,6 +11,13 @@
 //! of that signal, whatever runtime it is on. A listener receives once per
 //! version it has not seen: deliveries that arrive while nobody looks are
 //! coalesced into one, as with tokio.
+//!
+//! Each listener owns one entry in its signal's list of waiters, from its
+//! creation to its drop: a poll puts its waker there (replacing the one of
+//! an earlier poll), a new version takes it out to wake it, and the drop
+//! removes the entry. The list holds at most one waker per live listener,
+//! so a task that stops listening (a dropped `ctrl_c` in a `select!`)
+//! leaves nothing behind.
 
 /// Waits for the next Ctrl-C (`SIGINT` on Unix). The first call installs
 /// the handler: from then on, `SIGINT` no longer ends the process by
@@ -38,6 +45,8 @@ pub mod unix {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
     use std::sync::{Arc, Mutex, OnceLock};
     use std::task::{Context, Poll, Waker};
+
+    use slab::Slab;
 
     use crate::io::AsyncFd;
 
@@ -122,8 +131,15 @@ pub mod unix {
         version: AtomicU64,
         /// The handler is installed.
         installed: OnceLock<Result<(), String>>,
-        /// Listeners waiting for the next version.
-        wakers: Mutex<Vec<Waker>>,
+        /// One entry per live listener (its `Signal::waiter`): the waker
+        /// of its last poll, taken out when a new version wakes it.
+        waiters: Mutex<Slab<Option<Waker>>>,
+    }
+
+    impl Slot {
+        fn waiters(&self) -> std::sync::MutexGuard<'_, Slab<Option<Waker>>> {
+            self.waiters.lock().unwrap_or_else(|p| p.into_inner())
+        }
     }
 
     struct Globals {
@@ -161,6 +177,8 @@ pub mod unix {
         signum: usize,
         /// The last version received.
         seen: u64,
+        /// This listener's entry in its slot's `waiters`.
+        waiter: usize,
         /// This listener's watch on the pipe.
         pipe: AsyncFd<UnixStream>,
     }
@@ -214,6 +232,7 @@ pub mod unix {
         Ok(Signal {
             signum: index,
             seen: slot.version.load(SeqCst),
+            waiter: slot.waiters().insert(None),
             pipe,
         })
     }
@@ -237,12 +256,17 @@ pub mod unix {
                 }
                 // Registered before draining: a listener elsewhere that
                 // drains the pipe first wakes us through it.
-                {
-                    let mut wakers = slot.wakers.lock().unwrap_or_else(|p| p.into_inner());
-                    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                        wakers.push(cx.waker().clone());
+                let replaced = {
+                    let mut waiters = slot.waiters();
+                    let entry = &mut waiters[self.waiter];
+                    match entry {
+                        Some(waker) if waker.will_wake(cx.waker()) => None,
+                        _ => entry.replace(cx.waker().clone()),
                     }
-                }
+                };
+                // Dropped unlocked: the last reference to a task may drop
+                // its future, and with it another listener of this signal.
+                drop(replaced);
                 if self.take_version(slot) {
                     return Poll::Ready(Some(()));
                 }
@@ -280,14 +304,30 @@ pub mod unix {
         }
     }
 
+    impl Drop for Signal {
+        fn drop(&mut self) {
+            let Ok(globals) = globals() else {
+                return;
+            };
+            let waker = globals.slots[self.signum].waiters().remove(self.waiter);
+            // Dropped unlocked, as in `poll_recv`.
+            drop(waker);
+        }
+    }
+
     /// Turns every pending flag into a new version and wakes that signal's
     /// listeners.
     fn dispatch(globals: &Globals) {
         for slot in &globals.slots {
             if slot.pending.swap(false, SeqCst) {
                 slot.version.fetch_add(1, SeqCst);
-                let wakers =
-                    std::mem::take(&mut *slot.wakers.lock().unwrap_or_else(|p| p.into_inner()));
+                // Each entry stays its listener's; only the waker is taken,
+                // and woken unlocked.
+                let wakers: Vec<Waker> = slot
+                    .waiters()
+                    .iter_mut()
+                    .filter_map(|(_, waker)| waker.take())
+                    .collect();
                 wakers.into_iter().for_each(Waker::wake);
             }
         }

@@ -1,8 +1,12 @@
 //! Signals: `ctrl_c` and Unix signal streams receive deliveries, every
-//! listener of a signal gets each one, even on another runtime, and
-//! signals that cannot be handled are refused with an error.
+//! listener of a signal gets each one, even on another runtime, a
+//! listener holds only the waker of its last poll and none once dropped,
+//! and signals that cannot be handled are refused with an error.
 #![cfg(unix)]
 
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use nix::sys::signal::{raise, Signal as NixSignal};
@@ -82,5 +86,73 @@ fn unhandleable_signals_are_refused() {
             let err = signal(SignalKind::from_raw(raw)).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{raw}: {err}");
         }
+    });
+}
+
+/// A waker that does nothing when woken: whoever holds a clone of it shows
+/// in its `Arc`'s strong count.
+struct Counted;
+
+impl Wake for Counted {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// How many of `wakers` something other than the test still holds.
+fn held(wakers: &[Arc<Counted>]) -> usize {
+    wakers.iter().filter(|w| Arc::strong_count(w) > 1).count()
+}
+
+/// `SIGURG`: sent only for out-of-band socket data, so never delivered
+/// while these tests run.
+fn never_delivered() -> SignalKind {
+    SignalKind::from_raw(NixSignal::SIGURG as i32)
+}
+
+/// 1,000 listeners and 1,000 `ctrl_c` futures, each polled once with a
+/// waker of its own and dropped: none of the 2,000 wakers is still held.
+#[test]
+fn dropped_listeners_hold_no_wakers() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let wakers: Vec<Arc<Counted>> = (0..2000).map(|_| Arc::new(Counted)).collect();
+        for w in &wakers[..1000] {
+            let mut listener = signal(never_delivered()).unwrap();
+            let waker = Waker::from(w.clone());
+            assert!(listener
+                .poll_recv(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        for w in &wakers[1000..] {
+            // Another test may raise SIGINT meanwhile: pending or not, the
+            // future is dropped after one poll.
+            let mut ctrl_c = Box::pin(wq::signal::ctrl_c());
+            let waker = Waker::from(w.clone());
+            let _ = ctrl_c.as_mut().poll(&mut Context::from_waker(&waker));
+        }
+        assert_eq!(held(&wakers), 0, "wakers of dropped listeners still held");
+    });
+}
+
+/// A listener polled with 100 wakers in turn holds only the last one, and
+/// none once dropped.
+#[test]
+fn a_listener_holds_only_the_waker_of_its_last_poll() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let wakers: Vec<Arc<Counted>> = (0..100).map(|_| Arc::new(Counted)).collect();
+        let mut listener = signal(never_delivered()).unwrap();
+        for w in &wakers {
+            let waker = Waker::from(w.clone());
+            assert!(listener
+                .poll_recv(&mut Context::from_waker(&waker))
+                .is_pending());
+        }
+        assert_eq!(held(&wakers), 1);
+        assert!(
+            Arc::strong_count(&wakers[99]) > 1,
+            "the last waker is not held"
+        );
+        drop(listener);
+        assert_eq!(held(&wakers), 0);
     });
 }
