@@ -222,6 +222,49 @@ fn unix_pair_half_close_and_errors() {
     });
 }
 
+/// On Linux a path starting with a NUL byte names an abstract address, for
+/// `bind` and `connect` alike: the connection carries bytes both ways, both
+/// ends report the name, a second `bind` of it is refused while the
+/// listener lives and succeeds once it is dropped, and a name nobody
+/// listens on is refused.
+#[cfg(target_os = "linux")]
+#[test]
+fn unix_abstract_addresses() {
+    use std::os::linux::net::SocketAddrExt;
+
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let name = format!("wq-test-abstract-{}", std::process::id());
+        let path = format!("\0{name}");
+        let listener = UnixListener::bind(&path).unwrap();
+        let bound = listener.local_addr().unwrap();
+        assert_eq!(bound.as_abstract_name(), Some(name.as_bytes()));
+        assert!(bound.as_pathname().is_none());
+
+        let mut client = UnixStream::connect(&path).await.unwrap();
+        let (mut server, from) = listener.accept().await.unwrap();
+        assert!(from.is_unnamed(), "{from:?}");
+        let peer = client.peer_addr().unwrap();
+        assert_eq!(peer.as_abstract_name(), Some(name.as_bytes()));
+        client.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"ping");
+        server.write_all(b"pong").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
+
+        let err = UnixListener::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        let err = UnixStream::connect(format!("{path}-nobody"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        drop(listener);
+        UnixListener::bind(&path).unwrap();
+    });
+}
+
 /// `AsyncFd` on a raw non-blocking descriptor: `writable` is ready at once,
 /// `readable` waits for data, `try_io` clears readiness on `WouldBlock`,
 /// and `into_inner` gives the descriptor back, still usable.

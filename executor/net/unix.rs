@@ -1,6 +1,10 @@
 //! Unix domain sockets: [`UnixListener`] and [`UnixStream`] (also at
 //! `wq::net`), with tokio's method names, and the halves of a split stream
 //! (as in `tokio::net::unix`).
+//!
+//! A path names a socket file; on Linux and Android, as in tokio, a path
+//! whose first byte is NUL names instead the abstract address of the bytes
+//! after it (no file: the name is freed with the last socket bound to it).
 
 use std::fmt;
 use std::io;
@@ -39,13 +43,42 @@ pub struct UnixListener {
 }
 
 impl UnixListener {
-    /// Binds to the socket file at `path` (which must not exist).
+    /// Binds to the socket file at `path` (which must not exist), or on
+    /// Linux and Android, to the abstract address named by the bytes after
+    /// a leading NUL byte:
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")]
+    /// # {
+    /// # let rt = wq::Runtime::new().unwrap();
+    /// # rt.block_on(async {
+    /// use std::os::linux::net::SocketAddrExt;
+    ///
+    /// let name = format!("wq-doc-{}", std::process::id());
+    /// let listener = wq::net::UnixListener::bind(format!("\0{name}")).unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// assert_eq!(addr.as_abstract_name(), Some(name.as_bytes()));
+    /// let _client = wq::net::UnixStream::connect(format!("\0{name}")).await.unwrap();
+    /// let (_server, _) = listener.accept().await.unwrap();
+    /// # });
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a path too long for a socket address, or with a
+    /// NUL byte other than the leading one of an abstract name; the OS
+    /// error binding.
     ///
     /// # Panics
     ///
     /// Outside a runtime context.
     #[track_caller]
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        let path = path.as_ref();
+        // Refused as `connect` would refuse it; socket2 then encodes the
+        // same address (it too reads a leading NUL as the abstract namespace).
+        socket_addr(path)?;
         // With the TCP listener's backlog: a Unix socket refuses a
         // non-blocking connect (`EAGAIN`) once its backlog is full.
         let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
@@ -104,13 +137,22 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
-    /// Connects to the socket at `path`.
+    /// Connects to the socket at `path`, or on Linux and Android, to the
+    /// abstract address named by the bytes after a leading NUL byte (see
+    /// [`UnixListener::bind`]).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a path too long for a socket address, or with a
+    /// NUL byte other than the leading one of an abstract name; the OS
+    /// error connecting.
     ///
     /// # Panics
     ///
     /// Outside a runtime context.
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
-        let stream = UnixStream::from_mio(mio::net::UnixStream::connect(path)?)?;
+        let addr = socket_addr(path.as_ref())?;
+        let stream = UnixStream::from_mio(mio::net::UnixStream::connect_addr(&addr)?)?;
         std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write)).await;
         if let Some(err) = stream.io.source().take_error()? {
             return Err(err);
@@ -160,6 +202,24 @@ impl UnixStream {
 }
 
 super::split::byte_stream!(UnixStream, SocketAddr);
+
+/// The address `path` names: the abstract one of the bytes after a leading
+/// NUL byte on Linux and Android, else the socket file's.
+fn socket_addr(path: &Path) -> io::Result<SocketAddr> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::ffi::OsStrExt;
+
+        if let Some(name) = path.as_os_str().as_bytes().strip_prefix(b"\0") {
+            return SocketAddr::from_abstract_name(name);
+        }
+    }
+    SocketAddr::from_pathname(path)
+}
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
