@@ -85,7 +85,9 @@ pub(crate) fn block_on<F: Future>(future: F, timers: &Arc<Driver>) -> F::Output 
 /// thread holds the pool's worker slot (several threads block on the
 /// runtime at once), this one polls its own future while it waits for the
 /// slot, its progress made by the tasks that thread runs; if the pool
-/// closes (the runtime shuts down meanwhile), it goes on without it.
+/// closes (the runtime shuts down meanwhile), it goes on without it (with
+/// no worker to fire its timers: the shutdown's last step wakes them, and
+/// they panic when polled).
 pub(crate) fn block_on_current_thread<F: Future>(
     future: F,
     pool: &Pool,

@@ -26,6 +26,11 @@
 //!    their threads to exit (a poll or a blocking closure in progress runs
 //!    to its end), forever on drop, up to the timeout with
 //!    `shutdown_timeout`.
+//! 4. The timers shut down (`Driver::shutdown`): no worker is left to fire
+//!    them, so every timer still registered is woken, and a timer of this
+//!    runtime polled from now on (by a `block_on` thread, another runtime's
+//!    task, or a thread the timeout left running) panics instead of
+//!    waiting forever. Dropping one still works.
 
 mod block_on;
 mod builder;
@@ -295,7 +300,8 @@ pub(crate) fn current_driver_ref() -> Option<Arc<crate::time::driver::DriverRef>
 ///
 /// Dropping the runtime shuts it down: tasks are dropped at their next
 /// scheduling point, blocking closures run to their end, and the drop waits
-/// for the worker threads to exit.
+/// for the worker threads to exit. Its timers then shut down: one still
+/// polled afterwards panics, as it can never fire.
 ///
 /// ```
 /// let rt = wq::Runtime::new().unwrap();
@@ -503,6 +509,7 @@ impl Runtime {
         for pool in &extra_pools {
             pool.wait_for_exit(left(deadline));
         }
+        inner.time.shutdown();
     }
 }
 

@@ -10,6 +10,12 @@
 //!
 //! Timers are sharded (one wheel per worker slot, chosen per thread) so that
 //! registration rarely contends on one lock.
+//!
+//! When the runtime shuts down its workers are gone, and no timer would fire
+//! again: `Driver::shutdown` marks the driver shut down, empties the wheels
+//! and wakes every timer in them, and from then on refuses registrations.
+//! A woken `Sleep` (or any polled later) finds the driver shut down and
+//! panics, as tokio's timers do, instead of waiting forever.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -36,6 +42,11 @@ pub(crate) struct TimerHandle {
     key: Key,
 }
 
+/// The driver's runtime has shut down: a timer registered now would never
+/// fire (see `Driver::shutdown`).
+#[derive(Debug)]
+pub(crate) struct ShutDown;
+
 /// The fields written while timers come and go (the counters, which the
 /// timer worker also writes at every park and wakeup) sit on cache lines of
 /// their own (`CachePadded`, which also aligns the whole driver, and so the
@@ -47,6 +58,10 @@ pub(crate) struct TimerHandle {
 /// took 280-350 ns a sleep before, 200-230 ns after.
 pub(crate) struct Driver {
     clock: Clock,
+    /// Set once, by `shutdown`, before it empties the shards: a
+    /// registration that locks a shard after the shard was emptied sees it
+    /// and is refused, so no timer is left in a wheel nobody drives.
+    shut_down: AtomicBool,
     /// Wheel time 0.
     origin: Instant,
     /// One wheel per worker (a thread picks its shard at its first
@@ -152,6 +167,7 @@ impl Driver {
         let origin = clock.now();
         Driver {
             clock,
+            shut_down: AtomicBool::new(false),
             origin,
             shards: (0..shards.max(1))
                 .map(|_| CachePadded::new(Mutex::new(Wheel::new())))
@@ -215,11 +231,25 @@ impl Driver {
         })
     }
 
-    /// Registers a timer that wakes `waker` at `deadline`.
-    pub(crate) fn register(&self, deadline: Instant, waker: &Waker) -> TimerHandle {
+    /// Registers a timer that wakes `waker` at `deadline`; refused once
+    /// the driver has shut down.
+    pub(crate) fn register(
+        &self,
+        deadline: Instant,
+        waker: &Waker,
+    ) -> Result<TimerHandle, ShutDown> {
         let ms = self.deadline_ms(deadline);
         let shard = self.shard();
-        let key = self.shards[shard].lock().insert(ms, waker.clone());
+        let key = {
+            let mut wheel = self.shards[shard].lock();
+            // Under the shard's lock: `shutdown` sets the flag before it
+            // empties this shard under the same lock, so either it finds our
+            // entry there or we see the flag.
+            if self.shut_down.load(SeqCst) {
+                return Err(ShutDown);
+            }
+            wheel.insert(ms, waker.clone())
+        };
         if ms < self.next.load(SeqCst) {
             let _next = self.next_lock.lock();
             if ms < self.next.load(SeqCst) {
@@ -241,11 +271,14 @@ impl Driver {
                 unowned();
             }
         }
-        TimerHandle { shard, key }
+        Ok(TimerHandle { shard, key })
     }
 
     /// Replaces the waker of a registered timer. Returns false if the timer
-    /// has fired (or was cancelled) meanwhile: only then is its entry gone.
+    /// has fired (or was cancelled, or the driver shut down) meanwhile: only
+    /// then is its entry gone. After a false, `is_shut_down` tells a
+    /// shutdown from a fire: the shard's lock taken here orders the flag's
+    /// store before the entry's removal.
     pub(crate) fn update_waker(&self, handle: TimerHandle, waker: &Waker) -> bool {
         let mut wheel = self.shards[handle.shard].lock();
         match wheel.get_mut(handle.key) {
@@ -317,6 +350,33 @@ impl Driver {
             waker.wake();
         }
         n
+    }
+
+    /// The runtime shuts down (its workers have exited): no timer will
+    /// fire any more. Marks the driver shut down, so that registrations are
+    /// refused from now on, then empties every shard and wakes the timers it
+    /// held, whose owners find the driver shut down when polled. A timer's
+    /// cancellation (`cancel`) still works: its entry is merely gone.
+    pub(crate) fn shutdown(&self) {
+        // Before the shards are locked below (see `register`).
+        self.shut_down.store(true, SeqCst);
+        let mut woken = Vec::new();
+        {
+            let _next = self.next_lock.lock();
+            for shard in self.shards.iter() {
+                shard.lock().poll(u64::MAX, &mut woken);
+            }
+            self.next.store(NONE, SeqCst);
+        }
+        // Woken outside the locks, as in `process`.
+        for waker in woken {
+            waker.wake();
+        }
+    }
+
+    /// Whether the runtime has shut down (see `shutdown`).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.shut_down.load(SeqCst)
     }
 
     /// The instant of the earliest pending timer (a lower bound), if any.
@@ -456,6 +516,44 @@ mod tests {
         }
     }
 
+    /// Shutdown wakes every registered timer once and empties the wheels;
+    /// later registrations are refused, and cancelling a timer that was
+    /// registered before still works.
+    #[test]
+    fn shutdown_wakes_every_timer_and_refuses_new_ones() {
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, SeqCst);
+            }
+        }
+        let driver = Driver::new(4, false);
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let now = driver.clock().now();
+        let handles: Vec<_> = [0, 5, 3_600_000, u64::from(u32::MAX)]
+            .into_iter()
+            .map(|ms| {
+                driver
+                    .register(now + Duration::from_millis(ms), &waker)
+                    .unwrap()
+            })
+            .collect();
+        assert!(!driver.is_shut_down());
+        driver.shutdown();
+        assert!(driver.is_shut_down());
+        assert_eq!(woken.0.load(SeqCst), 4);
+        assert_eq!(driver.pending(), 0);
+        assert_eq!(driver.next_deadline(), None);
+        assert!(driver.register(now, &waker).is_err());
+        for handle in handles {
+            assert!(!driver.update_waker(handle, &waker));
+            driver.cancel(handle);
+        }
+        assert_eq!(woken.0.load(SeqCst), 4);
+        assert_eq!(driver.fired_total(), 0);
+    }
+
     /// `next` stays a lower bound of every pending deadline when a timer
     /// is registered while `process` fires due ones on another thread: a
     /// registration that lands in a shard `process` has already scanned,
@@ -484,14 +582,14 @@ mod tests {
         let mut violations = 0;
         for round in 1..=ROUNDS {
             // Due at once (wheel time 0): `process` has work and rescans.
-            let _due = driver.register(driver.origin, Waker::noop());
+            let _due = driver.register(driver.origin, Waker::noop()).unwrap();
             started.store(round, SeqCst);
             // A few registrations in a row, to overlap the scan.
             let base = driver.clock().now() + Duration::from_secs(3600);
             let far: Vec<_> = (0..16u64)
                 .map(|i| {
                     let deadline = base + Duration::from_secs(16 - i);
-                    (driver.register(deadline, Waker::noop()), deadline)
+                    (driver.register(deadline, Waker::noop()).unwrap(), deadline)
                 })
                 .collect();
             wait_until(|| processed.load(SeqCst) == round);

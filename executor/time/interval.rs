@@ -11,7 +11,9 @@ use super::{sleep_until, Instant, Sleep};
 ///
 /// # Panics
 ///
-/// Panics if `period` is zero, or outside a wq runtime context.
+/// Panics if `period` is zero, or outside a wq runtime context. A tick
+/// polled after the runtime has shut down panics, as a
+/// [`sleep`](super::sleep()) does.
 ///
 /// ```
 /// # #[wq::main] async fn main() {

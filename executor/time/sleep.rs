@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
-use super::driver::{DriverRef, TimerHandle};
+use super::driver::{DriverRef, ShutDown, TimerHandle};
 use super::Instant;
 
 /// Waits until `duration` has elapsed. Equivalent to
@@ -19,7 +19,10 @@ use super::Instant;
 ///
 /// # Panics
 ///
-/// The returned future panics on creation outside a wq runtime context.
+/// Panics outside a wq runtime context. The returned future panics when
+/// polled after its runtime has shut down (a sleep waiting at the shutdown
+/// is woken to do so): no worker is left to fire it, and waiting would
+/// hang. tokio's timers panic the same way.
 ///
 /// ```
 /// # #[wq::main] async fn main() {
@@ -38,7 +41,8 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// # Panics
 ///
-/// Panics outside a wq runtime context.
+/// Panics outside a wq runtime context; the returned future panics when
+/// polled after its runtime has shut down, as [`sleep`]'s does.
 ///
 /// ```
 /// # #[wq::main] async fn main() {
@@ -56,7 +60,9 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 pin_project! {
     /// The future returned by [`sleep`] and [`sleep_until`].
     ///
-    /// Dropping it cancels the timer and frees its entry at once.
+    /// Dropping it cancels the timer and frees its entry at once, also
+    /// after its runtime has shut down. Polling it then panics (see
+    /// [`sleep`]).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Sleep {
         deadline: Instant,
@@ -130,17 +136,37 @@ impl Future for Sleep {
 
     /// Reads the clock on the first poll only: later, the driver knows
     /// whether the timer fired (its entry is gone).
+    ///
+    /// Panics if the runtime has shut down.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let unit = std::task::ready!(crate::task::coop::poll_proceed(cx));
         let this = self.project();
+        if this.driver.is_shut_down() {
+            runtime_shut_down();
+        }
         if !*this.elapsed {
             *this.elapsed = match *this.entry {
-                // Only the timer firing removes the entry while we hold it.
-                Some(entry) => !this.driver.update_waker(entry, cx.waker()),
+                Some(entry) => {
+                    if this.driver.update_waker(entry, cx.waker()) {
+                        false
+                    } else if this.driver.is_shut_down() {
+                        // The shutdown removed it, after our look above (the
+                        // shard's lock, taken by `update_waker`, orders the
+                        // flag before the removal).
+                        runtime_shut_down();
+                    } else {
+                        // Only the timer firing, or the shutdown, removes
+                        // the entry while we hold it: it fired.
+                        true
+                    }
+                }
                 None if this.driver.clock().now() >= this.deadline.into_std() => true,
                 None => {
                     let deadline = this.deadline.into_std();
-                    *this.entry = Some(this.driver.register(deadline, cx.waker()));
+                    match this.driver.register(deadline, cx.waker()) {
+                        Ok(entry) => *this.entry = Some(entry),
+                        Err(ShutDown) => runtime_shut_down(),
+                    }
                     false
                 }
             };
@@ -152,6 +178,12 @@ impl Future for Sleep {
         unit.made_progress();
         Poll::Ready(())
     }
+}
+
+/// A timer of a runtime that has shut down is polled: it can never fire.
+#[cold]
+fn runtime_shut_down() -> ! {
+    panic!("wq: this timer's runtime has shut down, so the timer can never fire")
 }
 
 impl fmt::Debug for Sleep {

@@ -16,7 +16,9 @@ use crate::task::coop;
 ///
 /// # Panics
 ///
-/// Panics outside a wq runtime context.
+/// Panics outside a wq runtime context. The returned future polls
+/// `future` first, and then its delay, which panics if the runtime has shut
+/// down (see [`sleep`](super::sleep())), as tokio's does.
 ///
 /// ```
 /// # #[wq::main] async fn main() {
@@ -36,7 +38,8 @@ pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoF
 ///
 /// # Panics
 ///
-/// Panics outside a wq runtime context.
+/// Panics outside a wq runtime context; the returned future panics as
+/// [`timeout`]'s does after the runtime has shut down.
 #[track_caller]
 pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> Timeout<F::IntoFuture> {
     Timeout {
