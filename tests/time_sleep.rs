@@ -329,3 +329,25 @@ async fn pause_and_resume_the_clock() {
 async fn resume_without_pause_panics() {
     wq::time::resume();
 }
+
+/// Sleeps longer than the wheel's range (2^36 ms, about 2.2 years) are
+/// clamped in the wheel and fire at its far end: the sleep must then see
+/// that its deadline is still ahead and wait on. Another timer firing first
+/// makes the driver look at the wheel's (clamped) earliest deadline.
+#[wq::test(start_paused = true)]
+async fn a_sleep_beyond_the_wheel_range_does_not_end_early() {
+    let three_years = Duration::from_secs(3 * 365 * 86_400);
+    let start = Instant::now();
+    let long = wq::spawn(async move {
+        sleep(three_years).await;
+        Instant::now()
+    });
+    let deadline = start + three_years + Duration::from_secs(1);
+    let within = wq::spawn(timeout(three_years, sleep_until(deadline)));
+    wq::task::yield_now().await;
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(Instant::now() - start, Duration::from_millis(1));
+    assert_eq!(long.await.unwrap() - start, three_years);
+    assert!(within.await.unwrap().is_err());
+    assert_eq!(Instant::now() - start, three_years);
+}

@@ -68,8 +68,8 @@ pin_project! {
         deadline: Instant,
         driver: Arc<DriverRef>,
         entry: Option<TimerHandle>,
-        // The deadline has passed (the clock said so at the first poll,
-        // or the timer fired): polls return `Ready` until `reset`.
+        // The deadline has passed (the clock said so, at the first poll or
+        // once the timer fired): polls return `Ready` until `reset`.
         elapsed: bool,
     }
 
@@ -134,8 +134,10 @@ impl Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    /// Reads the clock on the first poll only: later, the driver knows
-    /// whether the timer fired (its entry is gone).
+    /// Reads the clock at the first poll, and once the timer fired: a
+    /// deadline beyond the wheel's range (about 2.2 years, see `wheel.rs`)
+    /// is clamped to it, fires early, and is registered again. Between,
+    /// the driver knows whether the timer fired (its entry is gone).
     ///
     /// Panics if the runtime has shut down.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -145,35 +147,29 @@ impl Future for Sleep {
             runtime_shut_down();
         }
         if !*this.elapsed {
-            *this.elapsed = match *this.entry {
-                Some(entry) => {
-                    if this.driver.update_waker(entry, cx.waker()) {
-                        false
-                    } else if this.driver.is_shut_down() {
-                        // The shutdown removed it, after our look above (the
-                        // shard's lock, taken by `update_waker`, orders the
-                        // flag before the removal).
-                        runtime_shut_down();
-                    } else {
-                        // Only the timer firing, or the shutdown, removes
-                        // the entry while we hold it: it fired.
-                        true
-                    }
+            if let Some(entry) = *this.entry {
+                if this.driver.update_waker(entry, cx.waker()) {
+                    return Poll::Pending;
                 }
-                None if this.driver.clock().now() >= this.deadline.into_std() => true,
-                None => {
-                    let deadline = this.deadline.into_std();
-                    match this.driver.register(deadline, cx.waker()) {
-                        Ok(entry) => *this.entry = Some(entry),
-                        Err(ShutDown) => runtime_shut_down(),
-                    }
-                    false
+                if this.driver.is_shut_down() {
+                    // The shutdown removed it, after our look above (the
+                    // shard's lock, taken by `update_waker`, orders the
+                    // flag before the removal).
+                    runtime_shut_down();
                 }
-            };
-            if !*this.elapsed {
+                // Only the timer firing, or the shutdown, removes the entry
+                // while we hold it: it fired.
+                *this.entry = None;
+            }
+            let deadline = this.deadline.into_std();
+            if this.driver.clock().now() < deadline {
+                match this.driver.register(deadline, cx.waker()) {
+                    Ok(entry) => *this.entry = Some(entry),
+                    Err(ShutDown) => runtime_shut_down(),
+                }
                 return Poll::Pending;
             }
-            *this.entry = None;
+            *this.elapsed = true;
         }
         unit.made_progress();
         Poll::Ready(())
