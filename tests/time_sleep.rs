@@ -351,3 +351,19 @@ async fn a_sleep_beyond_the_wheel_range_does_not_end_early() {
     assert!(within.await.unwrap().is_err());
     assert_eq!(Instant::now() - start, three_years);
 }
+
+/// After `resume`, time runs on from the frozen instant, advances
+/// included: the real time that passed while paused is not added.
+#[wq::test]
+async fn resume_runs_on_from_the_frozen_instant() {
+    wq::time::pause();
+    let frozen = Instant::now();
+    std::thread::sleep(Duration::from_millis(200));
+    wq::time::advance(Duration::from_millis(10)).await;
+    wq::time::resume();
+    let passed = Instant::now() - frozen;
+    assert!(
+        passed >= Duration::from_millis(10) && passed < Duration::from_millis(110),
+        "after 200 ms paused and an advance of 10 ms, the clock moved {passed:?}"
+    );
+}

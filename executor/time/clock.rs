@@ -5,7 +5,7 @@
 //! thread busy, no queued task), the worker that drives the timers jumps the
 //! clock to the next timer's deadline instead of sleeping.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -17,10 +17,12 @@ pub(crate) struct Clock {
     paused: AtomicBool,
     /// The frozen instant while paused.
     frozen: Mutex<std::time::Instant>,
-    /// While running: how far (ns) this clock is ahead of the real clock,
-    /// by the time it spent advanced while paused. Zero unless it was ever
-    /// paused and advanced. Written under `frozen`'s lock.
-    offset_nanos: AtomicU64,
+    /// While running: how far (ns) this clock is ahead of the real clock
+    /// (negative: behind), set by `resume` so that time runs on from the
+    /// frozen instant: ahead by the time it was advanced while paused,
+    /// behind by the real time that passed meanwhile. Zero unless it was
+    /// ever paused. Written under `frozen`'s lock.
+    offset_nanos: AtomicI64,
     /// Threads that must see time stand still (a `block_on` future being
     /// polled, a blocking closure running). Auto-advance waits for zero.
     inhibit: AtomicUsize,
@@ -31,7 +33,7 @@ impl Clock {
         Clock {
             paused: AtomicBool::new(start_paused),
             frozen: Mutex::new(std::time::Instant::now()),
-            offset_nanos: AtomicU64::new(0),
+            offset_nanos: AtomicI64::new(0),
             inhibit: AtomicUsize::new(0),
         }
     }
@@ -47,9 +49,18 @@ impl Clock {
     }
 
     fn running_now(&self) -> std::time::Instant {
-        // Relaxed: the offset only grows, and is published before `paused`
-        // is cleared (Release in `resume`).
-        std::time::Instant::now() + Duration::from_nanos(self.offset_nanos.load(Ordering::Relaxed))
+        let real = std::time::Instant::now();
+        // Relaxed: published before `paused` is cleared (Release in
+        // `resume`), which `now` loads with Acquire.
+        let offset = self.offset_nanos.load(Ordering::Relaxed);
+        let by = Duration::from_nanos(offset.unsigned_abs());
+        if offset >= 0 {
+            real + by
+        } else {
+            // Never before the instant frozen at the last `pause`, itself
+            // a real instant or later.
+            real.checked_sub(by).unwrap_or(real)
+        }
     }
 
     pub(crate) fn is_paused(&self) -> bool {
@@ -72,7 +83,9 @@ impl Clock {
         self.paused.store(true, Ordering::Release);
     }
 
-    /// Lets time run again, on from the frozen instant (never backwards).
+    /// Lets time run again, on from the frozen instant: what it was advanced
+    /// by counts, the real time that passed while paused does not (as with
+    /// tokio).
     ///
     /// # Panics
     ///
@@ -84,9 +97,13 @@ impl Clock {
             self.paused.load(Ordering::Acquire),
             "time is not frozen: `wq::time::resume` called without `pause`"
         );
-        let ahead = frozen.saturating_duration_since(std::time::Instant::now());
-        let ahead = u64::try_from(ahead.as_nanos()).unwrap_or(u64::MAX);
-        self.offset_nanos.store(ahead, Ordering::Relaxed);
+        let real = std::time::Instant::now();
+        let nanos = |by: Duration| i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+        let offset = match frozen.checked_duration_since(real) {
+            Some(ahead) => nanos(ahead),
+            None => -nanos(real.duration_since(*frozen)),
+        };
+        self.offset_nanos.store(offset, Ordering::Relaxed);
         self.paused.store(false, Ordering::Release);
     }
 

@@ -60,7 +60,22 @@ pub fn pause() {
     current_driver("pause").clock().pause();
 }
 
-/// Lets the current runtime's clock run again.
+/// Lets the current runtime's clock run again, on from the instant it was
+/// frozen at (advances included): the real time that passed while it was
+/// paused is not added, as with tokio.
+///
+/// ```
+/// # #[wq::main] async fn main() {
+/// use std::time::Duration;
+/// wq::time::pause();
+/// let frozen = wq::time::Instant::now();
+/// std::thread::sleep(Duration::from_millis(100));
+/// wq::time::advance(Duration::from_millis(5)).await;
+/// wq::time::resume();
+/// let passed = frozen.elapsed();
+/// assert!(passed >= Duration::from_millis(5) && passed < Duration::from_millis(100));
+/// # }
+/// ```
 ///
 /// # Panics
 ///
