@@ -198,3 +198,36 @@ fn shutdown_drops_the_tasks_that_sleep() {
         assert!(err.is_cancelled(), "{err:?}");
     }
 }
+
+/// A shutdown that does not wait (`shutdown_background`) leaves a task in
+/// its poll: that poll may still arm a timer, since the timers shut down
+/// only when the last worker exits. The task is then cancelled, as any task
+/// of a closed runtime, rather than panic; and a sleep of that runtime
+/// polled afterwards panics as after a drop.
+#[test]
+fn a_poll_left_running_by_shutdown_background_may_still_arm_a_timer() {
+    let rt = wq::Builder::new()
+        .workers(1)
+        .monitor(false)
+        .build()
+        .unwrap();
+    let handle = rt.handle().clone();
+    let (polling_tx, polling_rx) = mpsc::channel();
+    let task = rt.spawn(async move {
+        polling_tx.send(()).unwrap();
+        // Still in this poll when the runtime shuts down.
+        std::thread::sleep(Duration::from_millis(200));
+        sleep(Duration::from_millis(1)).await;
+    });
+    polling_rx.recv().unwrap();
+    rt.shutdown_background();
+    let joined = bounded(move || futures::executor::block_on(task));
+    match joined {
+        Some(Ok(Err(err))) => assert!(err.is_cancelled(), "the task ended with {err:?}"),
+        other => panic!("the task left running was not cancelled: {other:?}"),
+    }
+    // The worker has exited by now (its task is gone): the timers too.
+    assert_shut_down_panic(bounded(move || {
+        handle.block_on(async { sleep(Duration::from_millis(1)).await })
+    }));
+}

@@ -405,9 +405,17 @@ impl Drop for ExitGuard {
         }
         shared.workers.write().retain(|w| w != &self.me);
         shared.retire_activity(&self.me);
-        let mut alive = shared.alive.lock();
-        *alive -= 1;
-        shared.exited.notify_all();
+        let last = {
+            let mut alive = shared.alive.lock();
+            *alive -= 1;
+            shared.exited.notify_all();
+            *alive == 0 && shared.is_closed()
+        };
+        if last && shared.config.drives_timers {
+            // The runtime shut down without waiting for us (a shutdown
+            // timeout): no worker is left to fire the timers.
+            shared.timers().shutdown();
+        }
     }
 }
 

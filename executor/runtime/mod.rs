@@ -26,10 +26,12 @@
 //!    their threads to exit (a poll or a blocking closure in progress runs
 //!    to its end), forever on drop, up to the timeout with
 //!    `shutdown_timeout`.
-//! 4. The timers shut down (`Driver::shutdown`): no worker is left to fire
+//! 4. Once the workers have exited (at the end of the wait, or, if the
+//!    timeout left some in a poll, when the last of them exits), the
+//!    timers shut down (`Driver::shutdown`): no worker is left to fire
 //!    them, so every timer still registered is woken, and a timer of this
-//!    runtime polled from now on (by a `block_on` thread, another runtime's
-//!    task, or a thread the timeout left running) panics instead of
+//!    runtime polled from then on (by a `block_on` thread, another
+//!    runtime's task, a blocking closure still running) panics instead of
 //!    waiting forever. Dropping one still works.
 
 mod block_on;
@@ -505,11 +507,15 @@ impl Runtime {
             deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()))
         };
         inner.rescuers.stop_all(deadline);
-        inner.pool.wait_for_exit(left(deadline));
+        let exited = inner.pool.wait_for_exit(left(deadline));
         for pool in &extra_pools {
             pool.wait_for_exit(left(deadline));
         }
-        inner.time.shutdown();
+        // With workers still in a poll (the timeout ran out), the last of
+        // them to exit shuts the timers down instead (`Pool`'s exit).
+        if exited {
+            inner.time.shutdown();
+        }
     }
 }
 
