@@ -14,12 +14,14 @@
 //! released.
 //!
 //! Each registered source has a [`ScheduledIo`]: its readiness, packed with
-//! a tick that counts the events delivered to it, and the wakers of the task
-//! waiting to read and of the one waiting to write. A task that saw a
-//! source ready and then got `WouldBlock` (or read or wrote fewer bytes than
-//! it asked, see [`Registration::poll_transfer`]) clears the readiness it
-//! saw, and only if no newer event arrived since (the tick is unchanged), so
-//! an event is never lost between the check and the clear.
+//! a tick that counts the events delivered to it, and the wakers of the
+//! tasks waiting to read and of those waiting to write (a [`WakerList`] per
+//! direction: an event wakes every task waiting in its direction). A task
+//! that saw a source ready and then got `WouldBlock` (or read or wrote
+//! fewer bytes than it asked, see [`Registration::poll_transfer`]) clears
+//! the readiness it saw, and only if no newer event arrived since (the
+//! tick is unchanged), so an event is never lost between the check and the
+//! clear.
 
 use crate::task::coop;
 use std::cell::Cell;
@@ -88,8 +90,55 @@ pub(crate) struct ScheduledIo {
 
 #[derive(Debug, Default)]
 struct Waiters {
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    reader: WakerList,
+    writer: WakerList,
+}
+
+impl Waiters {
+    fn direction(&mut self, direction: Direction) -> &mut WakerList {
+        match direction {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+/// The tasks waiting in one direction, each once: several tasks may wait
+/// on one source (receivers sharing a UDP socket, acceptors sharing a
+/// listener), and an event wakes them all. The first waiter is kept inline,
+/// so the common case of one task per direction allocates nothing; more
+/// go to `more`, whose allocation is kept once it has one.
+///
+/// A task that polls again replaces its own entry (`Waker::will_wake`).
+/// Every entry is taken by the next event in its direction (or when the
+/// source or the runtime goes away), so the entry of a future dropped
+/// while it waited lasts until then, no longer.
+#[derive(Debug, Default)]
+struct WakerList {
+    first: Option<Waker>,
+    /// Empty while `first` is `None`.
+    more: Vec<Waker>,
+}
+
+impl WakerList {
+    /// Adds `waker`, unless the task it wakes is already waiting.
+    fn register(&mut self, waker: &Waker) {
+        match &mut self.first {
+            None => self.first = Some(waker.clone()),
+            Some(first) if first.will_wake(waker) => {}
+            Some(_) => {
+                if !self.more.iter().any(|more| more.will_wake(waker)) {
+                    self.more.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Moves every waiter to `wakers`.
+    fn take_into(&mut self, wakers: &mut Vec<Waker>) {
+        wakers.extend(self.first.take());
+        wakers.append(&mut self.more);
+    }
 }
 
 impl ScheduledIo {
@@ -105,10 +154,10 @@ impl ScheduledIo {
         // the new bits or we see its waker.
         let mut waiters = self.waiters.lock();
         if ready & Direction::Read.mask() != 0 {
-            wakers.extend(waiters.reader.take());
+            waiters.reader.take_into(wakers);
         }
         if ready & Direction::Write.mask() != 0 {
-            wakers.extend(waiters.writer.take());
+            waiters.writer.take_into(wakers);
         }
     }
 
@@ -124,14 +173,7 @@ impl ScheduledIo {
             return Poll::Ready(event);
         }
         let mut waiters = self.waiters.lock();
-        let slot = match direction {
-            Direction::Read => &mut waiters.reader,
-            Direction::Write => &mut waiters.writer,
-        };
-        match slot {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => *slot = Some(cx.waker().clone()),
-        }
+        waiters.direction(direction).register(cx.waker());
         // Re-checked under the lock (see `set_readiness`).
         let event = self.ready_in(direction);
         if event.ready != 0 {
@@ -160,11 +202,13 @@ impl ScheduledIo {
 
     /// Wakes whoever waits (the source is going away, or the runtime).
     fn wake_all(&self) {
-        let (reader, writer) = {
+        let mut wakers = Vec::new();
+        {
             let mut waiters = self.waiters.lock();
-            (waiters.reader.take(), waiters.writer.take())
-        };
-        reader.into_iter().chain(writer).for_each(Waker::wake);
+            waiters.reader.take_into(&mut wakers);
+            waiters.writer.take_into(&mut wakers);
+        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -633,6 +677,45 @@ mod tests {
         assert!(matches!(read(&mut buf), Poll::Ready(Ok(2))));
         assert_eq!(&buf[..2], b"ef");
         registration.deregister(&mut source).unwrap();
+    }
+
+    /// Every task waiting in a direction is woken by an event, once
+    /// however often it polled, and the event takes every entry.
+    #[test]
+    fn an_event_wakes_every_waiter_once_and_takes_their_entries() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut b = mio::net::UnixStream::from_std(b);
+        let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
+        let counters: Vec<Arc<CountingWaker>> =
+            (0..3).map(|_| Arc::new(CountingWaker::default())).collect();
+        let wakers: Vec<Waker> = counters.iter().cloned().map(Waker::from).collect();
+        for waker in wakers.iter().chain(&wakers) {
+            let mut cx = Context::from_waker(waker);
+            assert!(registration
+                .poll_ready(&mut cx, Direction::Read)
+                .is_pending());
+        }
+        {
+            let waiters = registration.io.waiters.lock();
+            assert_eq!(
+                (waiters.reader.first.is_some(), waiters.reader.more.len()),
+                (true, 2)
+            );
+        }
+        a.write_all(b"hi").unwrap();
+        assert_eq!(reactor.turn(Some(Duration::from_secs(5))), 3);
+        let woken: Vec<usize> = counters.iter().map(|c| c.0.load(SeqCst)).collect();
+        assert_eq!(woken, [1, 1, 1]);
+        {
+            let waiters = registration.io.waiters.lock();
+            assert_eq!(
+                (waiters.reader.first.is_some(), waiters.reader.more.len()),
+                (false, 0)
+            );
+        }
+        registration.deregister(&mut b).unwrap();
     }
 
     /// `wake` interrupts a turn that would wait forever.

@@ -1,6 +1,6 @@
 //! The halves of a split stream (TCP or Unix): borrowed ones from `split`,
 //! owned ones from `into_split`, as tokio's `tcp` and `unix` modules have.
-//! Each direction has its own waker in the reactor, so the two halves are
+//! Each direction has its own waiters in the reactor, so the two halves are
 //! used from two futures (or tasks) at once without a lock.
 
 use std::fmt;
@@ -258,7 +258,7 @@ macro_rules! byte_stream {
 
             /// Splits the stream into a read half and a write half that
             /// borrow it, usable from two futures at once (each direction
-            /// has its own waker). With `futures::io::AsyncReadExt` in
+            /// has its own waiters). With `futures::io::AsyncReadExt` in
             /// scope, `stream.split()` means that trait's `split` (by
             /// value, behind a lock): call this one as
             #[doc = concat!("`", stringify!($stream), "::split(&mut stream)`.")]

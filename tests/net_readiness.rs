@@ -1,0 +1,123 @@
+//! Readiness on the reactor: several tasks waiting on one source. A test
+//! whose bug would leave a task waiting forever bounds it with a timeout
+//! and fails instead.
+#![cfg(unix)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::io::AsyncWriteExt;
+use wq::net::{TcpListener, TcpStream, UdpSocket};
+
+/// Long enough for every spawned task to have polled its operation once
+/// and be waiting in the reactor.
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// How long a wait that should end at once may take before the test
+/// fails.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Two tasks receive on one shared socket; two datagrams arrive: each task
+/// gets one of them.
+#[test]
+fn net_udp_two_tasks_receiving_on_one_socket_each_get_a_datagram() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let addr = server.local_addr().unwrap();
+        let receivers: Vec<_> = (0..2)
+            .map(|_| {
+                let server = server.clone();
+                wq::spawn(async move {
+                    let mut buf = [0u8; 16];
+                    let (n, _) = server.recv_from(&mut buf).await.unwrap();
+                    buf[..n].to_vec()
+                })
+            })
+            .collect();
+        wq::time::sleep(SETTLE).await;
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"one", addr).await.unwrap();
+        client.send_to(b"two", addr).await.unwrap();
+        let mut got = Vec::new();
+        for receiver in receivers {
+            let datagram = wq::time::timeout(BOUND, receiver)
+                .await
+                .expect("a receiver was never woken")
+                .unwrap();
+            got.push(datagram);
+        }
+        got.sort();
+        assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+    });
+}
+
+/// Two tasks accept on one shared listener; two clients connect: each
+/// task accepts one of them.
+#[test]
+fn net_tcp_two_acceptors_on_one_listener_each_accept_a_connection() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.local_addr().unwrap();
+        let acceptors: Vec<_> = (0..2)
+            .map(|_| {
+                let listener = listener.clone();
+                wq::spawn(async move {
+                    let (stream, from) = listener.accept().await.unwrap();
+                    (stream, from)
+                })
+            })
+            .collect();
+        wq::time::sleep(SETTLE).await;
+        let mut clients = Vec::new();
+        let mut expected: Vec<SocketAddr> = Vec::new();
+        for _ in 0..2 {
+            let client = TcpStream::connect(addr).await.unwrap();
+            expected.push(client.local_addr().unwrap());
+            clients.push(client);
+        }
+        let mut accepted = Vec::new();
+        for acceptor in acceptors {
+            let (_stream, from) = wq::time::timeout(BOUND, acceptor)
+                .await
+                .expect("an acceptor was never woken")
+                .unwrap();
+            accepted.push(from);
+        }
+        accepted.sort();
+        expected.sort();
+        assert_eq!(accepted, expected);
+    });
+}
+
+/// Two tasks wait for one shared stream to be readable; one byte arrives:
+/// both are woken.
+#[test]
+fn net_tcp_two_tasks_waiting_readable_both_wake() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = Arc::new(TcpStream::connect(addr).await.unwrap());
+        let (mut server, _) = listener.accept().await.unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let client = client.clone();
+                wq::spawn(async move { client.readable().await.unwrap() })
+            })
+            .collect();
+        wq::time::sleep(SETTLE).await;
+        server.write_all(b"x").await.unwrap();
+        let mut woken = 0;
+        for waiter in waiters {
+            wq::time::timeout(BOUND, waiter)
+                .await
+                .expect("a `readable()` waiter was never woken")
+                .unwrap();
+            woken += 1;
+        }
+        assert_eq!(woken, 2);
+    });
+}
