@@ -1,9 +1,12 @@
-//! Readiness on the reactor: several tasks waiting on one source. A test
-//! whose bug would leave a task waiting forever bounds it with a timeout
-//! and fails instead.
+//! Readiness on the reactor: several tasks waiting on one source, and a
+//! socket error that is consumed. A test whose bug would leave a task
+//! waiting forever (or spinning) bounds it with a timeout and fails
+//! instead.
 #![cfg(unix)]
 
+use std::io;
 use std::net::SocketAddr;
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,4 +123,45 @@ fn net_tcp_two_tasks_waiting_readable_both_wake() {
         }
         assert_eq!(woken, 2);
     });
+}
+
+/// A connected UDP socket whose peer's port is closed gets an ICMP port
+/// unreachable: the next `recv` reports `ConnectionRefused` (which consumes
+/// the socket's error). A `recv` after it, with nothing queued, waits: it
+/// times out, then receives the datagram a new peer at that address sends.
+///
+/// On one worker, a `recv` that spun instead of waiting would also starve
+/// the timers, so the outcome is awaited from outside the runtime.
+#[test]
+fn net_udp_recv_after_an_icmp_error_waits_for_the_next_datagram() {
+    let rt = wq::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    rt.spawn(async move {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let closed_addr = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        socket.connect(closed_addr).await.unwrap();
+        socket.send(b"ping").await.unwrap();
+        let mut buf = [0u8; 16];
+        let refused = socket.recv(&mut buf).await.unwrap_err().kind();
+        // Nothing queued and no error pending: waits until the timeout.
+        let waited = wq::time::timeout(Duration::from_millis(200), socket.recv(&mut buf))
+            .await
+            .is_err();
+        let peer = std::net::UdpSocket::bind(closed_addr).unwrap();
+        peer.send_to(b"pong", socket.local_addr().unwrap()).unwrap();
+        let n = socket.recv(&mut buf).await.unwrap();
+        let _ = tx.send((refused, waited, buf[..n].to_vec()));
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(10));
+    rt.shutdown_background();
+    assert_eq!(
+        outcome,
+        Ok((io::ErrorKind::ConnectionRefused, true, b"pong".to_vec()))
+    );
 }

@@ -80,6 +80,14 @@ pub(crate) struct ReadyEvent {
     ready: usize,
 }
 
+impl ReadyEvent {
+    /// Ready, and not the readiness of the event `stale` (the tick of one
+    /// an operation already found `WouldBlock` on).
+    fn is_ready(self, stale: Option<usize>) -> bool {
+        self.ready != 0 && stale != Some(self.tick)
+    }
+}
+
 /// One source's readiness and waiting tasks.
 #[derive(Debug, Default)]
 pub(crate) struct ScheduledIo {
@@ -162,21 +170,24 @@ impl ScheduledIo {
     }
 
     /// Ready in `direction`, or registers `cx`'s waker to be woken when it
-    /// is.
+    /// is. The readiness of the event whose tick is `stale` does not count:
+    /// an operation found `WouldBlock` on it, and what the clear left of it
+    /// (a closed bit) would only let the operation fail again.
     pub(crate) fn poll_ready(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        stale: Option<usize>,
     ) -> Poll<ReadyEvent> {
         let event = self.ready_in(direction);
-        if event.ready != 0 {
+        if event.is_ready(stale) {
             return Poll::Ready(event);
         }
         let mut waiters = self.waiters.lock();
         waiters.direction(direction).register(cx.waker());
         // Re-checked under the lock (see `set_readiness`).
         let event = self.ready_in(direction);
-        if event.ready != 0 {
+        if event.is_ready(stale) {
             return Poll::Ready(event);
         }
         Poll::Pending
@@ -191,10 +202,12 @@ impl ScheduledIo {
     }
 
     /// Clears what `event` saw (an operation then got `WouldBlock`), unless
-    /// a newer event arrived meanwhile. Closed and error bits stay: they are
-    /// final.
+    /// a newer event arrived meanwhile. The error bit goes too: the
+    /// operation has consumed the socket's error (or there was none left),
+    /// and a kept one would make every wait end at once. Closed bits stay:
+    /// they are final.
     pub(crate) fn clear(&self, event: ReadyEvent) {
-        let clearable = event.ready & (READABLE | WRITABLE);
+        let clearable = event.ready & (READABLE | WRITABLE | ERROR);
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |word| {
             (word >> TICK_SHIFT == event.tick).then_some(word & !clearable)
         });
@@ -473,6 +486,10 @@ impl Registration {
     /// `direction`, as often as it reports `WouldBlock` (clearing the
     /// readiness it saw each time), until it succeeds, fails, or the source
     /// is not ready (then the task is woken when it is).
+    ///
+    /// After a `WouldBlock`, only a newer event runs `op` again: whatever
+    /// readiness the clear left was just tried, and looping on it would
+    /// spin without progress.
     pub(crate) fn poll_io<R>(
         &self,
         cx: &mut Context<'_>,
@@ -480,10 +497,14 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
+        let mut stale = None;
         loop {
-            let event = std::task::ready!(self.io.poll_ready(cx, direction));
+            let event = std::task::ready!(self.io.poll_ready(cx, direction, stale));
             match op() {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear(event);
+                    stale = Some(event.tick);
+                }
                 result => {
                     unit.made_progress();
                     return Poll::Ready(result);
@@ -508,10 +529,14 @@ impl Registration {
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
+        let mut stale = None;
         loop {
-            let event = std::task::ready!(self.io.poll_ready(cx, direction));
+            let event = std::task::ready!(self.io.poll_ready(cx, direction, stale));
             match op() {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => self.io.clear(event),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.clear(event);
+                    stale = Some(event.tick);
+                }
                 Ok(n) if n > 0 && n < len => {
                     self.io.clear(event);
                     unit.made_progress();
@@ -529,7 +554,7 @@ impl Registration {
     /// task's budget when ready (`task::coop`).
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<()> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
-        let ready = std::task::ready!(self.io.poll_ready(cx, direction));
+        let ready = std::task::ready!(self.io.poll_ready(cx, direction, None));
         unit.made_progress();
         let _ = ready;
         Poll::Ready(())
@@ -544,7 +569,7 @@ impl Registration {
         direction: Direction,
     ) -> Poll<ReadyEvent> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
-        let event = std::task::ready!(self.io.poll_ready(cx, direction));
+        let event = std::task::ready!(self.io.poll_ready(cx, direction, None));
         unit.made_progress();
         Poll::Ready(event)
     }
@@ -588,7 +613,7 @@ impl Drop for Registration {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::io::{self, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
@@ -596,7 +621,7 @@ mod tests {
 
     use mio::Interest;
 
-    use super::{Direction, Reactor};
+    use super::{Direction, Reactor, ScheduledIo, ERROR, READABLE, READ_CLOSED};
 
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
@@ -715,6 +740,60 @@ mod tests {
                 (false, 0)
             );
         }
+        registration.deregister(&mut b).unwrap();
+    }
+
+    /// An error event ends a wait in either direction; the operation it
+    /// ran consumes the error, and the clear after its `WouldBlock` takes
+    /// the error bit too, so the next wait waits.
+    #[test]
+    fn a_clear_takes_the_error_bit() {
+        let io = ScheduledIo::default();
+        let mut wakers = Vec::new();
+        io.set_readiness(ERROR, &mut wakers);
+        let event = io.ready_in(Direction::Read);
+        assert_eq!(event.ready, ERROR);
+        assert_eq!(io.ready_in(Direction::Write).ready, ERROR);
+        io.clear(event);
+        assert_eq!(io.ready_in(Direction::Read).ready, 0);
+        assert_eq!(io.ready_in(Direction::Write).ready, 0);
+    }
+
+    /// An operation that finds `WouldBlock` on a readiness the clear
+    /// cannot take (a closed bit) is not run again until a newer event:
+    /// the poll returns `Pending`, with the waker registered.
+    #[test]
+    fn poll_io_after_would_block_waits_for_a_newer_event() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut b = mio::net::UnixStream::from_std(b);
+        let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut wakers = Vec::new();
+        registration.io.set_readiness(READ_CLOSED, &mut wakers);
+        let calls = AtomicUsize::new(0);
+        // Gives up after 100 calls, should the poll loop on the stale
+        // readiness.
+        let mut would_block = || {
+            registration.poll_io(&mut cx, Direction::Read, || {
+                match calls.fetch_add(1, SeqCst) {
+                    ..100 => Err::<(), _>(io::ErrorKind::WouldBlock.into()),
+                    _ => Err(io::Error::other("spun")),
+                }
+            })
+        };
+        assert!(would_block().is_pending());
+        assert_eq!(calls.load(SeqCst), 1);
+        // A newer event wakes the task, and the operation runs again.
+        registration.io.set_readiness(READABLE, &mut wakers);
+        assert_eq!(wakers.len(), 1);
+        wakers.drain(..).for_each(Waker::wake);
+        assert_eq!(counter.0.load(SeqCst), 1);
+        assert!(would_block().is_pending());
+        assert_eq!(calls.load(SeqCst), 2);
         registration.deregister(&mut b).unwrap();
     }
 
