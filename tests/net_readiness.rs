@@ -1,16 +1,16 @@
-//! Readiness on the reactor: several tasks waiting on one source, and a
-//! socket error that is consumed. A test whose bug would leave a task
-//! waiting forever (or spinning) bounds it with a timeout and fails
-//! instead.
+//! Readiness on the reactor: several tasks waiting on one source, a socket
+//! error that is consumed, and vectored writes of many slices. A test whose
+//! bug would leave a task waiting forever (or spinning) bounds it with a
+//! timeout and fails instead.
 #![cfg(unix)]
 
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::io::AsyncWriteExt;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 use wq::net::{TcpListener, TcpStream, UdpSocket};
 
 /// Long enough for every spawned task to have polled its operation once
@@ -164,4 +164,31 @@ fn net_udp_recv_after_an_icmp_error_waits_for_the_next_datagram() {
         outcome,
         Ok((io::ErrorKind::ConnectionRefused, true, b"pong".to_vec()))
     );
+}
+
+/// A vectored write of more slices than `writev` takes (`IOV_MAX`, 1024
+/// on Linux) writes the first 1024 although the socket has room; the
+/// write after it goes through at once.
+#[test]
+fn net_tcp_write_after_a_vectored_write_of_more_than_iov_max_slices_completes() {
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let bytes = vec![7u8; 2000];
+        let slices: Vec<IoSlice<'_>> = bytes.chunks(1).map(IoSlice::new).collect();
+        let n = client.write_vectored(&slices).await.unwrap();
+        assert_eq!(n, 1024);
+        let written = wq::time::timeout(BOUND, client.write(b"x")).await;
+        assert!(
+            matches!(written, Ok(Ok(1))),
+            "the write after a short vectored write: {written:?}"
+        );
+        let mut received = vec![0u8; 1025];
+        server.read_exact(&mut received).await.unwrap();
+        assert!(received[..1024].iter().all(|&b| b == 7));
+        assert_eq!(received[1024], b'x');
+    });
 }

@@ -93,7 +93,7 @@ impl<S: Source> PollEvented<S> {
 
 /// Byte streams (TCP, Unix): reads and writes through `&S`. A read or
 /// write that moves fewer bytes than asked clears the readiness it ran on
-/// (see [`Registration::poll_transfer`]).
+/// (see [`Registration::poll_transfer`]), except a vectored write.
 impl<S: Source> PollEvented<S>
 where
     for<'a> &'a S: Read + Write,
@@ -115,17 +115,17 @@ where
             })
     }
 
-    /// One `writev` of all of `bufs`.
+    /// One `writev` of `bufs`. A short one does not clear the readiness:
+    /// `writev` takes at most `IOV_MAX` slices (1024 on Linux), so it may
+    /// write less than all of `bufs` with room left in the socket's buffer,
+    /// and the next write would then wait for an event that never comes.
     pub(crate) fn poll_write_vectored(
         &self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let len = bufs.iter().map(|buf| buf.len()).sum();
         self.registration
-            .poll_transfer(cx, Direction::Write, len, || {
-                (&self.source).write_vectored(bufs)
-            })
+            .poll_io(cx, Direction::Write, || (&self.source).write_vectored(bufs))
     }
 
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
