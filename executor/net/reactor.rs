@@ -42,6 +42,24 @@ use slab::Slab;
 /// The token of the reactor's own waker.
 const WAKER: Token = Token(usize::MAX);
 
+/// A source's token is its slot in `Reactor::sources` in the low
+/// `SLOT_BITS` bits, and its registration's generation above them: a slot
+/// freed and taken again between a poll and the dispatch of its events
+/// (the old registration dropped meanwhile) has a new generation, so the
+/// old source's events are dropped rather than delivered to the new one.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+/// The slots a reactor holds: `SLOT_MASK` itself is never one, so that no
+/// source's token is `WAKER`.
+const MAX_SOURCES: usize = SLOT_MASK;
+/// The generations a token holds (they wrap).
+const GENERATION_MASK: usize = usize::MAX >> SLOT_BITS;
+
+/// The token of the source in `slot` registered as `generation`.
+fn token(slot: usize, generation: usize) -> Token {
+    Token((generation & GENERATION_MASK) << SLOT_BITS | slot)
+}
+
 /// How many events one turn takes at most.
 const EVENTS: usize = 1024;
 
@@ -91,6 +109,8 @@ impl ReadyEvent {
 /// One source's readiness and waiting tasks.
 #[derive(Debug, Default)]
 pub(crate) struct ScheduledIo {
+    /// The generation of its token (see `SLOT_BITS`), set at registration.
+    generation: usize,
     /// `tick << TICK_SHIFT | ready bits`.
     readiness: AtomicUsize,
     waiters: Mutex<Waiters>,
@@ -266,6 +286,8 @@ pub(crate) struct Reactor {
     registry: mio::Registry,
     waker: mio::Waker,
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    /// The generation of the next registration's token.
+    next_generation: AtomicUsize,
     /// Registered sources, read without the lock.
     registered: AtomicUsize,
     /// Set while a thread waits for the poll to sleep in it (the idle
@@ -298,6 +320,7 @@ impl Reactor {
             registry,
             waker,
             sources: Mutex::new(Slab::new()),
+            next_generation: AtomicUsize::new(0),
             registered: AtomicUsize::new(0),
             sleeper_waiting: AtomicBool::new(false),
             on_register: std::sync::OnceLock::new(),
@@ -392,10 +415,7 @@ impl Reactor {
                 if event.token() == WAKER {
                     continue;
                 }
-                let Some(io) = sources.get(event.token().0) else {
-                    continue;
-                };
-                io.set_readiness(ready_of(event), &mut wakers);
+                dispatch(&sources, event.token(), ready_of(event), &mut wakers);
             }
         }
         drop(poller);
@@ -429,12 +449,23 @@ impl Reactor {
         source: &mut impl Source,
         interest: Interest,
     ) -> io::Result<Registration> {
-        let io = Arc::new(ScheduledIo::default());
+        // Relaxed: only distinct from the generations still in flight.
+        let generation = self.next_generation.fetch_add(1, Relaxed) & GENERATION_MASK;
+        let io = Arc::new(ScheduledIo {
+            generation,
+            ..ScheduledIo::default()
+        });
         let key = {
             let mut sources = self.sources.lock();
             let entry = sources.vacant_entry();
             let key = entry.key();
-            self.registry.register(source, Token(key), interest)?;
+            if key >= MAX_SOURCES {
+                return Err(io::Error::other(format!(
+                    "wq: the I/O reactor holds at most {MAX_SOURCES} sources"
+                )));
+            }
+            self.registry
+                .register(source, token(key, generation), interest)?;
             entry.insert(io.clone());
             key
         };
@@ -447,6 +478,18 @@ impl Reactor {
             key,
             io,
         })
+    }
+}
+
+/// Records an event for the source of `token`, if it is still
+/// registered: an event polled before its source was deregistered and
+/// dispatched after finds the slot empty, or holding a newer source of
+/// another generation.
+fn dispatch(sources: &Slab<Arc<ScheduledIo>>, token: Token, ready: usize, wakers: &mut Vec<Waker>) {
+    let (slot, generation) = (token.0 & SLOT_MASK, token.0 >> SLOT_BITS);
+    match sources.get(slot) {
+        Some(io) if io.generation == generation => io.set_readiness(ready, wakers),
+        _ => {}
     }
 }
 
@@ -595,6 +638,11 @@ impl Registration {
         result
     }
 
+    #[cfg(test)]
+    fn token(&self) -> Token {
+        token(self.key, self.io.generation)
+    }
+
     /// Removes `source` from the reactor's poller.
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         self.reactor.registry.deregister(source)
@@ -621,7 +669,9 @@ mod tests {
 
     use mio::Interest;
 
-    use super::{Direction, Reactor, ScheduledIo, ERROR, READABLE, READ_CLOSED};
+    use super::{
+        dispatch, Direction, Reactor, ScheduledIo, ERROR, READABLE, READ_CLOSED, SLOT_MASK,
+    };
 
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
@@ -795,6 +845,43 @@ mod tests {
         assert!(would_block().is_pending());
         assert_eq!(calls.load(SeqCst), 2);
         registration.deregister(&mut b).unwrap();
+    }
+
+    /// An event polled for a source whose registration then went away is
+    /// not recorded for a newer source that took its slot.
+    #[test]
+    fn a_stale_token_does_not_reach_the_slot_s_new_source() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut b = mio::net::UnixStream::from_std(b);
+        let old = reactor.register(&mut b, Interest::READABLE).unwrap();
+        let old_token = old.token();
+        old.deregister(&mut b).unwrap();
+        drop(old);
+        let new = reactor.register(&mut b, Interest::READABLE).unwrap();
+        assert_eq!(new.key, old_token.0 & SLOT_MASK);
+        let counter = Arc::new(CountingWaker::default());
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(new.poll_ready(&mut cx, Direction::Read).is_pending());
+        let mut wakers = Vec::new();
+        dispatch(
+            &reactor.sources.lock(),
+            old_token,
+            READ_CLOSED | ERROR,
+            &mut wakers,
+        );
+        assert_eq!(
+            (wakers.len(), new.io.ready_in(Direction::Read).ready),
+            (0, 0)
+        );
+        dispatch(&reactor.sources.lock(), new.token(), READABLE, &mut wakers);
+        assert_eq!(
+            (wakers.len(), new.io.ready_in(Direction::Read).ready),
+            (1, READABLE)
+        );
+        new.deregister(&mut b).unwrap();
     }
 
     /// `wake` interrupts a turn that would wait forever.
