@@ -1,7 +1,7 @@
 //! Readiness on the reactor: several tasks waiting on one source, a socket
-//! error that is consumed, and vectored writes of many slices. A test whose
-//! bug would leave a task waiting forever (or spinning) bounds it with a
-//! timeout and fails instead.
+//! error that is consumed, vectored writes of many slices, and sockets
+//! whose runtime has shut down. A test whose bug would leave a task
+//! waiting forever bounds it with a timeout and fails instead.
 #![cfg(unix)]
 
 use std::io::{self, IoSlice};
@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use wq::net::{TcpListener, TcpStream, UdpSocket};
+
+/// What an operation on a socket of a runtime that has shut down returns.
+const SHUT_DOWN: &str = "wq: the runtime this I/O resource belongs to has shut down";
 
 /// Long enough for every spawned task to have polled its operation once
 /// and be waiting in the reactor.
@@ -191,4 +194,70 @@ fn net_tcp_write_after_a_vectored_write_of_more_than_iov_max_slices_completes() 
         assert!(received[..1024].iter().all(|&b| b == 7));
         assert_eq!(received[1024], b'x');
     });
+}
+
+/// The error of an operation on a socket whose runtime has shut down, as
+/// its kind and message.
+fn shut_down_error(err: &io::Error) -> (io::ErrorKind, String) {
+    (err.kind(), err.to_string())
+}
+
+/// A socket used after its runtime was dropped fails with an error, even
+/// with a datagram queued, instead of waiting for a reactor nobody polls.
+#[test]
+fn net_socket_of_a_dropped_runtime_fails_its_next_operation() {
+    let first = wq::Runtime::new().unwrap();
+    let socket = first.block_on(async { UdpSocket::bind("127.0.0.1:0").await.unwrap() });
+    drop(first);
+    let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.send_to(b"late", socket.local_addr().unwrap()).unwrap();
+    let second = wq::Runtime::new().unwrap();
+    let received = second.block_on(async {
+        let mut buf = [0u8; 8];
+        wq::time::timeout(BOUND, socket.recv_from(&mut buf)).await
+    });
+    let err = received
+        .expect("the receive waited for a reactor nobody polls")
+        .unwrap_err();
+    assert_eq!(
+        shut_down_error(&err),
+        (io::ErrorKind::Other, SHUT_DOWN.to_string())
+    );
+}
+
+/// A receive waiting on a socket (in a task of another runtime) when the
+/// socket's runtime shuts down is woken and fails.
+#[test]
+fn net_pending_receive_fails_when_the_socket_runtime_shuts_down() {
+    let first = wq::Runtime::new().unwrap();
+    let socket = first.block_on(async { UdpSocket::bind("127.0.0.1:0").await.unwrap() });
+    let second = wq::Runtime::new().unwrap();
+    let (tx, rx) = mpsc::channel();
+    second.spawn(async move {
+        let mut buf = [0u8; 8];
+        let received = socket.recv_from(&mut buf).await;
+        let _ = tx.send(received.map(|(n, _)| n).map_err(|e| shut_down_error(&e)));
+    });
+    std::thread::sleep(SETTLE);
+    drop(first);
+    assert_eq!(
+        rx.recv_timeout(BOUND),
+        Ok(Err((io::ErrorKind::Other, SHUT_DOWN.to_string())))
+    );
+}
+
+/// A socket registered with a runtime that has shut down fails to
+/// register.
+#[test]
+fn net_registering_with_a_runtime_that_shut_down_fails() {
+    let rt = wq::Runtime::new().unwrap();
+    let handle = rt.handle().clone();
+    drop(rt);
+    let _entered = handle.enter();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let err = UdpSocket::from_std(socket).unwrap_err();
+    assert_eq!(
+        shut_down_error(&err),
+        (io::ErrorKind::Other, SHUT_DOWN.to_string())
+    );
 }

@@ -121,7 +121,7 @@ impl<T: AsRawFd> AsyncFd<T> {
         direction: Direction,
     ) -> Poll<io::Result<AsyncFdReadyGuard<'_, T>>> {
         let registration = self.registration();
-        let event = std::task::ready!(registration.poll_ready_event(cx, direction));
+        let event = std::task::ready!(registration.poll_ready_event(cx, direction))?;
         Poll::Ready(Ok(AsyncFdReadyGuard {
             fd: self,
             event: Some(event),

@@ -65,8 +65,7 @@ impl<S: Source> PollEvented<S> {
 
     /// Waits until the source may be ready in `direction`.
     pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.registration.poll_ready(cx, direction)).await;
-        Ok(())
+        std::future::poll_fn(|cx| self.registration.poll_ready(cx, direction)).await
     }
 
     /// Runs the non-blocking `op` on the source once it is ready in

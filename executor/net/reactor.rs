@@ -69,6 +69,9 @@ const WRITABLE: usize = 2;
 const READ_CLOSED: usize = 4;
 const WRITE_CLOSED: usize = 8;
 const ERROR: usize = 16;
+/// The runtime shut down: set on every source by [`Reactor::shutdown`],
+/// never cleared.
+const SHUTDOWN: usize = 32;
 /// The readiness bits of the word; the rest is the tick.
 const READY_MASK: usize = 0xff;
 const TICK_SHIFT: u32 = 8;
@@ -85,8 +88,8 @@ impl Direction {
     /// failed source is "ready" too, so that the operation reports it.
     fn mask(self) -> usize {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
-            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+            Direction::Read => READABLE | READ_CLOSED | ERROR | SHUTDOWN,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR | SHUTDOWN,
         }
     }
 }
@@ -104,6 +107,20 @@ impl ReadyEvent {
     fn is_ready(self, stale: Option<usize>) -> bool {
         self.ready != 0 && stale != Some(self.tick)
     }
+
+    /// The readiness, or the error of a source whose runtime shut down.
+    fn or_shut_down(self) -> io::Result<ReadyEvent> {
+        if self.ready & SHUTDOWN != 0 {
+            return Err(shut_down());
+        }
+        Ok(self)
+    }
+}
+
+/// The error of an operation on a source whose runtime has shut down (or
+/// of registering one with it).
+fn shut_down() -> io::Error {
+    io::Error::other("wq: the runtime this I/O resource belongs to has shut down")
 }
 
 /// One source's readiness and waiting tasks.
@@ -224,8 +241,8 @@ impl ScheduledIo {
     /// Clears what `event` saw (an operation then got `WouldBlock`), unless
     /// a newer event arrived meanwhile. The error bit goes too: the
     /// operation has consumed the socket's error (or there was none left),
-    /// and a kept one would make every wait end at once. Closed bits stay:
-    /// they are final.
+    /// and a kept one would make every wait end at once. Closed and
+    /// shutdown bits stay: they are final.
     pub(crate) fn clear(&self, event: ReadyEvent) {
         let clearable = event.ready & (READABLE | WRITABLE | ERROR);
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |word| {
@@ -233,7 +250,7 @@ impl ScheduledIo {
         });
     }
 
-    /// Wakes whoever waits (the source is going away, or the runtime).
+    /// Wakes whoever waits (the source is going away).
     fn wake_all(&self) {
         let mut wakers = Vec::new();
         {
@@ -286,6 +303,9 @@ pub(crate) struct Reactor {
     registry: mio::Registry,
     waker: mio::Waker,
     sources: Mutex<Slab<Arc<ScheduledIo>>>,
+    /// Set by [`shutdown`](Reactor::shutdown), under the `sources` lock:
+    /// a registration made after it fails.
+    is_shut_down: AtomicBool,
     /// The generation of the next registration's token.
     next_generation: AtomicUsize,
     /// Registered sources, read without the lock.
@@ -320,6 +340,7 @@ impl Reactor {
             registry,
             waker,
             sources: Mutex::new(Slab::new()),
+            is_shut_down: AtomicBool::new(false),
             next_generation: AtomicUsize::new(0),
             registered: AtomicUsize::new(0),
             sleeper_waiting: AtomicBool::new(false),
@@ -457,6 +478,10 @@ impl Reactor {
         });
         let key = {
             let mut sources = self.sources.lock();
+            // Relaxed: written under this lock.
+            if self.is_shut_down.load(Relaxed) {
+                return Err(shut_down());
+            }
             let entry = sources.vacant_entry();
             let key = entry.key();
             if key >= MAX_SOURCES {
@@ -478,6 +503,25 @@ impl Reactor {
             key,
             io,
         })
+    }
+}
+
+impl Reactor {
+    /// The runtime shuts down: every registered source becomes ready in
+    /// both directions with the shutdown bit, so that its waiting tasks are
+    /// woken and its operations fail from now on (nobody will poll the
+    /// reactor again), and registering a source fails.
+    pub(crate) fn shutdown(&self) {
+        let mut wakers = Vec::new();
+        {
+            let sources = self.sources.lock();
+            // Relaxed: read under this lock (`register`).
+            self.is_shut_down.store(true, Relaxed);
+            for (_, io) in sources.iter() {
+                io.set_readiness(SHUTDOWN, &mut wakers);
+            }
+        }
+        wakers.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -542,7 +586,8 @@ impl Registration {
         let unit = std::task::ready!(coop::poll_proceed(cx));
         let mut stale = None;
         loop {
-            let event = std::task::ready!(self.io.poll_ready(cx, direction, stale));
+            let event =
+                std::task::ready!(self.io.poll_ready(cx, direction, stale)).or_shut_down()?;
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear(event);
@@ -574,7 +619,8 @@ impl Registration {
         let unit = std::task::ready!(coop::poll_proceed(cx));
         let mut stale = None;
         loop {
-            let event = std::task::ready!(self.io.poll_ready(cx, direction, stale));
+            let event =
+                std::task::ready!(self.io.poll_ready(cx, direction, stale)).or_shut_down()?;
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear(event);
@@ -595,26 +641,25 @@ impl Registration {
 
     /// Waits until the source is ready in `direction`. Takes a unit of the
     /// task's budget when ready (`task::coop`).
-    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, direction: Direction) -> Poll<()> {
-        let unit = std::task::ready!(coop::poll_proceed(cx));
-        let ready = std::task::ready!(self.io.poll_ready(cx, direction, None));
-        unit.made_progress();
-        let _ = ready;
-        Poll::Ready(())
+    pub(crate) fn poll_ready(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+    ) -> Poll<io::Result<()>> {
+        self.poll_ready_event(cx, direction).map_ok(|_| ())
     }
 
     /// Waits until the source is ready in `direction`; returns what was
     /// seen, for [`clear`](Registration::clear).
-    #[cfg(unix)]
     pub(crate) fn poll_ready_event(
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
-    ) -> Poll<ReadyEvent> {
+    ) -> Poll<io::Result<ReadyEvent>> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
         let event = std::task::ready!(self.io.poll_ready(cx, direction, None));
         unit.made_progress();
-        Poll::Ready(event)
+        Poll::Ready(event.or_shut_down())
     }
 
     /// Clears the readiness `event` saw, unless a newer event arrived.

@@ -168,7 +168,8 @@ impl TcpStream {
         let stream = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)?;
         // A non-blocking connect completes when the socket is writable;
         // then it either has an error or a peer.
-        std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write)).await;
+        std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write))
+            .await?;
         if let Some(err) = stream.io.source().take_error()? {
             return Err(err);
         }

@@ -153,7 +153,8 @@ impl UnixStream {
     pub async fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let addr = socket_addr(path.as_ref())?;
         let stream = UnixStream::from_mio(mio::net::UnixStream::connect_addr(&addr)?)?;
-        std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write)).await;
+        std::future::poll_fn(|cx| stream.io.registration().poll_ready(cx, Direction::Write))
+            .await?;
         if let Some(err) = stream.io.source().take_error()? {
             return Err(err);
         }

@@ -33,6 +33,10 @@
 //!    runtime polled from then on (by a `block_on` thread, another
 //!    runtime's task, a blocking closure still running) panics instead of
 //!    waiting forever. Dropping one still works.
+//! 5. The I/O reactor shuts down (`Reactor::shutdown`), after the wait:
+//!    the tasks (of other runtimes) waiting on its sockets are woken, and
+//!    every operation on them, or registration with it, fails with an
+//!    error from then on.
 
 mod block_on;
 mod builder;
@@ -516,6 +520,7 @@ impl Runtime {
         if exited {
             inner.time.shutdown();
         }
+        inner.reactor.shutdown();
     }
 }
 
