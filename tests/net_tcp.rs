@@ -332,3 +332,42 @@ fn a_task_woken_by_io_on_an_idle_runtime_is_watched() {
     assert!(detected, "the spinning task was never detected");
     assert!(rt.block_on(reader).unwrap());
 }
+
+/// The socket options and the descriptor tokio's `TcpStream` offers: TTL,
+/// linger, `peek` (the data stays queued for the next read), and
+/// `AsRawFd`/`AsFd`, through which `socket2` reads the same option.
+#[test]
+fn options_peek_and_the_descriptor() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let rt = wq::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+
+        client.set_ttl(42).unwrap();
+        assert_eq!(client.ttl().unwrap(), 42);
+        client.set_linger(Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(client.linger().unwrap(), Some(Duration::from_secs(3)));
+        client.set_nodelay(true).unwrap();
+        let by_fd = socket2::SockRef::from(&client);
+        assert!(by_fd.tcp_nodelay().unwrap());
+        assert_eq!(by_fd.ttl_v4().unwrap(), 42);
+        assert_eq!(client.as_raw_fd(), client.as_fd().as_raw_fd());
+        assert_ne!(listener.as_raw_fd(), client.as_raw_fd());
+
+        client.write_all(b"peek me").await.unwrap();
+        let mut peeked = [0; 7];
+        let mut n = 0;
+        while n < 7 {
+            n = server.peek(&mut peeked).await.unwrap();
+        }
+        let mut read = [0; 7];
+        server.read_exact(&mut read).await.unwrap();
+        assert_eq!(&peeked, b"peek me");
+        assert_eq!(&read, b"peek me");
+    });
+    assert!(rt.metrics().num_workers() >= 1);
+}

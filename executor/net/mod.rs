@@ -161,6 +161,27 @@ impl<S: Source> Drop for PollEvented<S> {
     }
 }
 
+/// `AsRawFd` and `AsFd` for a socket type wrapping a `PollEvented`, as
+/// tokio's have (to set options through `socket2::SockRef`, say).
+macro_rules! as_fd {
+    ($($socket:ty),+) => {$(
+        #[cfg(unix)]
+        impl std::os::fd::AsRawFd for $socket {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(self.io.source())
+            }
+        }
+
+        #[cfg(unix)]
+        impl std::os::fd::AsFd for $socket {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.io.source())
+            }
+        }
+    )+};
+}
+pub(crate) use as_fd;
+
 /// The reactor of the current runtime.
 #[track_caller]
 fn current_reactor() -> Arc<Reactor> {

@@ -215,9 +215,59 @@ impl TcpStream {
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.io.source().set_nodelay(nodelay)
     }
+
+    /// The time-to-live of the packets sent (`IP_TTL`).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.io.source().ttl()
+    }
+
+    /// Sets the time-to-live of the packets sent (`IP_TTL`).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.io.source().set_ttl(ttl)
+    }
+
+    /// How long a close waits for unsent data (`SO_LINGER`); `None` if it
+    /// does not wait.
+    #[cfg(unix)]
+    pub fn linger(&self) -> io::Result<Option<std::time::Duration>> {
+        socket2::SockRef::from(self.io.source()).linger()
+    }
+
+    /// Sets how long a close waits for unsent data (`SO_LINGER`).
+    #[cfg(unix)]
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        socket2::SockRef::from(self.io.source()).set_linger(linger)
+    }
+
+    /// Reads received data without taking it off the socket's queue:
+    /// the next read returns it again. Waits until some is there.
+    ///
+    /// ```
+    /// # wq::Runtime::new().unwrap().block_on(async {
+    /// use futures::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let listener = wq::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// let mut client = wq::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    /// let (mut server, _) = listener.accept().await.unwrap();
+    /// client.write_all(b"hello").await.unwrap();
+    /// let mut peeked = [0; 5];
+    /// let n = server.peek(&mut peeked).await.unwrap();
+    /// let mut read = [0; 5];
+    /// server.read_exact(&mut read[..n]).await.unwrap();
+    /// assert_eq!(peeked[..n], read[..n]);
+    /// # });
+    /// ```
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| {
+            self.io
+                .poll_op(cx, Direction::Read, |source| source.peek(buf))
+        })
+        .await
+    }
 }
 
 super::split::byte_stream!(TcpStream, SocketAddr);
+super::as_fd!(TcpListener, TcpStream);
 
 impl fmt::Debug for TcpStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

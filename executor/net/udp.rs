@@ -160,3 +160,5 @@ impl fmt::Debug for UdpSocket {
         self.io.source().fmt(f)
     }
 }
+
+super::as_fd!(UdpSocket);

@@ -203,6 +203,7 @@ impl UnixStream {
 }
 
 super::split::byte_stream!(UnixStream, SocketAddr);
+super::as_fd!(UnixListener, UnixStream);
 
 /// The address `path` names: the abstract one of the bytes after a leading
 /// NUL byte on Linux and Android, else the socket file's.

@@ -42,6 +42,20 @@ impl fmt::Display for TryCurrentError {
 
 impl std::error::Error for TryCurrentError {}
 
+impl TryCurrentError {
+    /// Whether no runtime was current on the thread: always, the only
+    /// reason [`Handle::try_current`] fails (tokio's also fails while the
+    /// thread's locals are being destroyed).
+    ///
+    /// ```
+    /// let err = wq::Handle::try_current().unwrap_err();
+    /// assert!(err.is_missing_context());
+    /// ```
+    pub fn is_missing_context(&self) -> bool {
+        true
+    }
+}
+
 /// Makes a runtime current on this thread until dropped; see
 /// [`Handle::enter`].
 #[must_use = "the runtime is current only while the guard lives"]

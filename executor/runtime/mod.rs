@@ -428,6 +428,16 @@ impl Runtime {
         &self.handle
     }
 
+    /// Figures about the runtime, read now; see [`Handle::metrics`].
+    ///
+    /// ```
+    /// let rt = wq::Builder::new().workers(2).build().unwrap();
+    /// assert!(rt.metrics().num_workers() >= 1);
+    /// ```
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        self.handle.metrics()
+    }
+
     /// Makes the runtime current on this thread; see [`Handle::enter`].
     pub fn enter(&self) -> EnterGuard<'_> {
         self.handle.enter()
