@@ -119,7 +119,7 @@ async fn demo_load() {
         // Blocks without saying so: the monitor finds it.
         sleepy.spawn(async { std::thread::sleep(Duration::from_millis(20)) });
         annotated.spawn(async { wq::blocking(|| std::thread::sleep(Duration::from_millis(30))) });
-        if round % 20 == 0 {
+        if round.is_multiple_of(20) {
             // 50 ms of spinning in one poll: a CPU hog, reported and counted.
             hogs.spawn(async {
                 let start = Instant::now();

@@ -156,7 +156,7 @@ fn last_level_cache(dir: &Path) -> Option<String> {
         }
         let level: u32 = read_text(&index.join("level"))?.parse().ok()?;
         let shared = read_text(&index.join("shared_cpu_list"))?;
-        if best.as_ref().map_or(true, |(l, _)| level > *l) {
+        if best.as_ref().is_none_or(|(l, _)| level > *l) {
             best = Some((level, shared));
         }
     }

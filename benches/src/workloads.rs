@@ -658,7 +658,7 @@ pub fn grouped(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -1233,7 +1233,7 @@ mod tests {
             .all(|&o| (SLEEP_MIN..=SLEEP_MAX).contains(&o)));
         let mean = offsets.iter().sum::<Duration>() / NUM_SLEEPS as u32;
         let mid = (SLEEP_MIN + SLEEP_MAX) / 2;
-        let off = if mean > mid { mean - mid } else { mid - mean };
+        let off = mean.abs_diff(mid);
         assert!(off < Duration::from_millis(1), "mean offset {mean:?}");
     }
 }

@@ -539,7 +539,7 @@ impl Local {
     fn next_task(&self) -> Option<Runnable> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % INJECTOR_INTERVAL == 0 {
+        if tick.is_multiple_of(INJECTOR_INTERVAL) {
             self.shared.timers().process();
             self.shared.poll_io_now();
             self.shared.tick_observer(self.queue.get());
