@@ -8,7 +8,13 @@
 //!
 //! - `pending`: queued and not started (a task exists for it, or it is to
 //!   be spawned again when the current run ends: `requeue`);
-//! - `running`: a run is in progress.
+//! - `running`: a run is in progress;
+//! - `canceling`: `cancel_sync` calls in progress (the kernel's
+//!   `WORK_OFFQ_CANCELING`). While it is not zero, queueing fails (`queue`,
+//!   `queue_after` and `modify` return false) and a run that ends spawns
+//!   no next run: an item that re-queues itself from its own run is
+//!   stopped too, and `cancel_sync` returns with the item neither pending
+//!   nor running.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -73,6 +79,8 @@ struct WorkState {
     requeue: Option<(Workqueue, Option<Duration>)>,
     /// Runs finished so far.
     completed: u64,
+    /// `cancel_sync` calls in progress: queueing fails while not zero.
+    canceling: usize,
     /// `flush` and `cancel_sync` callers.
     waiters: Vec<Waker>,
 }
@@ -93,8 +101,9 @@ impl Work {
     }
 
     /// Queues the item on `queue`. Returns false, and does nothing, if it is
-    /// already pending. If it is running, it runs again once the current run
-    /// ends (never twice at once).
+    /// already pending, or while a [`cancel_sync`](Work::cancel_sync) is in
+    /// progress. If it is running, it runs again once the current run ends
+    /// (never twice at once).
     ///
     /// # Panics
     ///
@@ -112,19 +121,15 @@ impl Work {
 
     /// Cancels the pending run, if any, and waits until no run is in
     /// progress. Returns whether one was pending.
+    ///
+    /// Until it returns, queueing the item fails, so a run that re-queues
+    /// itself is stopped as well: on return the item is neither pending
+    /// nor running (the kernel's `cancel_work_sync`). Not to be awaited
+    /// from the item's own run, which it would wait for.
     pub async fn cancel_sync(&self) -> bool {
+        let canceling = Canceling::new(&self.inner);
         let was_pending = self.inner.cancel();
-        let inner = self.inner.clone();
-        std::future::poll_fn(move |cx| {
-            let mut state = inner.state.lock();
-            if state.running {
-                state.waiters.push(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
+        std::future::poll_fn(|cx| canceling.poll_idle(cx)).await;
         was_pending
     }
 
@@ -166,7 +171,7 @@ impl WorkInner {
         let (was_pending, stale, spawn) = {
             let mut state = self.state.lock();
             let was_pending = state.pending;
-            if was_pending && !modify {
+            if state.canceling > 0 || (was_pending && !modify) {
                 return false;
             }
             let stale = state.queued.take();
@@ -248,6 +253,44 @@ impl WorkInner {
     }
 }
 
+/// A `cancel_sync` in progress: counted in `canceling` from its creation to
+/// its drop (the future may be dropped before it completes).
+struct Canceling<'a> {
+    inner: &'a WorkInner,
+}
+
+impl<'a> Canceling<'a> {
+    fn new(inner: &'a WorkInner) -> Canceling<'a> {
+        inner.state.lock().canceling += 1;
+        Canceling { inner }
+    }
+
+    /// Ready once the item is neither pending nor running. A run pending
+    /// here was queued before the cancel began (a queueing that started
+    /// before it and spawned after): it is cancelled again.
+    fn poll_idle(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        loop {
+            let mut state = self.inner.state.lock();
+            if state.pending {
+                drop(state);
+                self.inner.cancel();
+                continue;
+            }
+            if state.running {
+                state.waiters.push(cx.waker().clone());
+                return Poll::Pending;
+            }
+            return Poll::Ready(());
+        }
+    }
+}
+
+impl Drop for Canceling<'_> {
+    fn drop(&mut self) {
+        self.inner.state.lock().canceling -= 1;
+    }
+}
+
 /// Dropped with the task of a run: if the run never started (the task was
 /// aborted, or the runtime shut down) and is still the pending one, the item
 /// is no longer pending.
@@ -286,7 +329,14 @@ impl Drop for EndRun {
             let mut state = inner.state.lock();
             state.running = false;
             state.completed += 1;
-            let requeue = state.requeue.take().map(|(queue, delay)| {
+            let mut requeue = state.requeue.take();
+            // A `cancel_sync` in progress: no next run (its `cancel` took
+            // the requeue of the time, and queueing fails since; this holds
+            // whatever the order).
+            if state.canceling > 0 && requeue.take().is_some() {
+                state.pending = false;
+            }
+            let requeue = requeue.map(|(queue, delay)| {
                 state.ticket += 1;
                 (queue, delay, state.ticket)
             });
@@ -331,14 +381,16 @@ impl DelayedWork {
     }
 
     /// Queues the item on `queue` once `delay` has passed. Returns false,
-    /// and does nothing, if it is already pending.
+    /// and does nothing, if it is already pending, or while a
+    /// [`cancel_sync`](DelayedWork::cancel_sync) is in progress.
     pub fn queue_after(&self, queue: &Workqueue, delay: Duration) -> bool {
         self.work.inner.queue(queue, Some(delay), false)
     }
 
     /// Queues the item on `queue` after `delay` whether or not it is
     /// pending, replacing the pending run's timer (`mod_delayed_work`).
-    /// Returns whether it was pending.
+    /// Returns whether it was pending; false, doing nothing, while a
+    /// [`cancel_sync`](DelayedWork::cancel_sync) is in progress.
     pub fn modify(&self, queue: &Workqueue, delay: Duration) -> bool {
         self.work.inner.queue(queue, Some(delay), true)
     }
@@ -350,6 +402,9 @@ impl DelayedWork {
     }
 
     /// Cancels the pending run and waits until no run is in progress.
+    /// Returns whether one was pending. Until it returns, queueing the item
+    /// fails, so a run that re-arms its own timer is stopped as well: on
+    /// return the item is neither pending nor running.
     pub async fn cancel_sync(&self) -> bool {
         self.work.cancel_sync().await
     }

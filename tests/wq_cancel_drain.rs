@@ -1,0 +1,143 @@
+//! Work items and drains at their edges: `cancel_sync` on an item that
+//! re-queues itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+/// A `Work` or a `DelayedWork`, for the tests that hold for both.
+#[derive(Clone)]
+enum Item {
+    Work(wq::Work),
+    Delayed(wq::DelayedWork),
+}
+
+impl Item {
+    /// Queues the item (a `DelayedWork` after 1 ms).
+    fn queue(&self, queue: &wq::Workqueue) -> bool {
+        match self {
+            Item::Work(work) => work.queue(queue),
+            Item::Delayed(work) => work.queue_after(queue, Duration::from_millis(1)),
+        }
+    }
+
+    async fn cancel_sync(&self) -> bool {
+        match self {
+            Item::Work(work) => work.cancel_sync().await,
+            Item::Delayed(work) => work.cancel_sync().await,
+        }
+    }
+
+    fn is_pending(&self) -> bool {
+        match self {
+            Item::Work(work) => work.is_pending(),
+            Item::Delayed(work) => work.is_pending(),
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        match self {
+            Item::Work(work) => work.is_running(),
+            Item::Delayed(work) => work.is_running(),
+        }
+    }
+}
+
+/// What a self-re-queueing item records.
+#[derive(Default)]
+struct Log {
+    /// Runs started.
+    runs: AtomicUsize,
+    /// What each run's own re-queueing returned.
+    requeued: Mutex<Vec<bool>>,
+}
+
+/// An item (`delayed` or not) whose every run counts itself, waits for a
+/// permit of `gate` and re-queues itself on `target`.
+fn requeueing_item(delayed: bool, target: wq::Workqueue, gate: Arc<Semaphore>) -> (Item, Arc<Log>) {
+    let log = Arc::new(Log::default());
+    let me: Arc<OnceLock<Item>> = Arc::new(OnceLock::new());
+    let run = {
+        let (log, me) = (log.clone(), me.clone());
+        move || {
+            let (log, me, target, gate) = (log.clone(), me.clone(), target.clone(), gate.clone());
+            async move {
+                log.runs.fetch_add(1, SeqCst);
+                gate.acquire().await.unwrap().forget();
+                let requeued = me.get().unwrap().queue(&target);
+                log.requeued.lock().unwrap().push(requeued);
+            }
+        }
+    };
+    let item = if delayed {
+        Item::Delayed(wq::DelayedWork::new(run))
+    } else {
+        Item::Work(wq::Work::new(run))
+    };
+    assert!(me.set(item.clone()).is_ok());
+    (item, log)
+}
+
+/// Waits until `log` counts `n` runs started.
+async fn runs_reach(log: &Log, n: usize) {
+    while log.runs.load(SeqCst) < n {
+        wq::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// `cancel_sync` on an item whose run re-queues itself: while the cancel
+/// waits for the run, every queueing fails (the run's own and anyone
+/// else's), and on return the item is neither pending nor running and
+/// does not run again; afterwards it can be queued as before.
+async fn cancel_sync_stops_a_self_requeueing_item(delayed: bool) {
+    let queue = wq::Workqueue::builder("requeueing").build().unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let (item, log) = requeueing_item(delayed, queue.clone(), gate.clone());
+    assert!(item.queue(&queue));
+    runs_reach(&log, 1).await;
+    let mut cancel = std::pin::pin!(item.cancel_sync());
+    assert!(
+        futures::poll!(cancel.as_mut()).is_pending(),
+        "cancel_sync returned while a run was in progress"
+    );
+    assert!(!item.queue(&queue), "queued while a cancel_sync waits");
+    gate.add_permits(1);
+    assert!(!cancel.await, "nothing was pending");
+    let (pending, running) = (item.is_pending(), item.is_running());
+    wq::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        (pending, running, log.runs.load(SeqCst)),
+        (false, false, 1),
+        "after cancel_sync: (pending, running, runs)"
+    );
+    assert_eq!(
+        *log.requeued.lock().unwrap(),
+        vec![false],
+        "the run re-queued itself during cancel_sync"
+    );
+
+    // The cancel is over: the item queues again, and re-queues itself.
+    assert!(item.queue(&queue));
+    runs_reach(&log, 2).await;
+    gate.add_permits(1);
+    runs_reach(&log, 3).await;
+    assert_eq!(*log.requeued.lock().unwrap(), vec![false, true]);
+    let mut cancel = std::pin::pin!(item.cancel_sync());
+    assert!(futures::poll!(cancel.as_mut()).is_pending());
+    gate.add_permits(1);
+    cancel.await;
+    assert!(!item.is_pending() && !item.is_running());
+    assert_eq!(*log.requeued.lock().unwrap(), vec![false, true, false]);
+}
+
+#[wq::test(workers = 2)]
+async fn work_cancel_sync_stops_a_self_requeueing_item() {
+    cancel_sync_stops_a_self_requeueing_item(false).await;
+}
+
+#[wq::test(workers = 2)]
+async fn delayed_work_cancel_sync_stops_a_self_requeueing_item() {
+    cancel_sync_stops_a_self_requeueing_item(true).await;
+}
