@@ -1,10 +1,13 @@
-//! Work items and drains at their edges: `cancel_sync` on an item that
-//! re-queues itself.
+//! Work items at their edges: `cancel_sync` on an item that re-queues
+//! itself, and a run re-queued on a queue that is draining.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use tokio::sync::Semaphore;
 
 /// A `Work` or a `DelayedWork`, for the tests that hold for both.
@@ -27,6 +30,13 @@ impl Item {
         match self {
             Item::Work(work) => work.cancel_sync().await,
             Item::Delayed(work) => work.cancel_sync().await,
+        }
+    }
+
+    fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
+        match self {
+            Item::Work(work) => Box::pin(work.flush()) as Pin<Box<dyn Future<Output = ()> + Send>>,
+            Item::Delayed(work) => Box::pin(work.flush()),
         }
     }
 
@@ -55,8 +65,14 @@ struct Log {
 }
 
 /// An item (`delayed` or not) whose every run counts itself, waits for a
-/// permit of `gate` and re-queues itself on `target`.
-fn requeueing_item(delayed: bool, target: wq::Workqueue, gate: Arc<Semaphore>) -> (Item, Arc<Log>) {
+/// permit of `gate`, re-queues itself on `target` and, if `panics`, then
+/// panics.
+fn requeueing_item(
+    delayed: bool,
+    target: wq::Workqueue,
+    gate: Arc<Semaphore>,
+    panics: bool,
+) -> (Item, Arc<Log>) {
     let log = Arc::new(Log::default());
     let me: Arc<OnceLock<Item>> = Arc::new(OnceLock::new());
     let run = {
@@ -68,6 +84,9 @@ fn requeueing_item(delayed: bool, target: wq::Workqueue, gate: Arc<Semaphore>) -
                 gate.acquire().await.unwrap().forget();
                 let requeued = me.get().unwrap().queue(&target);
                 log.requeued.lock().unwrap().push(requeued);
+                if panics {
+                    panic!("the work item's run failed");
+                }
             }
         }
     };
@@ -94,7 +113,7 @@ async fn runs_reach(log: &Log, n: usize) {
 async fn cancel_sync_stops_a_self_requeueing_item(delayed: bool) {
     let queue = wq::Workqueue::builder("requeueing").build().unwrap();
     let gate = Arc::new(Semaphore::new(0));
-    let (item, log) = requeueing_item(delayed, queue.clone(), gate.clone());
+    let (item, log) = requeueing_item(delayed, queue.clone(), gate.clone(), false);
     assert!(item.queue(&queue));
     runs_reach(&log, 1).await;
     let mut cancel = std::pin::pin!(item.cancel_sync());
@@ -140,4 +159,84 @@ async fn work_cancel_sync_stops_a_self_requeueing_item() {
 #[wq::test(workers = 2)]
 async fn delayed_work_cancel_sync_stops_a_self_requeueing_item() {
     cancel_sync_stops_a_self_requeueing_item(true).await;
+}
+
+/// Panics whose message names a draining workqueue, counted by a panic
+/// hook installed once for this test binary (no test here panics with
+/// such a message on purpose).
+fn drain_refusal_panics() -> usize {
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if message.contains("is draining") {
+                PANICS.fetch_add(1, SeqCst);
+            }
+            previous(info);
+        }));
+    });
+    PANICS.load(SeqCst)
+}
+
+/// A run that re-queues its item on another queue, which is draining by
+/// the time the run ends: the queue refuses the new run, which is
+/// cancelled (the item ends neither pending nor running, its flush and
+/// cancel_sync return), with no panic; the drain is not held up by it.
+async fn requeue_on_a_draining_queue(panics: bool) {
+    let before = drain_refusal_panics();
+    let home = wq::Workqueue::builder("home").build().unwrap();
+    let draining = wq::Workqueue::builder("drained").build().unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let (item, log) = requeueing_item(false, draining.clone(), gate.clone(), panics);
+    assert!(item.queue(&home));
+    runs_reach(&log, 1).await;
+
+    // `draining` stays busy, so its drain lasts.
+    let (release, released) = oneshot::channel::<()>();
+    let holder = draining.spawn(async move { released.await.unwrap() });
+    let drain = wq::spawn(draining.drain());
+    gate.add_permits(1);
+    wq::time::timeout(Duration::from_secs(10), item.flush())
+        .await
+        .expect("the flush of the run never returned");
+    assert!(!item.is_pending() && !item.is_running());
+    assert_eq!(
+        *log.requeued.lock().unwrap(),
+        vec![true],
+        "queued while running: the next run waits for this one"
+    );
+    assert!(
+        !item.cancel_sync().await,
+        "the refused run was still pending"
+    );
+    home.flush().await;
+
+    release.send(()).unwrap();
+    holder.await.unwrap();
+    drain.await.unwrap();
+    assert_eq!(log.runs.load(SeqCst), 1, "the refused run ran");
+    assert_eq!(
+        drain_refusal_panics(),
+        before,
+        "a refused re-queue panicked"
+    );
+}
+
+#[wq::test(workers = 2)]
+async fn requeue_on_a_draining_queue_is_cancelled() {
+    requeue_on_a_draining_queue(false).await;
+}
+
+/// The same when the run panics after re-queueing: the refusal happens
+/// while the run's panic unwinds, and must not panic again.
+#[wq::test(workers = 2)]
+async fn requeue_on_a_draining_queue_by_a_panicking_run_is_cancelled() {
+    requeue_on_a_draining_queue(true).await;
 }

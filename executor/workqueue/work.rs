@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::Workqueue;
+use super::{SpawnError, Workqueue};
+use crate::task::registry::SpawnMeta;
 use crate::task::AbortHandle;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -108,7 +109,10 @@ impl Work {
     /// # Panics
     ///
     /// If `queue` is draining and the caller is not one of its tasks (see
-    /// [`Workqueue::spawn`]).
+    /// [`Workqueue::spawn`]). Queued while it runs, the next run is spawned
+    /// when the current one ends: if `queue` is draining then (and is not
+    /// the queue of that run), the next run is cancelled instead, with a
+    /// warning.
     pub fn queue(&self, queue: &Workqueue) -> bool {
         self.inner.queue(queue, None, false)
     }
@@ -190,13 +194,23 @@ impl WorkInner {
             stale.abort();
         }
         if let Some(ticket) = spawn {
-            self.spawn(queue, delay, ticket);
+            if let Err(err) = self.spawn(queue, delay, ticket) {
+                panic!("{err}");
+            }
         }
         !modify || was_pending
     }
 
     /// Spawns the task for the run `ticket` and records it for `cancel`.
-    fn spawn(self: &Arc<Self>, queue: &Workqueue, delay: Option<Duration>, ticket: u64) {
+    /// If `queue` refuses it (it is draining), the run is cancelled: the
+    /// task's guard, dropped unspawned, clears `pending` and wakes the
+    /// waiters. Never panics, for `EndRun`'s sake.
+    fn spawn(
+        self: &Arc<Self>,
+        queue: &Workqueue,
+        delay: Option<Duration>,
+        ticket: u64,
+    ) -> Result<(), SpawnError> {
         // Captured by the task, so dropped with it even if it never runs.
         let guard = Unstarted {
             inner: self.clone(),
@@ -213,14 +227,12 @@ impl WorkInner {
             let _end = EndRun(inner.clone());
             (inner.f)().await;
         };
-        let handle = match delay {
-            None => queue.spawn(run),
-            Some(delay) => queue.spawn_after(delay, run),
-        };
+        let handle = super::spawn_on(&queue.handle, &queue.inner, run, delay, SpawnMeta::here())?;
         let mut state = self.state.lock();
         if state.pending && state.ticket == ticket && !state.running {
             state.queued = Some(handle.abort_handle());
         }
+        Ok(())
     }
 
     /// The task for `ticket` starts the pending run, unless it is stale.
@@ -319,7 +331,10 @@ impl Drop for Unstarted {
 }
 
 /// Ends a run, even if the closure panics or the task is aborted, and
-/// starts the run queued meanwhile.
+/// starts the run queued meanwhile. A destructor, perhaps running while the
+/// closure's panic unwinds: it must not panic. A next run that its queue
+/// refuses (a queue other than the one running this task, draining) is
+/// cancelled.
 struct EndRun(Arc<WorkInner>);
 
 impl Drop for EndRun {
@@ -343,7 +358,13 @@ impl Drop for EndRun {
             (requeue, std::mem::take(&mut state.waiters))
         };
         if let Some((queue, delay, ticket)) = requeue {
-            inner.spawn(&queue, delay, ticket);
+            if let Err(err) = inner.spawn(&queue, delay, ticket) {
+                tracing::warn!(
+                    workqueue = %queue.name(),
+                    "wq: a work item queued on `{}` while it ran was not run again: {err}",
+                    queue.name()
+                );
+            }
         }
         waiters.into_iter().for_each(Waker::wake);
     }
