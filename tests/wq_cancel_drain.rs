@@ -1,5 +1,6 @@
-//! Work items at their edges: `cancel_sync` on an item that re-queues
-//! itself, and a run re-queued on a queue that is draining.
+//! Work items and drains at their edges: `cancel_sync` on an item that
+//! re-queues itself, a run re-queued on a queue that is draining, and
+//! `drain` racing chained work.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -239,4 +240,43 @@ async fn requeue_on_a_draining_queue_is_cancelled() {
 #[wq::test(workers = 2)]
 async fn requeue_on_a_draining_queue_by_a_panicking_run_is_cancelled() {
     requeue_on_a_draining_queue(true).await;
+}
+
+/// A task of `queue` that spawns a chain of `depth` more, each from the
+/// one before.
+fn chain(queue: wq::Workqueue, depth: u32) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if depth > 0 {
+            let next = queue.clone();
+            drop(queue.spawn(chain(next, depth - 1)));
+        }
+    })
+}
+
+/// `drain` returns only once the queue is empty, chained work included:
+/// right after it (its future kept, so nothing from outside can be
+/// queued), every task queued has finished.
+#[wq::test(workers = 2)]
+async fn drain_waits_for_chained_work() {
+    let queue = wq::Workqueue::builder("chains")
+        .max_active(2048)
+        .build()
+        .unwrap();
+    let mut early = Vec::new();
+    for round in 0..1000 {
+        for _ in 0..8 {
+            drop(queue.spawn(chain(queue.clone(), 200)));
+        }
+        let mut drain = std::pin::pin!(queue.drain());
+        std::future::poll_fn(|cx| drain.as_mut().poll(cx)).await;
+        let stats = queue.stats();
+        if stats.total != stats.completed || stats.active != 0 {
+            early.push((round, stats.total - stats.completed, stats.active));
+        }
+    }
+    assert!(
+        early.is_empty(),
+        "drain returned with tasks in flight (round, not finished, active): {early:?}"
+    );
+    assert_eq!(queue.stats().total, 1000 * 8 * 201);
 }

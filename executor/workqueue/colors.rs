@@ -30,11 +30,24 @@
 //! and fences before it reads the counts, so a flush never sleeps through
 //! the drain it waits for. (The fences, not SeqCst accesses alone, are what
 //! loom can check.)
+//!
+//! A drain also reads `queued`, the tasks ever queued: a round reads it,
+//! closes the current colour, and ends the drain when that colour has
+//! drained and `queued` has not changed. So a task counts itself in
+//! `queued` only once its colour is fixed (Release, paired with the
+//! Acquire read in [`Colors::totals`]): a task that the round's read
+//! counts read its colour before the round's close, so it took a colour
+//! the round waits for. (Counted first, a task could take the next colour
+//! after the read, and the drain end with it in flight.) A task counted
+//! after the read changes `queued`, and chained work counts itself before
+//! its parent task finishes, so before the round sees the parent's colour
+//! drained.
 
 use crossbeam_utils::CachePadded;
 
 use crate::loom::atomic::{
-    fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+    fence, AtomicU32, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release, Ordering::SeqCst,
 };
 
 /// Colours in the ring: how many flushes may each wait on a different
@@ -138,12 +151,15 @@ impl Colors {
     /// short stay in the closed one may have held that flush up.
     pub(crate) fn enter(&self) -> (u64, bool) {
         let mut wake = false;
-        self.counts.queued.fetch_add(1, Relaxed);
         loop {
             let color = self.current.load(SeqCst);
             self.counts.in_flight[slot(color)].fetch_add(1, SeqCst);
             fence(SeqCst);
             if self.current.load(SeqCst) == color {
+                // Only now that the colour is fixed: a drain that sees this
+                // count sees a task of a colour it waits for (see the
+                // module's comment).
+                self.counts.queued.fetch_add(1, Release);
                 return (color, wake);
             }
             wake |= self.leave(color);
@@ -165,7 +181,9 @@ impl Colors {
     /// Tasks ever queued, and tasks queued and not finished now (each
     /// read on its own: a snapshot only when the queue is quiet).
     pub(crate) fn totals(&self) -> (u64, u64) {
-        let queued = self.counts.queued.load(Relaxed);
+        // Pairs with `enter`'s Release: the tasks counted here have read
+        // their colour already, before a close that follows this read.
+        let queued = self.counts.queued.load(Acquire);
         let pending = self
             .counts
             .in_flight

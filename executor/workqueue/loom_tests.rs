@@ -1,6 +1,7 @@
 //! Loom models of the flush colours (`colors.rs`): a task racing a flush's
-//! close, a task queued after the close, and a flush that has to wait for a
-//! colour to free (the ring has two colours under loom).
+//! close, a task queued after the close, a flush that has to wait for a
+//! colour to free (the ring has two colours under loom), and a drain racing
+//! a task's chained work.
 //!
 //! The queue lock is a loom mutex around the [`Ring`]; a waiter sleeps on a
 //! condvar, and the thread whose `leave` reports a drained colour with a
@@ -86,6 +87,31 @@ impl Queue {
                 return target;
             }
             locked = self.woken.wait(locked).unwrap();
+        }
+    }
+
+    /// `drain` (the `Waiter` of `WaitFor::Empty`): rounds of a flush, each
+    /// over when its colour has drained, the last one when no task was
+    /// queued since it began.
+    fn drain(&self) {
+        let mut locked = self.lock.lock().unwrap();
+        self.colors.waiters().fetch_add(1, SeqCst);
+        loop {
+            let queued = self.colors.totals().0;
+            let target = locked.ring.close(&self.colors);
+            loop {
+                let state = &mut *locked;
+                state.ring.try_close(target, &self.colors);
+                state.open = (self.colors.current() == target).then_some(target);
+                if state.ring.drained(&self.colors) > target {
+                    break;
+                }
+                locked = self.woken.wait(locked).unwrap();
+            }
+            if self.colors.totals().0 == queued {
+                self.colors.waiters().fetch_sub(1, SeqCst);
+                return;
+            }
         }
     }
 }
@@ -199,5 +225,33 @@ fn loom_colors_full_ring_closes_later() {
         first_task.join().unwrap();
         flush_a.join().unwrap();
         flush_b.join().unwrap();
+    });
+}
+
+/// A drain racing a task that queues a chained task and then finishes: the
+/// drain returns only after the chained task finished too, whichever colour
+/// it took (the round's close may come between its count in the tasks ever
+/// queued and its colour).
+#[test]
+fn loom_colors_drain_waits_for_chained_task() {
+    loom::model(|| {
+        let queue = Queue::new();
+        let chained_done = Arc::new(AtomicBool::new(false));
+        let parent = queue.enter();
+        let task = {
+            let (queue, chained_done) = (queue.clone(), chained_done.clone());
+            thread::spawn(move || {
+                let chained = queue.enter();
+                queue.leave(parent);
+                chained_done.store(true, SeqCst);
+                queue.leave(chained);
+            })
+        };
+        queue.drain();
+        assert!(
+            chained_done.load(SeqCst),
+            "drain returned before a chained task finished"
+        );
+        task.join().unwrap();
     });
 }

@@ -573,7 +573,9 @@ impl Future for Waiter {
                 WaitFor::Empty(None) => {
                     // A round: tasks queued from now on take a later colour;
                     // if none was queued by the time this one has drained,
-                    // the queue is empty.
+                    // the queue is empty. A task the total counts has its
+                    // colour already (`colors.rs`; the registry takes both
+                    // under one shard lock), so it is this one or earlier.
                     let queued = inner.totals().0;
                     this.kind = WaitFor::Empty(Some((state.ring.close(inner), queued)));
                     continue;
