@@ -89,14 +89,25 @@ impl<T: AsRawFd> AsyncFd<T> {
         self.inner.take().expect("present until into_inner")
     }
 
-    /// Waits until the descriptor may be readable.
+    /// Waits until the descriptor may be readable. Several tasks may wait
+    /// at once: each is woken by the event.
     pub async fn readable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
+        self.ready(Direction::Read).await
     }
 
-    /// Waits until the descriptor may be writable.
+    /// Waits until the descriptor may be writable. Several tasks may wait
+    /// at once: each is woken by the event.
     pub async fn writable(&self) -> io::Result<AsyncFdReadyGuard<'_, T>> {
-        std::future::poll_fn(|cx| self.poll_write_ready(cx)).await
+        self.ready(Direction::Write).await
+    }
+
+    async fn ready(&self, direction: Direction) -> io::Result<AsyncFdReadyGuard<'_, T>> {
+        let mut waiting = self.registration().waiting(direction);
+        let event = std::future::poll_fn(|cx| waiting.poll_ready(cx)).await?;
+        Ok(AsyncFdReadyGuard {
+            fd: self,
+            event: Some(event),
+        })
     }
 
     /// Polls for read readiness.

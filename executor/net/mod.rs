@@ -63,21 +63,25 @@ impl<S: Source> PollEvented<S> {
         &self.registration
     }
 
-    /// Waits until the source may be ready in `direction`.
+    /// Waits until the source may be ready in `direction`, in a place of
+    /// its own among the waiting tasks (several may wait at once).
     pub(crate) async fn ready(&self, direction: Direction) -> io::Result<()> {
-        std::future::poll_fn(|cx| self.registration.poll_ready(cx, direction)).await
+        let mut waiting = self.registration.waiting(direction);
+        std::future::poll_fn(|cx| waiting.poll_ready(cx).map_ok(|_| ())).await
     }
 
     /// Runs the non-blocking `op` on the source once it is ready in
-    /// `direction`, waiting again after each `WouldBlock`.
-    pub(crate) fn poll_op<R>(
+    /// `direction`, waiting again after each `WouldBlock`, for the future
+    /// of an async method: it waits in a place of its
+    /// own among the waiting tasks (several may wait at once, and each is
+    /// woken by the event), which it frees when it is dropped.
+    pub(crate) async fn op<R>(
         &self,
-        cx: &mut Context<'_>,
         direction: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
-    ) -> Poll<io::Result<R>> {
-        self.registration
-            .poll_io(cx, direction, || op(&self.source))
+    ) -> io::Result<R> {
+        let mut waiting = self.registration.waiting(direction);
+        std::future::poll_fn(|cx| waiting.poll_io(cx, || op(&self.source))).await
     }
 
     /// Runs the non-blocking `op` on the source without waiting.

@@ -148,42 +148,62 @@ impl Waiters {
     }
 }
 
-/// The tasks waiting in one direction, each once: several tasks may wait
-/// on one source (receivers sharing a UDP socket, acceptors sharing a
-/// listener), and an event wakes them all. The first waiter is kept inline,
-/// so the common case of one task per direction allocates nothing; more
-/// go to `more`, whose allocation is kept once it has one.
+/// The tasks waiting in one direction, as tokio keeps them: several tasks
+/// may wait on one source (receivers sharing a UDP socket, acceptors
+/// sharing a listener), and an event wakes them all.
 ///
-/// A task that polls again replaces its own entry (`Waker::will_wake`).
-/// Every entry is taken by the next event in its direction (or when the
-/// source or the runtime goes away), so the entry of a future dropped
-/// while it waited lasts until then, no longer.
+/// - The poll methods (`AsyncRead`/`AsyncWrite`, `poll_accept`,
+///   `poll_read_ready`...) share one slot per direction, whose waker each
+///   poll replaces: the caller of a poll method is one task at a time.
+/// - Each future of an async method (`recv_from`, `accept`, `readable`...)
+///   owns an entry ([`Waiting`]) from its first wait to its drop; a poll
+///   replaces the entry's waker.
+///
+/// So the list holds a waker per waiting future, never more, and none of
+/// a dropped one. An event takes the wakers and leaves the entries.
 #[derive(Debug, Default)]
 struct WakerList {
-    first: Option<Waker>,
-    /// Empty while `first` is `None`.
-    more: Vec<Waker>,
+    poll: Option<Waker>,
+    futures: Slab<Option<Waker>>,
 }
 
 impl WakerList {
-    /// Adds `waker`, unless the task it wakes is already waiting.
-    fn register(&mut self, waker: &Waker) {
-        match &mut self.first {
-            None => self.first = Some(waker.clone()),
-            Some(first) if first.will_wake(waker) => {}
-            Some(_) => {
-                if !self.more.iter().any(|more| more.will_wake(waker)) {
-                    self.more.push(waker.clone());
-                }
+    /// Puts `waker` in `waiter`'s place, replacing what was there.
+    fn register(&mut self, waiter: &mut Waiter, waker: &Waker) {
+        let place = match waiter {
+            Waiter::Poll => &mut self.poll,
+            Waiter::Entry(Some(key)) => &mut self.futures[*key],
+            Waiter::Entry(key @ None) => {
+                *key = Some(self.futures.insert(Some(waker.clone())));
+                return;
             }
+        };
+        match place {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *place = Some(waker.clone()),
         }
     }
 
-    /// Moves every waiter to `wakers`.
+    /// Moves every waiting task's waker to `wakers`.
     fn take_into(&mut self, wakers: &mut Vec<Waker>) {
-        wakers.extend(self.first.take());
-        wakers.append(&mut self.more);
+        wakers.extend(self.poll.take());
+        if !self.futures.is_empty() {
+            wakers.extend(
+                self.futures
+                    .iter_mut()
+                    .filter_map(|(_, waker)| waker.take()),
+            );
+        }
     }
+}
+
+/// Where a waiting task's waker goes (see [`WakerList`]).
+#[derive(Debug)]
+pub(crate) enum Waiter {
+    /// The poll methods' slot.
+    Poll,
+    /// A future's own entry, once it has waited.
+    Entry(Option<usize>),
 }
 
 impl ScheduledIo {
@@ -214,6 +234,7 @@ impl ScheduledIo {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        waiter: &mut Waiter,
         stale: Option<usize>,
     ) -> Poll<ReadyEvent> {
         let event = self.ready_in(direction);
@@ -221,7 +242,7 @@ impl ScheduledIo {
             return Poll::Ready(event);
         }
         let mut waiters = self.waiters.lock();
-        waiters.direction(direction).register(cx.waker());
+        waiters.direction(direction).register(waiter, cx.waker());
         // Re-checked under the lock (see `set_readiness`).
         let event = self.ready_in(direction);
         if event.is_ready(stale) {
@@ -248,6 +269,18 @@ impl ScheduledIo {
         let _ = self.readiness.fetch_update(AcqRel, Acquire, |word| {
             (word >> TICK_SHIFT == event.tick).then_some(word & !clearable)
         });
+    }
+
+    /// Frees a future's entry (the future is dropped).
+    fn remove(&self, direction: Direction, key: usize) {
+        let waker = self
+            .waiters
+            .lock()
+            .direction(direction)
+            .futures
+            .try_remove(key);
+        // Dropped unlocked: a task's last waker may drop its future.
+        drop(waker);
     }
 
     /// Wakes whoever waits (the source is going away).
@@ -581,13 +614,24 @@ impl Registration {
         &self,
         cx: &mut Context<'_>,
         direction: Direction,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.poll_io_as(cx, direction, &mut Waiter::Poll, op)
+    }
+
+    /// [`poll_io`](Registration::poll_io), waiting as `waiter`.
+    fn poll_io_as<R>(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        waiter: &mut Waiter,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
         let mut stale = None;
         loop {
-            let event =
-                std::task::ready!(self.io.poll_ready(cx, direction, stale)).or_shut_down()?;
+            let event = std::task::ready!(self.io.poll_ready(cx, direction, waiter, stale))
+                .or_shut_down()?;
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear(event);
@@ -620,7 +664,8 @@ impl Registration {
         let mut stale = None;
         loop {
             let event =
-                std::task::ready!(self.io.poll_ready(cx, direction, stale)).or_shut_down()?;
+                std::task::ready!(self.io.poll_ready(cx, direction, &mut Waiter::Poll, stale))
+                    .or_shut_down()?;
             match op() {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     self.io.clear(event);
@@ -656,10 +701,31 @@ impl Registration {
         cx: &mut Context<'_>,
         direction: Direction,
     ) -> Poll<io::Result<ReadyEvent>> {
+        self.poll_ready_as(cx, direction, &mut Waiter::Poll)
+    }
+
+    /// [`poll_ready_event`](Registration::poll_ready_event), waiting as
+    /// `waiter`.
+    fn poll_ready_as(
+        &self,
+        cx: &mut Context<'_>,
+        direction: Direction,
+        waiter: &mut Waiter,
+    ) -> Poll<io::Result<ReadyEvent>> {
         let unit = std::task::ready!(coop::poll_proceed(cx));
-        let event = std::task::ready!(self.io.poll_ready(cx, direction, None));
+        let event = std::task::ready!(self.io.poll_ready(cx, direction, waiter, None));
         unit.made_progress();
         Poll::Ready(event.or_shut_down())
+    }
+
+    /// An entry of its own among the tasks waiting in `direction`, for one
+    /// future of an async method (see [`WakerList`]); freed on drop.
+    pub(crate) fn waiting(&self, direction: Direction) -> Waiting<'_> {
+        Waiting {
+            registration: self,
+            direction,
+            waiter: Waiter::Entry(None),
+        }
     }
 
     /// Clears the readiness `event` saw, unless a newer event arrived.
@@ -691,6 +757,42 @@ impl Registration {
     /// Removes `source` from the reactor's poller.
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
         self.reactor.registry.deregister(source)
+    }
+}
+
+/// One future's place among the tasks waiting on a source in one
+/// direction (see [`WakerList`]): taken at its first wait, freed when it is
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct Waiting<'a> {
+    registration: &'a Registration,
+    direction: Direction,
+    waiter: Waiter,
+}
+
+impl Waiting<'_> {
+    /// [`Registration::poll_io`], waiting in this entry.
+    pub(crate) fn poll_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        self.registration
+            .poll_io_as(cx, self.direction, &mut self.waiter, op)
+    }
+
+    /// [`Registration::poll_ready_event`], waiting in this entry.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<ReadyEvent>> {
+        self.registration
+            .poll_ready_as(cx, self.direction, &mut self.waiter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Waiter::Entry(Some(key)) = self.waiter {
+            self.registration.io.remove(self.direction, key);
+        }
     }
 }
 
@@ -799,42 +901,76 @@ mod tests {
         registration.deregister(&mut source).unwrap();
     }
 
-    /// Every task waiting in a direction is woken by an event, once
-    /// however often it polled, and the event takes every entry.
+    /// Every future waiting in a direction is woken by an event, once
+    /// however often it polled, and so is the last poll-method caller; the
+    /// event takes the wakers and leaves the futures' entries, which go
+    /// when the futures drop. The poll methods' slot holds one waker, the
+    /// last poll's.
     #[test]
-    fn an_event_wakes_every_waiter_once_and_takes_their_entries() {
+    fn an_event_wakes_every_waiting_future_and_the_last_poll() {
         let reactor = Arc::new(Reactor::new().unwrap());
         let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         b.set_nonblocking(true).unwrap();
         let mut b = mio::net::UnixStream::from_std(b);
         let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
         let counters: Vec<Arc<CountingWaker>> =
-            (0..3).map(|_| Arc::new(CountingWaker::default())).collect();
+            (0..5).map(|_| Arc::new(CountingWaker::default())).collect();
         let wakers: Vec<Waker> = counters.iter().cloned().map(Waker::from).collect();
-        for waker in wakers.iter().chain(&wakers) {
+        // Three futures, each polled twice with its task's waker.
+        let mut futures: Vec<_> = (0..3)
+            .map(|_| registration.waiting(Direction::Read))
+            .collect();
+        for _ in 0..2 {
+            for (waiting, waker) in futures.iter_mut().zip(&wakers) {
+                let mut cx = Context::from_waker(waker);
+                assert!(waiting.poll_ready(&mut cx).is_pending());
+            }
+        }
+        // Two poll-method callers in turn: the second replaces the first.
+        for waker in &wakers[3..] {
             let mut cx = Context::from_waker(waker);
             assert!(registration
                 .poll_ready(&mut cx, Direction::Read)
                 .is_pending());
         }
-        {
+        let held = |registration: &super::Registration| {
             let waiters = registration.io.waiters.lock();
-            assert_eq!(
-                (waiters.reader.first.is_some(), waiters.reader.more.len()),
-                (true, 2)
-            );
-        }
+            let futures = waiters.reader.futures.iter().filter(|(_, w)| w.is_some());
+            (
+                waiters.reader.futures.len(),
+                futures.count(),
+                waiters.reader.poll.is_some(),
+            )
+        };
+        assert_eq!(held(&registration), (3, 3, true));
         a.write_all(b"hi").unwrap();
-        assert_eq!(reactor.turn(Some(Duration::from_secs(5))), 3);
+        assert_eq!(reactor.turn(Some(Duration::from_secs(5))), 4);
         let woken: Vec<usize> = counters.iter().map(|c| c.0.load(SeqCst)).collect();
-        assert_eq!(woken, [1, 1, 1]);
-        {
-            let waiters = registration.io.waiters.lock();
-            assert_eq!(
-                (waiters.reader.first.is_some(), waiters.reader.more.len()),
-                (false, 0)
-            );
+        assert_eq!(woken, [1, 1, 1, 0, 1]);
+        assert_eq!(held(&registration), (3, 0, false));
+        drop(futures);
+        assert_eq!(held(&registration), (0, 0, false));
+        registration.deregister(&mut b).unwrap();
+    }
+
+    /// A future dropped while it waits takes its waker with it: nothing of
+    /// its task stays behind until the next event.
+    #[test]
+    fn a_dropped_waiting_future_leaves_no_waker() {
+        let reactor = Arc::new(Reactor::new().unwrap());
+        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        let mut b = mio::net::UnixStream::from_std(b);
+        let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
+        let counter = Arc::new(CountingWaker::default());
+        for _ in 0..100 {
+            let waker = Waker::from(counter.clone());
+            let mut waiting = registration.waiting(Direction::Read);
+            assert!(waiting
+                .poll_ready(&mut Context::from_waker(&waker))
+                .is_pending());
         }
+        assert_eq!(Arc::strong_count(&counter), 1);
         registration.deregister(&mut b).unwrap();
     }
 

@@ -96,7 +96,11 @@ impl TcpListener {
     /// The OS error, for example `EMFILE` when the process is out of file
     /// descriptors; the listener stays usable.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        let (stream, addr) = self
+            .io
+            .op(Direction::Read, |source| source.accept())
+            .await?;
+        Ok((TcpStream::from_mio(stream)?, addr))
     }
 
     /// Polls for a new connection.
@@ -258,11 +262,7 @@ impl TcpStream {
     /// # });
     /// ```
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
-            self.io
-                .poll_op(cx, Direction::Read, |source| source.peek(buf))
-        })
-        .await
+        self.io.op(Direction::Read, |source| source.peek(buf)).await
     }
 }
 

@@ -81,27 +81,25 @@ impl UdpSocket {
 
     /// Sends `buf` to the connected peer; returns the bytes sent.
     pub async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Write, |s| s.send(buf))).await
+        self.io.op(Direction::Write, |s| s.send(buf)).await
     }
 
     /// Receives one datagram from the connected peer into `buf`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Read, |s| s.recv(buf))).await
+        self.io.op(Direction::Read, |s| s.recv(buf)).await
     }
 
     /// Sends `buf` to `target`.
     pub async fn send_to(&self, buf: &[u8], target: impl ToSocketAddrs) -> io::Result<usize> {
         let target = resolve_one(target)?;
-        std::future::poll_fn(|cx| {
-            self.io
-                .poll_op(cx, Direction::Write, |s| s.send_to(buf, target))
-        })
-        .await
+        self.io
+            .op(Direction::Write, |s| s.send_to(buf, target))
+            .await
     }
 
     /// Receives one datagram into `buf`; returns its length and sender.
     pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        std::future::poll_fn(|cx| self.io.poll_op(cx, Direction::Read, |s| s.recv_from(buf))).await
+        self.io.op(Direction::Read, |s| s.recv_from(buf)).await
     }
 
     /// Waits until a datagram may be there to receive.

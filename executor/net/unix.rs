@@ -105,7 +105,11 @@ impl UnixListener {
 
     /// Accepts a new connection.
     pub async fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+        let (stream, addr) = self
+            .io
+            .op(Direction::Read, |source| source.accept())
+            .await?;
+        Ok((UnixStream::from_mio(stream)?, addr))
     }
 
     /// Polls for a new connection.
