@@ -43,9 +43,9 @@ fn assert_shut_down_panic<T: std::fmt::Debug>(outcome: Option<Result<T, String>>
     }
 }
 
-#[test]
-fn a_sleep_in_block_on_while_the_runtime_is_dropped_panics() {
-    let rt = wq::Builder::new().workers(1).build().unwrap();
+/// A thread in `block_on` on a sleep of `rt` (registered) while `rt` is
+/// dropped: the sleep is woken and panics.
+fn sleep_in_block_on_while_dropped(rt: wq::Runtime) {
     let handle = rt.handle().clone();
     let (registered_tx, registered_rx) = mpsc::channel();
     let (tx, rx) = mpsc::channel();
@@ -66,25 +66,13 @@ fn a_sleep_in_block_on_while_the_runtime_is_dropped_panics() {
 }
 
 #[test]
+fn a_sleep_in_block_on_while_the_runtime_is_dropped_panics() {
+    sleep_in_block_on_while_dropped(wq::Builder::new().workers(1).build().unwrap());
+}
+
+#[test]
 fn a_sleep_in_current_thread_block_on_while_the_runtime_is_dropped_panics() {
-    let rt = wq::Builder::new_current_thread().build().unwrap();
-    let handle = rt.handle().clone();
-    let (registered_tx, registered_rx) = mpsc::channel();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handle.block_on(async {
-                let mut sleep = std::pin::pin!(sleep(Duration::from_secs(3600)));
-                assert!((&mut sleep).now_or_never().is_none());
-                registered_tx.send(()).unwrap();
-                sleep.await;
-            })
-        }));
-        let _ = tx.send(result.map_err(panic_text));
-    });
-    registered_rx.recv().unwrap();
-    drop(rt);
-    assert_shut_down_panic(rx.recv_timeout(Duration::from_secs(5)).ok());
+    sleep_in_block_on_while_dropped(wq::Builder::new_current_thread().build().unwrap());
 }
 
 #[test]

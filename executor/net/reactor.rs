@@ -820,6 +820,14 @@ mod tests {
         dispatch, Direction, Reactor, ScheduledIo, ERROR, READABLE, READ_CLOSED, SLOT_MASK,
     };
 
+    /// A connected pair: a blocking std end, and a non-blocking mio end to
+    /// register.
+    fn socket_pair() -> (std::os::unix::net::UnixStream, mio::net::UnixStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        b.set_nonblocking(true).unwrap();
+        (a, mio::net::UnixStream::from_std(b))
+    }
+
     #[derive(Default)]
     struct CountingWaker(AtomicUsize);
 
@@ -834,9 +842,7 @@ mod tests {
     #[test]
     fn readiness_wakes_the_reader_and_is_cleared_on_would_block() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut b = mio::net::UnixStream::from_std(b);
+        let (mut a, mut b) = socket_pair();
         let registration = reactor
             .register(&mut b, Interest::READABLE | Interest::WRITABLE)
             .unwrap();
@@ -867,10 +873,7 @@ mod tests {
     #[test]
     fn a_short_read_clears_readiness_and_a_full_one_keeps_it() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let b = mio::net::UnixStream::from_std(b);
-        let mut source = b;
+        let (mut a, mut source) = socket_pair();
         let registration = reactor.register(&mut source, Interest::READABLE).unwrap();
         let waker = Waker::from(Arc::new(CountingWaker::default()));
         let mut cx = Context::from_waker(&waker);
@@ -909,9 +912,7 @@ mod tests {
     #[test]
     fn an_event_wakes_every_waiting_future_and_the_last_poll() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut b = mio::net::UnixStream::from_std(b);
+        let (mut a, mut b) = socket_pair();
         let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
         let counters: Vec<Arc<CountingWaker>> =
             (0..5).map(|_| Arc::new(CountingWaker::default())).collect();
@@ -958,9 +959,7 @@ mod tests {
     #[test]
     fn a_dropped_waiting_future_leaves_no_waker() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut b = mio::net::UnixStream::from_std(b);
+        let (_a, mut b) = socket_pair();
         let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
         let counter = Arc::new(CountingWaker::default());
         for _ in 0..100 {
@@ -996,9 +995,7 @@ mod tests {
     #[test]
     fn poll_io_after_would_block_waits_for_a_newer_event() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut b = mio::net::UnixStream::from_std(b);
+        let (_a, mut b) = socket_pair();
         let registration = reactor.register(&mut b, Interest::READABLE).unwrap();
         let counter = Arc::new(CountingWaker::default());
         let waker = Waker::from(counter.clone());
@@ -1033,9 +1030,7 @@ mod tests {
     #[test]
     fn a_stale_token_does_not_reach_the_slot_s_new_source() {
         let reactor = Arc::new(Reactor::new().unwrap());
-        let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-        b.set_nonblocking(true).unwrap();
-        let mut b = mio::net::UnixStream::from_std(b);
+        let (_a, mut b) = socket_pair();
         let old = reactor.register(&mut b, Interest::READABLE).unwrap();
         let old_token = old.token();
         old.deregister(&mut b).unwrap();
