@@ -139,8 +139,10 @@ impl RuntimeMetrics {
     /// the order the pool lists its live workers) went to sleep on the idle
     /// list. Workers come and go (blocking adds some, idle ones are
     /// culled), so an index past the live workers reads 0 instead of
-    /// panicking as tokio's does; [`pools`](Self::pools) has totals that
-    /// include the workers gone.
+    /// panicking as tokio's does, and when a worker exits the ones after it
+    /// move down one index: the figure at an index is not one worker's
+    /// for good, and may go down. [`pools`](Self::pools) has totals that
+    /// include the workers gone, which only go up.
     pub fn worker_park_count(&self, worker: usize) -> u64 {
         let (live, _) = self.inner.pool.activity();
         live.get(worker).map_or(0, |figures| figures.parks)

@@ -54,16 +54,42 @@ fn thread_name_fn_with_a_nul_byte_or_a_panic_is_an_error() {
     );
 }
 
+/// An idle worker wakes every `idle_timeout` to see whether it may exit:
+/// below 1 ms the idle workers would spin.
 #[test]
-fn zero_idle_timeout_is_an_error() {
+fn a_zero_or_tiny_idle_timeout_is_an_error() {
     let msg = error_of(wq::Builder::new().idle_timeout(Duration::ZERO));
-    assert!(msg.contains("`idle_timeout`"), "{msg}");
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `idle_timeout`: must be at least 1ms, got 0ns"
+    );
+    let msg = error_of(wq::Builder::new().idle_timeout(Duration::from_nanos(1)));
+    assert_eq!(
+        msg,
+        "invalid wq::Builder setting `idle_timeout`: must be at least 1ms, got 1ns"
+    );
 }
 
+/// A stack the worker's own frames overflow (std rounds a tiny size up to
+/// 16 KiB) is refused at `build`, not found by a stack overflow.
 #[test]
-fn zero_stack_size_is_an_error() {
-    let msg = error_of(wq::Builder::new().thread_stack_size(0));
-    assert!(msg.contains("`thread_stack_size`"), "{msg}");
+fn a_zero_or_tiny_stack_size_is_an_error() {
+    for size in [0, 1, 16 * 1024] {
+        let msg = error_of(wq::Builder::new().thread_stack_size(size));
+        assert_eq!(
+            msg,
+            format!(
+                "invalid wq::Builder setting `thread_stack_size`: must be at least 64 KiB \
+                 (a worker's own frames need about half of that), got {size} bytes"
+            )
+        );
+    }
+    let rt = wq::Builder::new()
+        .workers(1)
+        .thread_stack_size(64 * 1024)
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(rt.spawn(async { 1 + 1 })).unwrap(), 2);
 }
 
 #[test]

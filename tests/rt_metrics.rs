@@ -189,3 +189,62 @@ fn json_dump_parses_and_has_every_column() {
         assert_eq!(ours["max_active"], 1024);
     });
 }
+
+/// The pool's totals count each worker once, live or gone: while workers
+/// are created (blocking tasks) and culled (a 20 ms idle timeout) over and
+/// over, a reader never sees the total park count or busy time go down.
+#[test]
+fn pool_totals_never_go_down_as_workers_come_and_go() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    let rt = wq::Builder::new()
+        .workers(1)
+        .max_workers(32)
+        .idle_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let metrics = rt.metrics();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = std::thread::spawn({
+        let metrics = metrics.clone();
+        let stop = stop.clone();
+        move || {
+            let (mut parks, mut busy, mut reads, mut drops) = (0, Duration::ZERO, 0u64, Vec::new());
+            while !stop.load(SeqCst) {
+                let pool = &metrics.pools()[0];
+                if pool.park_count < parks || pool.busy_duration < busy {
+                    drops.push(((parks, busy), (pool.park_count, pool.busy_duration)));
+                }
+                (parks, busy) = (pool.park_count, pool.busy_duration);
+                reads += 1;
+            }
+            (reads, drops)
+        }
+    });
+    for _ in 0..10 {
+        rt.block_on(async {
+            let blockers: Vec<_> = (0..8)
+                .map(|_| {
+                    wq::spawn(async {
+                        wq::blocking(|| std::thread::sleep(Duration::from_millis(50)))
+                    })
+                })
+                .collect();
+            for blocker in blockers {
+                blocker.await.unwrap();
+            }
+        });
+        // Long enough for the surplus workers to be culled.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, SeqCst);
+    let (reads, drops) = reader.join().unwrap();
+    let culled = metrics.pools()[0].threads_culled;
+    assert!(culled > 0, "no worker was culled: the test did not test");
+    assert!(reads > 0);
+    assert!(
+        drops.is_empty(),
+        "{culled} culled; the totals went down: {drops:?}"
+    );
+}

@@ -393,17 +393,14 @@ impl Pool {
     /// list, and the pool's totals (those of the workers gone included).
     pub(crate) fn activity(&self) -> (Vec<ActivityFigures>, ActivityFigures) {
         let epoch = self.shared.epoch;
-        let live: Vec<ActivityFigures> = self
-            .shared
-            .workers
-            .read()
-            .iter()
-            .map(|w| w.activity.read(epoch))
-            .collect();
+        // Under the list's lock, as a worker retires (`Shared::retire`).
+        let workers = self.shared.workers.read();
+        let live: Vec<ActivityFigures> = workers.iter().map(|w| w.activity.read(epoch)).collect();
         let mut total = ActivityFigures {
             parks: self.shared.retired_parks.load(Relaxed),
             busy: Duration::from_nanos(self.shared.retired_busy_ns.load(Relaxed)),
         };
+        drop(workers);
         for figures in &live {
             total.parks += figures.parks;
             total.busy += figures.busy;
@@ -575,7 +572,13 @@ impl Pool {
 
 impl Shared {
     /// A worker leaves the list: its figures go to the pool's totals.
-    fn retire_activity(&self, worker: &WorkerRef) {
+    /// Takes `worker` off the list of workers, its figures moving to the
+    /// retired totals under the list's lock: `Pool::activity`, which reads
+    /// both under it, counts the worker once, never zero times (totals only
+    /// go up).
+    fn retire(&self, worker: &WorkerRef) {
+        let mut workers = self.workers.write();
+        workers.retain(|w| w != worker);
         let figures = worker.activity.read(self.epoch);
         self.retired_parks.fetch_add(figures.parks, Relaxed);
         let busy = u64::try_from(figures.busy.as_nanos()).unwrap_or(u64::MAX);

@@ -163,19 +163,29 @@ pub(crate) struct WorkerShared {
 }
 
 /// What a worker did, for the metrics (tokio's `worker_park_count` and
-/// `worker_total_busy_duration`). Written only by the worker (Relaxed: the
-/// figures are independent counters), read by anyone. A worker is busy
-/// from the moment it leaves the idle list until it is back on it, so time
-/// inside `wq::blocking` or in a stuck poll counts as busy.
+/// `worker_total_busy_duration`). Written only by the worker, read by
+/// anyone. A worker is busy from the moment it leaves the idle list until
+/// it is back on it, so time inside `wq::blocking` or in a stuck poll
+/// counts as busy.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
-    /// Times the thread went to sleep on the idle list.
+    /// Times the thread went to sleep on the idle list (Relaxed: a
+    /// counter of its own).
     parks: AtomicU64,
+    /// The busy time, under a lock (uncontended but for a reader) so that
+    /// a reader never sees a spell both ended and still running, or
+    /// neither: read from two atomics, a busy time read as a spell ended
+    /// could come out larger than the next read.
+    busy: parking_lot::Mutex<Busy>,
+}
+
+#[derive(Debug, Default)]
+struct Busy {
     /// Busy time, up to the last time it went idle.
-    busy_ns: AtomicU64,
+    ns: u64,
     /// When the current busy spell started (nanoseconds since the pool's
     /// epoch, plus one), or 0 while idle.
-    busy_since: AtomicU64,
+    since: u64,
 }
 
 /// A worker's figures as read now.
@@ -187,15 +197,14 @@ pub(crate) struct ActivityFigures {
 
 impl Activity {
     fn busy_from(&self, epoch: Instant) {
-        let since = nanos_since(epoch).saturating_add(1);
-        self.busy_since.store(since, Relaxed);
+        self.busy.lock().since = nanos_since(epoch).saturating_add(1);
     }
 
     fn idle_from(&self, epoch: Instant) {
-        let since = self.busy_since.swap(0, Relaxed);
-        if since != 0 {
-            let busy = nanos_since(epoch).saturating_sub(since - 1);
-            self.busy_ns.fetch_add(busy, Relaxed);
+        let mut busy = self.busy.lock();
+        if busy.since != 0 {
+            busy.ns += nanos_since(epoch).saturating_sub(busy.since - 1);
+            busy.since = 0;
         }
     }
 
@@ -205,11 +214,13 @@ impl Activity {
 
     /// The figures now, the current busy spell included.
     pub(crate) fn read(&self, epoch: Instant) -> ActivityFigures {
-        let since = self.busy_since.load(Relaxed);
-        let mut busy = self.busy_ns.load(Relaxed);
-        if since != 0 {
-            busy += nanos_since(epoch).saturating_sub(since - 1);
-        }
+        let busy = {
+            let busy = self.busy.lock();
+            match busy.since {
+                0 => busy.ns,
+                since => busy.ns + nanos_since(epoch).saturating_sub(since - 1),
+            }
+        };
         ActivityFigures {
             parks: self.parks.load(Relaxed),
             busy: Duration::from_nanos(busy),
@@ -403,8 +414,7 @@ impl Drop for ExitGuard {
         } else {
             shared.culled.fetch_add(1, Relaxed);
         }
-        shared.workers.write().retain(|w| w != &self.me);
-        shared.retire_activity(&self.me);
+        shared.retire(&self.me);
         let last = {
             let mut alive = shared.alive.lock();
             *alive -= 1;
@@ -1153,8 +1163,7 @@ impl Drop for Leave {
         }
         // Timer role: only held while idle, and given up by then.
         local.me.activity.idle_from(shared.epoch);
-        shared.workers.write().retain(|w| w != &local.me);
-        shared.retire_activity(&local.me);
+        shared.retire(&local.me);
         shared.joined.fetch_sub(1, SeqCst);
         CURRENT.with(|c| *c.borrow_mut() = self.previous.take());
         // Its slot is free: a thread waiting to block on the pool may take it.

@@ -15,6 +15,14 @@ use crate::time::driver::Driver;
 use super::hooks::guarded;
 use super::{Runtime, RuntimeFlavor};
 
+/// The shortest `idle_timeout`: an idle worker wakes that often.
+const MIN_IDLE_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The smallest `thread_stack_size`: a worker's own frames (the pool's
+/// loop, a task's poll, the panic machinery) take about 32 KiB in a debug
+/// build.
+const MIN_STACK_SIZE: usize = 64 * 1024;
+
 /// The default cap on worker threads (blocked and idle ones included).
 pub const DEFAULT_MAX_WORKERS: usize = 512;
 
@@ -184,7 +192,8 @@ impl Builder {
 
     /// How long a worker stays idle before it may exit; the pool keeps at
     /// least two idle workers and culls only when idle ones exceed a quarter
-    /// of the busy ones (the kernel's rule). Default 300 s. Must be non-zero.
+    /// of the busy ones (the kernel's rule). Default 300 s. Must be at least
+    /// 1 ms.
     pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
         self.idle_timeout = timeout;
         self
@@ -223,8 +232,8 @@ impl Builder {
     }
 
     /// The stack size of worker threads, in bytes. Default: the standard
-    /// library's (2 MiB unless `RUST_MIN_STACK` says otherwise). Must be
-    /// non-zero.
+    /// library's (2 MiB unless `RUST_MIN_STACK` says otherwise). Must be at
+    /// least 64 KiB.
     pub fn thread_stack_size(mut self, size: usize) -> Builder {
         self.thread_stack_size = Some(size);
         self
@@ -494,8 +503,16 @@ impl Builder {
                 ),
             ));
         }
-        if self.idle_timeout.is_zero() {
-            return Err(invalid("idle_timeout", "must be greater than zero"));
+        if self.idle_timeout < MIN_IDLE_TIMEOUT {
+            // An idle worker wakes every `idle_timeout` to see whether it
+            // may exit: shorter, and idle workers would spin.
+            return Err(invalid(
+                "idle_timeout",
+                format!(
+                    "must be at least {MIN_IDLE_TIMEOUT:?}, got {:?}",
+                    self.idle_timeout
+                ),
+            ));
         }
         if let ThreadName::Fixed(name) = &self.thread_name {
             if name.is_empty() {
@@ -543,8 +560,14 @@ impl Builder {
                 format!("must be at least 1ms, got {:?}", self.create_cooldown),
             ));
         }
-        if self.thread_stack_size == Some(0) {
-            return Err(invalid("thread_stack_size", "must be greater than 0"));
+        if let Some(size) = self.thread_stack_size.filter(|&size| size < MIN_STACK_SIZE) {
+            return Err(invalid(
+                "thread_stack_size",
+                format!(
+                    "must be at least {} KiB (a worker's own frames need about half of that), got {size} bytes",
+                    MIN_STACK_SIZE / 1024
+                ),
+            ));
         }
         let thread_name: Arc<dyn Fn() -> String + Send + Sync> = match self.thread_name {
             ThreadName::Fixed(name) => Arc::new(move || name.clone()),
