@@ -103,6 +103,13 @@ impl hyper::rt::Timer for WqTimer {
         })
     }
 
+    /// The runtime's clock (paused, advanced or resumed as `wq::time`
+    /// says), from which hyper computes its deadlines, as hyper-util's
+    /// `TokioTimer` gives tokio's.
+    fn now(&self) -> Instant {
+        crate::time::Instant::now().into_std()
+    }
+
     fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
         match sleep.as_mut().downcast_mut_pin::<WqSleep>() {
             Some(ours) => ours

@@ -96,3 +96,18 @@ fn hyper_header_read_timeout_uses_wq_timers() {
         assert!(result.is_err(), "a connection without headers was served");
     });
 }
+
+/// hyper computes its deadlines as `timer.now() + d`: `WqTimer::now` is
+/// the runtime's clock, so they follow a paused and advanced one.
+#[wq::test(start_paused = true)]
+async fn the_hyper_timer_reads_the_runtime_clock() {
+    use hyper::rt::Timer;
+    wq::time::advance(Duration::from_secs(3600)).await;
+    let timer = WqTimer::new();
+    let start = wq::time::Instant::now();
+    assert_eq!(timer.now(), start.into_std());
+    timer
+        .sleep_until(timer.now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(wq::time::Instant::now() - start, Duration::from_secs(30));
+}

@@ -367,3 +367,52 @@ async fn resume_runs_on_from_the_frozen_instant() {
         "after 200 ms paused and an advance of 10 ms, the clock moved {passed:?}"
     );
 }
+
+/// A oneshot sent from a plain thread `after_ms` of real time from now: the
+/// runtime waits on something its timers know nothing of.
+fn sent_from_outside(after_ms: u64) -> futures::channel::oneshot::Receiver<()> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = tx.send(());
+    });
+    rx
+}
+
+/// A paused clock advances only to the deadlines of live timers: a sleep
+/// dropped after it registered, or a timeout whose future won, leaves the
+/// clock where it is while the runtime waits on a thread outside it (as
+/// tokio's).
+#[wq::test(start_paused = true)]
+async fn a_paused_clock_does_not_jump_to_a_cancelled_deadline() {
+    let start = Instant::now();
+    {
+        let mut dropped = std::pin::pin!(sleep(Duration::from_secs(3600)));
+        assert!(dropped.as_mut().now_or_never().is_none());
+    }
+    sent_from_outside(50).await.unwrap();
+    assert_eq!(Instant::now() - start, Duration::ZERO);
+    timeout(Duration::from_secs(86_400), wq::task::yield_now())
+        .await
+        .unwrap();
+    sent_from_outside(50).await.unwrap();
+    assert_eq!(Instant::now() - start, Duration::ZERO);
+}
+
+/// A sleep registered while the clock is paused fires in real time once
+/// the clock resumes: `resume` wakes the timer worker, which slept until
+/// nudged (without that, until its 300 s idle timeout).
+#[wq::test(start_paused = true, flavor = "multi_thread")]
+async fn a_sleep_fires_after_resume() {
+    let sleeper = wq::spawn(sleep(Duration::from_millis(50)));
+    // The sleeper registers and the workers go idle; this thread stays busy.
+    std::thread::sleep(Duration::from_millis(100));
+    wq::time::resume();
+    let resumed = std::time::Instant::now();
+    sleeper.await.unwrap();
+    let took = resumed.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the sleep fired {took:?} after resume"
+    );
+}

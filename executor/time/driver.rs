@@ -326,12 +326,7 @@ impl Driver {
             // timer worker would then sleep past its deadline). One that
             // inserts after this look locked its shard reads the `next`
             // stored above or later, and lowers it itself if it must.
-            let mut again = NONE;
-            for shard in self.shards.iter() {
-                if let Some(at) = shard.lock().next_expiration() {
-                    again = again.min(at);
-                }
-            }
+            let again = self.earliest_in_wheels();
             if again < next {
                 self.next.store(again, SeqCst);
                 // The timer worker may have computed its sleep from the
@@ -426,11 +421,35 @@ impl Driver {
         self.timer_worker.store(false, SeqCst);
     }
 
+    /// The earliest expiration the wheels hold (`NONE` if none), each
+    /// shard locked in turn.
+    fn earliest_in_wheels(&self) -> u64 {
+        self.shards
+            .iter()
+            .filter_map(|shard| shard.lock().next_expiration())
+            .min()
+            .unwrap_or(NONE)
+    }
+
     /// With the clock paused and the runtime idle: jump to the next deadline
     /// and fire what is due. Returns how many timers fired.
     pub(crate) fn auto_advance(&self) -> usize {
         if !self.clock.is_paused() || self.clock.auto_advance_inhibited() {
             return 0;
+        }
+        // `next` may still hold the deadline of a timer since cancelled
+        // (`cancel` leaves it, a wakeup too early being harmless): read the
+        // wheels, so that the clock never jumps to a deadline nobody waits
+        // for. A second look, as in `process`, for a timer registered into
+        // a shard already read.
+        {
+            let _next = self.next_lock.lock();
+            let next = self.earliest_in_wheels();
+            self.next.store(next, SeqCst);
+            let again = self.earliest_in_wheels();
+            if again < next {
+                self.next.store(again, SeqCst);
+            }
         }
         // `next` is a lower bound (a higher wheel level reports its slot's
         // start): advancing to it may only cascade timers down, firing none.

@@ -82,7 +82,11 @@ pub fn pause() {
 /// Panics outside a runtime context or if the clock is not paused.
 #[track_caller]
 pub fn resume() {
-    current_driver("resume").clock().resume();
+    let driver = current_driver("resume");
+    driver.clock().resume();
+    // The timer worker sleeps until nudged while the clock is paused: it
+    // must look at its timers again, in real time now.
+    driver.nudge();
 }
 
 /// Moves the paused clock forward by `duration`, fires the timers that are
