@@ -851,9 +851,11 @@ impl Local {
         if timer_worker {
             *shared.timer_worker.lock() = None;
             timers.release_timer_worker();
-            if outcome == Some(true) && timers.next_deadline().is_some() {
-                // Culled while timers are pending: hand the role to the
-                // longest-idle worker (a bare unpark, not a kick). A kicked
+            if outcome == Some(true) && (timers.next_deadline().is_some() || shared.has_io()) {
+                // Culled while timers are pending or I/O sources are
+                // registered: hand the role to the longest-idle worker (a
+                // bare unpark, not a kick), or the events wait until an
+                // idle worker's own wait times out. A kicked
                 // timer worker needs no successor: running, it fires timers
                 // itself, and if it blocks it kicks one (`BlockingGuard`).
                 if let Some(successor) = shared.idle.oldest_idle() {
