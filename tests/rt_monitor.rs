@@ -547,3 +547,48 @@ fn a_stuck_poll_is_found_promptly_after_a_moment_without_running_workers() {
         "a stuck poll waited {worst:?} to be found"
     );
 }
+
+/// After the workers have ticked for the monitor without a pause for a
+/// while (the monitor thread then sleeps up to four thresholds past their
+/// last tick, `DeadMan::steady`), every worker getting stuck at once is
+/// still found: a task spawned once both are stuck runs long before they
+/// return (after about 4.5 ms; 2.8 ms when the monitor thread slept at
+/// most two thresholds past the last tick).
+#[test]
+fn every_worker_stuck_after_a_steady_run_is_found() {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let metrics = rt.handle().metrics();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stuck, done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let blockers: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, stuck, done) = (stop.clone(), stuck.clone(), done.clone());
+            rt.spawn(async move {
+                while !stop.load(SeqCst) {
+                    wq::task::yield_now().await;
+                }
+                stuck.fetch_add(1, SeqCst);
+                unannotated_sleep(Duration::from_millis(300));
+                done.fetch_add(1, SeqCst);
+            })
+        })
+        .collect();
+    // Well past the 50 ms after which the monitor thread sleeps longest.
+    std::thread::sleep(Duration::from_millis(200));
+    let before = metrics.blocked_detections();
+    stop.store(true, SeqCst);
+    assert!(eventually(Duration::from_secs(10), || stuck.load(SeqCst) == 2));
+    let other = rt.spawn({
+        let done = done.clone();
+        async move { done.load(SeqCst) }
+    });
+    assert_eq!(
+        rt.block_on(other).unwrap(),
+        0,
+        "a task spawned once every worker was stuck waited for the blockers"
+    );
+    assert!(metrics.blocked_detections() > before);
+    for blocker in blockers {
+        rt.block_on(blocker).unwrap();
+    }
+}

@@ -418,7 +418,10 @@ impl Builder {
     /// 100 µs between awaits) and short for a blocking call that matters
     /// (a disk read, a DNS lookup, a lock held across I/O): a worker blocked
     /// for microseconds does not cause a wakeup or a thread, and one blocked
-    /// for longer is replaced within about 1 to 2 ms. The workers' polls
+    /// for longer is replaced within about 1 to 2 ms (up to about 5 ms if
+    /// every worker gets stuck at once in a runtime that was busy without
+    /// a stuck poll for a while: the monitor's own thread then looks up to
+    /// four thresholds after the workers' last look). The workers' polls
     /// are looked at every half threshold while workers run.
     pub fn blocking_threshold(mut self, threshold: Duration) -> Builder {
         self.blocking_threshold = threshold;
