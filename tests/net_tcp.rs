@@ -391,17 +391,7 @@ fn io_is_dispatched_right_after_the_driver_is_culled() {
         .idle_timeout(CULL_IDLE_TIMEOUT)
         .build()
         .unwrap();
-    let addr = rt.block_on(async {
-        let listener = wq::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        wq::spawn(async move {
-            loop {
-                let (socket, _) = listener.accept().await.unwrap();
-                wq::spawn(support::echo_connection(socket));
-            }
-        });
-        addr
-    });
+    let addr = rt.block_on(echo_server());
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     client.set_nodelay(true).unwrap();
     let mut round_trip = |byte: u8| {
