@@ -309,14 +309,15 @@ impl TickClock {
 /// Under `http_hello` on 2 workers (fresh server processes, paired rounds
 /// of 8 s, 16 rounds): 6.0 % more requests (95 % CI 1.5 % to 10.7 %),
 /// local timer interrupts per 1,000 requests 4.9 -> 4.0, server CPU per
-/// request 6.72 -> 6.32 us; eight thresholds did as well (5.6 %, and
-/// 7.4 % and -0.3 % in two other runs) and four times as many interrupts
-/// fewer, but doubled the price. The price: in a runtime busy for a while
-/// with no stuck poll, the first look after every worker gets stuck at
-/// once comes up to four thresholds after the last tick rather than two
-/// (a worker stuck while another runs is found by that one's ticks, at
-/// the full rate): a task queued then ran after 4.3 to 4.7 ms rather than
-/// 2.7 to 2.8 (test `every_worker_stuck_after_a_steady_run_is_found`).
+/// request 6.72 -> 6.32 us; eight thresholds did as well (5.6 % in the
+/// same rounds, 7.4 % and -0.3 % in two other runs; 3.6 interrupts per
+/// 1,000 requests) but doubled the price. The price: in a runtime busy
+/// for a while with no stuck poll, the first look after every worker gets
+/// stuck at once comes up to four thresholds after the last tick rather
+/// than two (a worker stuck while another runs is found by that one's
+/// ticks, at the full rate): a task queued then ran after 4.3 to 4.7 ms
+/// rather than 2.7 to 2.8 (test
+/// `every_worker_stuck_after_a_steady_run_is_found`).
 /// A run that starts from quiet is not affected: `blocking_storm` b2/b4
 /// p99 timer lateness 2.0/2.6 ms (2.1/2.6 ms before, same session); with
 /// `steady` from the first tick (and eight thresholds), 8.3/7.6 ms.
