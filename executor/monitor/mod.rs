@@ -705,13 +705,6 @@ impl Shared {
             }
             let running = self.config.is_some() && pools.iter().any(|pool| pool.nr_running() > 0);
             let workers_tick = self.worker_ticked.swap(false, Relaxed);
-            if !workers_tick {
-                // The thread looked for want of a worker's tick: the
-                // workers' steady run, if any, is over.
-                if let Some(mut watcher) = self.config.map(|_| self.watcher.lock()) {
-                    watcher.steady_since = None;
-                }
-            }
             // Whether nothing but the watchdog (if anything) calls for the
             // next look: then the thread sleeps as it does with nothing to
             // do, woken by the next worker to run or pool to starve.
@@ -746,6 +739,11 @@ impl Shared {
             // have made the monitor wary, and its alarm must stand.
             let mut watcher = self.config.map(|_| self.watcher.lock());
             if let Some(watcher) = &mut watcher {
+                if !workers_tick {
+                    // We looked for want of a worker's tick: the workers'
+                    // steady run, if any, is over.
+                    watcher.steady_since = None;
+                }
                 if dead_man {
                     let now = Instant::now();
                     let wary = self.dead_man.wary(&mut watcher.wary_until, false, now);
