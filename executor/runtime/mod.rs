@@ -293,6 +293,13 @@ pub(crate) fn current_time_driver() -> Option<Arc<Driver>> {
     context::with_current(|handle| handle.map(|handle| handle.inner.time.clone()))
 }
 
+/// The current runtime's clock reading, if a runtime is current. Read in
+/// place: cloning the driver's `Arc` at every `Instant::now` would have the
+/// workers take turns at one shared reference count.
+pub(crate) fn current_clock_now() -> Option<std::time::Instant> {
+    context::with_current(|handle| handle.map(|handle| handle.inner.time.clock().now()))
+}
+
 /// A reference to the current runtime's timer driver for a new timer (see
 /// `DriverRef`), if a runtime is current.
 pub(crate) fn current_driver_ref() -> Option<Arc<crate::time::driver::DriverRef>> {

@@ -26,11 +26,9 @@ impl Instant {
     /// The current instant on the current runtime's clock (the real clock
     /// outside a runtime).
     pub fn now() -> Instant {
-        let std = match crate::runtime::current_time_driver() {
-            Some(driver) => driver.clock().now(),
-            None => std::time::Instant::now(),
-        };
-        Instant { std }
+        Instant {
+            std: crate::runtime::current_clock_now().unwrap_or_else(std::time::Instant::now),
+        }
     }
 
     /// Wraps a standard library instant.
