@@ -143,7 +143,10 @@ fn an_interval_of_a_dropped_runtime_panics() {
 
 /// Tasks waiting on timers are dropped by shutdown, each exactly once, and
 /// their handles report a cancellation, not a panic: dropping a timer of a
-/// shut-down runtime is fine, only polling one panics.
+/// shut-down runtime is fine, only polling one panics. All are dropped
+/// before the runtime's drop returns, even when the last worker to exit
+/// shuts the timers down (and so drops the tasks) before the runtime's own
+/// shutdown gets to them: 100 rounds, since that race shows in a few.
 #[test]
 fn shutdown_drops_the_tasks_that_sleep() {
     const TASKS: usize = 50;
@@ -153,37 +156,43 @@ fn shutdown_drops_the_tasks_that_sleep() {
             self.0.fetch_add(1, SeqCst);
         }
     }
-    let rt = wq::Builder::new().workers(2).build().unwrap();
-    let dropped = Arc::new(AtomicUsize::new(0));
-    let slept = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let guard = CountDrop(dropped.clone());
-            let slept = slept.clone();
-            rt.spawn(async move {
-                let _guard = guard;
-                // Registered, not yet fired.
-                slept.fetch_add(1, SeqCst);
-                sleep(Duration::from_secs(3600)).await;
+    for round in 0..100 {
+        let rt = wq::Builder::new().workers(2).build().unwrap();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let slept = Arc::new(AtomicUsize::new(0));
+        let handles: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let guard = CountDrop(dropped.clone());
+                let slept = slept.clone();
+                rt.spawn(async move {
+                    let _guard = guard;
+                    // Registered, not yet fired.
+                    slept.fetch_add(1, SeqCst);
+                    sleep(Duration::from_secs(3600)).await;
+                })
             })
-        })
-        .collect();
-    while slept.load(SeqCst) < TASKS {
-        std::thread::yield_now();
-    }
-    // A sleep outside any task, registered, dropped after the shutdown.
-    let mut idle = Box::pin({
-        let _guard = rt.enter();
-        sleep(Duration::from_secs(3600))
-    });
-    assert!(rt.block_on(async { (&mut idle).now_or_never() }).is_none());
-    drop(rt);
-    assert_eq!(dropped.load(SeqCst), TASKS);
-    drop(idle);
-    let other = wq::Builder::new().workers(1).build().unwrap();
-    for handle in handles {
-        let err = other.block_on(handle).unwrap_err();
-        assert!(err.is_cancelled(), "{err:?}");
+            .collect();
+        while slept.load(SeqCst) < TASKS {
+            std::thread::yield_now();
+        }
+        // A sleep outside any task, registered, dropped after the shutdown.
+        let mut idle = Box::pin({
+            let _guard = rt.enter();
+            sleep(Duration::from_secs(3600))
+        });
+        assert!(rt.block_on(async { (&mut idle).now_or_never() }).is_none());
+        drop(rt);
+        assert_eq!(
+            dropped.load(SeqCst),
+            TASKS,
+            "round {round}: dropped when the drop returned"
+        );
+        drop(idle);
+        let other = wq::Builder::new().workers(1).build().unwrap();
+        for handle in handles {
+            let err = other.block_on(handle).unwrap_err();
+            assert!(err.is_cancelled(), "{err:?}");
+        }
     }
 }
 

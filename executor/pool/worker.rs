@@ -415,16 +415,32 @@ impl Drop for ExitGuard {
             shared.culled.fetch_add(1, Relaxed);
         }
         shared.retire(&self.me);
+        // The last worker of a closed pool shuts the timers down: the
+        // shutdown may not have waited for us (a timeout), and then no
+        // worker is left to fire them. It leaves the count only after that,
+        // since a shutdown that does wait returns once the count is zero:
+        // the tasks still waiting on timers, which the timers' shutdown
+        // wakes and so drops, must be gone by then. (Counted out first, the
+        // last worker dropped such a task just after `drop(runtime)`
+        // returned, in 4 of 100 runs of `shutdown_drops_the_tasks_that_sleep`:
+        // the timers' shutdown can come before the runtime's shutdown wakes
+        // every task.)
         let last = {
+            let mut alive = shared.alive.lock();
+            let last = *alive == 1 && shared.is_closed();
+            if !last {
+                *alive -= 1;
+                shared.exited.notify_all();
+            }
+            last
+        };
+        if last {
+            if shared.config.drives_timers {
+                shared.timers().shutdown();
+            }
             let mut alive = shared.alive.lock();
             *alive -= 1;
             shared.exited.notify_all();
-            *alive == 0 && shared.is_closed()
-        };
-        if last && shared.config.drives_timers {
-            // The runtime shut down without waiting for us (a shutdown
-            // timeout): no worker is left to fire the timers.
-            shared.timers().shutdown();
         }
     }
 }
