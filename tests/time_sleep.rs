@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::future::pending;
+use std::future::{pending, Future};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +138,52 @@ async fn reset_moves_the_deadline() {
     assert_eq!(s.deadline(), soon);
     s.as_mut().await;
     assert!(Instant::now() >= soon);
+}
+
+/// `reset` moves a sleep waiting on its timer at once, as tokio's does: the
+/// task is woken at the new deadline though it does not poll the sleep
+/// between the reset and then. (Were the move left to the next poll, the
+/// task would sleep until the 60 s timeout.)
+#[wq::test(start_paused = true)]
+async fn reset_wakes_the_task_at_the_new_deadline_without_another_poll() {
+    let start = Instant::now();
+    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+    let mut polls = 0;
+    let waited = std::future::poll_fn(|cx| {
+        polls += 1;
+        if polls == 1 {
+            assert!(s.as_mut().poll(cx).is_pending());
+            s.as_mut().reset(Instant::now() + Duration::from_millis(20));
+            return std::task::Poll::Pending;
+        }
+        s.as_mut().poll(cx)
+    });
+    timeout(Duration::from_secs(60), waited)
+        .await
+        .expect("woken by the timer reset to 20 ms");
+    assert_eq!(start.elapsed(), Duration::from_millis(20));
+    assert_eq!(polls, 2, "one poll to register, one once woken");
+}
+
+/// `reset` to a deadline that has passed wakes the task at once.
+#[wq::test(start_paused = true)]
+async fn reset_to_a_past_deadline_wakes_the_task_at_once() {
+    let start = Instant::now();
+    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+    let mut polls = 0;
+    let waited = std::future::poll_fn(|cx| {
+        polls += 1;
+        if polls == 1 {
+            assert!(s.as_mut().poll(cx).is_pending());
+            s.as_mut().reset(start);
+            return std::task::Poll::Pending;
+        }
+        s.as_mut().poll(cx)
+    });
+    timeout(Duration::from_secs(60), waited)
+        .await
+        .expect("woken by the reset to a past deadline");
+    assert_eq!(start.elapsed(), Duration::ZERO);
 }
 
 /// A sleep that completed stays complete when polled again (after its

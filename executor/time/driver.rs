@@ -294,9 +294,14 @@ impl Driver {
 
     /// Cancels a timer, freeing its entry. A no-op if it fired already.
     pub(crate) fn cancel(&self, handle: TimerHandle) {
-        let waker = self.shards[handle.shard].lock().remove(handle.key);
         // Dropped outside the lock.
-        drop(waker);
+        drop(self.take(handle));
+    }
+
+    /// Removes a timer's entry and returns its waker: `None` if it fired
+    /// (or the driver shut down) already, having woken it.
+    pub(crate) fn take(&self, handle: TimerHandle) -> Option<Waker> {
+        self.shards[handle.shard].lock().remove(handle.key)
     }
 
     /// Fires every timer whose deadline has passed. Returns how many fired.

@@ -111,7 +111,10 @@ impl Sleep {
     }
 
     /// Moves the deadline to `deadline`, whether or not the sleep had
-    /// completed. The future must be polled again to register it.
+    /// completed. A sleep waiting on its timer is moved at once, as tokio's
+    /// is: the task that polled it last is woken at the new deadline (at
+    /// once if that has passed), whether or not it polls the sleep again
+    /// in between.
     ///
     /// ```
     /// # #[wq::main] async fn main() {
@@ -123,11 +126,25 @@ impl Sleep {
     /// ```
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.project();
-        if let Some(entry) = this.entry.take() {
-            this.driver.cancel(entry);
-        }
         *this.deadline = deadline;
         *this.elapsed = false;
+        let Some(entry) = this.entry.take() else {
+            return;
+        };
+        // No waker: the timer fired meanwhile and woke its task, which
+        // polls again and registers the new deadline.
+        let Some(waker) = this.driver.take(entry) else {
+            return;
+        };
+        if this.driver.clock().now() < deadline.into_std() {
+            if let Ok(entry) = this.driver.register(deadline.into_std(), &waker) {
+                *this.entry = Some(entry);
+                return;
+            }
+        }
+        // Due already, or the runtime shut down: the task's next poll
+        // completes, or panics as any poll after shutdown does.
+        waker.wake();
     }
 }
 
