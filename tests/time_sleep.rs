@@ -140,50 +140,47 @@ async fn reset_moves_the_deadline() {
     assert!(Instant::now() >= soon);
 }
 
+/// Polls a one-hour sleep once (registering it), resets it to `deadline`
+/// and returns `Pending` without polling it again; then waits for the task
+/// to be woken, or for a 60 s timeout to poll it (paused clock). Returns
+/// the time waited and the polls made.
+async fn reset_without_another_poll(deadline: Instant) -> (Duration, u32) {
+    let start = Instant::now();
+    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
+    let mut polls = 0;
+    let waited = std::future::poll_fn(|cx| {
+        polls += 1;
+        if polls == 1 {
+            assert!(s.as_mut().poll(cx).is_pending());
+            s.as_mut().reset(deadline);
+            return std::task::Poll::Pending;
+        }
+        s.as_mut().poll(cx)
+    });
+    timeout(Duration::from_secs(60), waited)
+        .await
+        .expect("the reset sleep completes when polled again");
+    (start.elapsed(), polls)
+}
+
 /// `reset` moves a sleep waiting on its timer at once, as tokio's does: the
 /// task is woken at the new deadline though it does not poll the sleep
 /// between the reset and then. (Were the move left to the next poll, the
 /// task would sleep until the 60 s timeout.)
 #[wq::test(start_paused = true)]
 async fn reset_wakes_the_task_at_the_new_deadline_without_another_poll() {
-    let start = Instant::now();
-    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
-    let mut polls = 0;
-    let waited = std::future::poll_fn(|cx| {
-        polls += 1;
-        if polls == 1 {
-            assert!(s.as_mut().poll(cx).is_pending());
-            s.as_mut().reset(Instant::now() + Duration::from_millis(20));
-            return std::task::Poll::Pending;
-        }
-        s.as_mut().poll(cx)
-    });
-    timeout(Duration::from_secs(60), waited)
-        .await
-        .expect("woken by the timer reset to 20 ms");
-    assert_eq!(start.elapsed(), Duration::from_millis(20));
+    let soon = Instant::now() + Duration::from_millis(20);
+    let (waited, polls) = reset_without_another_poll(soon).await;
+    assert_eq!(waited, Duration::from_millis(20));
     assert_eq!(polls, 2, "one poll to register, one once woken");
 }
 
 /// `reset` to a deadline that has passed wakes the task at once.
 #[wq::test(start_paused = true)]
 async fn reset_to_a_past_deadline_wakes_the_task_at_once() {
-    let start = Instant::now();
-    let mut s = Box::pin(sleep(Duration::from_secs(3600)));
-    let mut polls = 0;
-    let waited = std::future::poll_fn(|cx| {
-        polls += 1;
-        if polls == 1 {
-            assert!(s.as_mut().poll(cx).is_pending());
-            s.as_mut().reset(start);
-            return std::task::Poll::Pending;
-        }
-        s.as_mut().poll(cx)
-    });
-    timeout(Duration::from_secs(60), waited)
-        .await
-        .expect("woken by the reset to a past deadline");
-    assert_eq!(start.elapsed(), Duration::ZERO);
+    let (waited, polls) = reset_without_another_poll(Instant::now()).await;
+    assert_eq!(waited, Duration::ZERO);
+    assert_eq!(polls, 2);
 }
 
 /// A sleep that completed stays complete when polled again (after its
