@@ -16,6 +16,7 @@
 //! free and five reference-count updates per spawn (README, "Unsafe code",
 //! has the measurement). The borrow is what needs `spawn_unchecked`.
 
+use std::any::Any;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -53,6 +54,11 @@ pub(crate) struct TaskState {
     /// Where the task is registered: its waker is there, for aborts.
     registry: Arc<Registry>,
     key: Key,
+    /// The panic of the future's destructor when the task cell dropped it
+    /// without a poll (its runnable dropped at shutdown, or by a dropped
+    /// `LocalSet`): async-task then has no output to hand the `JoinHandle`,
+    /// which reports this panic instead of a cancellation, as tokio does.
+    drop_panic: parking_lot::Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// What a task shares with its abort handles.
@@ -76,7 +82,14 @@ impl TaskState {
             shared: OnceLock::new(),
             registry,
             key,
+            drop_panic: parking_lot::Mutex::new(None),
         }
+    }
+
+    /// The destructor's panic, if the cell dropped the future and the
+    /// destructor panicked (see `drop_panic`).
+    pub(crate) fn take_drop_panic(&self) -> Option<Box<dyn Any + Send>> {
+        self.drop_panic.lock().take()
     }
 
     fn is_aborted(&self) -> bool {
@@ -189,8 +202,11 @@ pin_project! {
             if this.future.is_some() {
                 let _current = task_id::enter(this.tag.id);
                 // A panic in the user future's Drop must not unwind into the
-                // runtime (which may be dropping it during shutdown).
-                let _ = catch_unwind(AssertUnwindSafe(|| this.future.set(None)));
+                // runtime (which may be dropping it during shutdown); kept
+                // for the `JoinHandle`.
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| this.future.set(None))) {
+                    *this.tag.state.drop_panic.lock() = Some(payload);
+                }
             }
             this.tag.state.set_finished();
             this.tag.state.registry.remove(this.tag.state.key);
@@ -289,7 +305,7 @@ fn thread_id() -> ThreadId {
 /// destructor is contained, and its payload returned: as on tokio, the
 /// task's `JoinHandle` then yields a panic error, even if the future had
 /// completed or was cancelled.
-fn drop_future<F>(future: Pin<&mut Option<F>>) -> Result<(), Box<dyn std::any::Any + Send>> {
+fn drop_future<F>(future: Pin<&mut Option<F>>) -> Result<(), Box<dyn Any + Send>> {
     let mut future = future;
     catch_unwind(AssertUnwindSafe(|| future.set(None)))
 }

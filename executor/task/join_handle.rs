@@ -150,8 +150,12 @@ impl<T> Future for JoinHandle<T> {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(result)) => result,
                 // The task was dropped before completing: runtime shutdown,
-                // or its LocalSet was dropped.
-                Poll::Ready(None) => Err(JoinError::cancelled(id)),
+                // or its LocalSet was dropped. A panic of the future's
+                // destructor is the outcome then, as on tokio.
+                Poll::Ready(None) => match self.tag().and_then(|tag| tag.state.take_drop_panic()) {
+                    Some(payload) => Err(JoinError::panic(id, payload)),
+                    None => Err(JoinError::cancelled(id)),
+                },
             },
             None => Err(JoinError::cancelled(id)),
         };
