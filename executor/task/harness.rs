@@ -3,8 +3,9 @@
 //!
 //! The allocation, the state machine, the waker and the join slot are
 //! async-task's; this file adds what a runtime needs on top: `TaskState`
-//! (abort and finished flags and the task's registration, shared with the
-//! handles, kept in the task's metadata) and `TaskFuture` (the wrapper
+//! (abort and finished flags, the task's registration and the panic of a
+//! destructor run without a poll, shared with the handles, kept in the
+//! task's metadata) and `TaskFuture` (the wrapper
 //! polled by the pool). The task's id is the thread's current one
 //! ([`wq::task::id`](super::id)) while its future is polled or dropped.
 //!
