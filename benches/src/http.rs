@@ -2,14 +2,14 @@
 //! hello-world server on loopback, the same handler on both runtimes, under
 //! load from outside them.
 //!
-//! Each entry starts one server per runtime in this process, each on its
-//! own ephemeral port: on wq its `TcpListener`, every connection spawned
+//! The servers run in this process, each on its own runtime and
+//! ephemeral port: on wq its `TcpListener`, every connection spawned
 //! with `wq::spawn` and served by hyper with `WqTimer`; on tokio its
 //! `TcpListener`, `tokio::spawn` and hyper-util's `TokioTimer`. Both
 //! runtimes have `--workers` workers and set `TCP_NODELAY` on every
-//! connection. The servers are kept for all the entry's rounds and shut
-//! down after it. A round loads each server once, which runtime goes first
-//! alternating from round to round.
+//! connection. A round starts each runtime's server afresh, loads it once
+//! and shuts it down, which runtime goes first alternating from round to
+//! round.
 //!
 //! `http_hello` is loaded by `wrk` (a separate process). The handler of
 //! `http_hello_blocking` blocks its worker for 1 request in 100, and `wrk`
@@ -288,9 +288,11 @@ pub fn http_hello_blocking(
     })
 }
 
-/// Starts a server on each runtime, takes `config.http_rounds` rounds of
-/// one `measure` per server (wq first in even rounds, tokio first in odd
-/// ones), and shuts both servers down, also when a run failed.
+/// Takes `config.http_rounds` rounds of one `measure` per runtime (wq first
+/// in even rounds, tokio first in odd ones), each against a server started
+/// for it on a fresh runtime: what one runtime instance happens to be dealt
+/// (where its threads run, where its heap lies) is dealt anew every round
+/// rather than held for the whole entry.
 fn in_rounds<T>(
     config: &Config,
     client: &str,
@@ -298,14 +300,6 @@ fn in_rounds<T>(
     mut measure: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<HttpComparison<T>> {
     let rounds = config.http_rounds;
-    let wq = Server::<Wq>::start(config.workers)?;
-    let tokio = match Server::<Tokio>::start(config.workers) {
-        Ok(tokio) => tokio,
-        Err(err) => {
-            wq.shutdown();
-            return Err(err);
-        }
-    };
     let mut comparison = HttpComparison {
         workers: config.workers,
         client_threads: config.http_client_threads,
@@ -313,33 +307,47 @@ fn in_rounds<T>(
         wq: Vec::with_capacity(rounds),
         tokio: Vec::with_capacity(rounds),
     };
-    let mut rounds_run = || -> io::Result<()> {
-        for round in 0..rounds {
-            let mut on = |runtime: &str| {
-                progress(&format!(
-                    "round {}/{rounds}: {client} against {runtime} for {} s",
-                    round + 1,
-                    config.http_secs.as_secs()
-                ));
-            };
-            if round % 2 == 0 {
-                on("wq");
-                comparison.wq.push(wq.run(&mut measure)?);
-                on("tokio");
-                comparison.tokio.push(tokio.run(&mut measure)?);
-            } else {
-                on("tokio");
-                comparison.tokio.push(tokio.run(&mut measure)?);
-                on("wq");
-                comparison.wq.push(wq.run(&mut measure)?);
-            }
+    for round in 0..rounds {
+        let mut on = |runtime: &str| {
+            progress(&format!(
+                "round {}/{rounds}: {client} against {runtime} for {} s",
+                round + 1,
+                config.http_secs.as_secs()
+            ));
+        };
+        if round % 2 == 0 {
+            on("wq");
+            comparison
+                .wq
+                .push(fresh_run::<Wq, T>(config.workers, &mut measure)?);
+            on("tokio");
+            comparison
+                .tokio
+                .push(fresh_run::<Tokio, T>(config.workers, &mut measure)?);
+        } else {
+            on("tokio");
+            comparison
+                .tokio
+                .push(fresh_run::<Tokio, T>(config.workers, &mut measure)?);
+            on("wq");
+            comparison
+                .wq
+                .push(fresh_run::<Wq, T>(config.workers, &mut measure)?);
         }
-        Ok(())
-    };
-    let result = rounds_run();
-    wq.shutdown();
-    tokio.shutdown();
-    result.map(|()| comparison)
+    }
+    Ok(comparison)
+}
+
+/// Starts a server on a fresh runtime with `workers` workers, runs
+/// `measure` against it, and shuts it down, also when the run failed.
+fn fresh_run<R: Serve, T>(
+    workers: usize,
+    measure: impl FnOnce(SocketAddr) -> io::Result<T>,
+) -> io::Result<Run<T>> {
+    let server = Server::<R>::start(workers)?;
+    let run = server.run(measure);
+    server.shutdown();
+    run
 }
 
 /// The runtimes `--serve` can serve on.

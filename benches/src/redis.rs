@@ -8,9 +8,10 @@
 //! `tokio::net::TcpListener` and `tokio::spawn`, both setting
 //! `TCP_NODELAY` on every connection. As for `http_hello`, each runtime
 //! serves in this process with `--workers` workers on its own ephemeral
-//! port of loopback, kept for all the entry's rounds; a round loads each
-//! server once with `redis-benchmark` (a separate process), which runtime
-//! goes first alternating from round to round.
+//! port of loopback, started on a fresh runtime for each round and shut
+//! down after it; a round loads each server once with `redis-benchmark` (a
+//! separate process), which runtime goes first alternating from round to
+//! round.
 
 #[path = "../../examples/redis_kv/server.rs"]
 mod server;
@@ -144,6 +145,15 @@ impl<R: ServeRedis> Server<R> {
         Ok(run)
     }
 
+    /// Starts a server on a fresh runtime, runs `redis-benchmark` against
+    /// it once, and shuts it down, also when the run failed.
+    fn fresh_run(workers: usize, benchmark: &Path) -> io::Result<RedisRun> {
+        let server = Self::start(workers)?;
+        let run = server.run(benchmark);
+        server.shutdown();
+        run
+    }
+
     fn shutdown(self) {
         self.rt.shutdown_timeout(SERVER_SHUTDOWN);
     }
@@ -193,10 +203,10 @@ pub struct RedisComparison {
     pub tokio: Vec<RedisRun>,
 }
 
-/// Measures `redis_kv`: starts the server on each runtime, takes
-/// `config.http_rounds` rounds of one `redis-benchmark` run per server
-/// (wq first in even rounds, tokio first in odd ones), and shuts both
-/// down, also when a run failed.
+/// Measures `redis_kv`: `config.http_rounds` rounds of one
+/// `redis-benchmark` run per runtime (wq first in even rounds, tokio first
+/// in odd ones), each against a server started for it on a fresh runtime
+/// and shut down after it, as `http_hello`'s.
 pub fn redis_kv(
     config: &Config,
     benchmark: &Path,
@@ -208,46 +218,40 @@ pub fn redis_kv(
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())?;
     let rounds = config.http_rounds;
-    let wq = Server::<Wq>::start(config.workers)?;
-    let tokio = match Server::<Tokio>::start(config.workers) {
-        Ok(tokio) => tokio,
-        Err(err) => {
-            wq.shutdown();
-            return Err(err);
-        }
-    };
     let mut comparison = RedisComparison {
         workers: config.workers,
         version,
         wq: Vec::with_capacity(rounds),
         tokio: Vec::with_capacity(rounds),
     };
-    let mut rounds_run = || -> io::Result<()> {
-        for round in 0..rounds {
-            let mut on = |runtime: &str| {
-                progress(&format!(
-                    "round {}/{rounds}: {REDIS_BENCHMARK} against {runtime}",
-                    round + 1
-                ));
-            };
-            if round % 2 == 0 {
-                on("wq");
-                comparison.wq.push(wq.run(benchmark)?);
-                on("tokio");
-                comparison.tokio.push(tokio.run(benchmark)?);
-            } else {
-                on("tokio");
-                comparison.tokio.push(tokio.run(benchmark)?);
-                on("wq");
-                comparison.wq.push(wq.run(benchmark)?);
-            }
+    for round in 0..rounds {
+        let mut on = |runtime: &str| {
+            progress(&format!(
+                "round {}/{rounds}: {REDIS_BENCHMARK} against {runtime}",
+                round + 1
+            ));
+        };
+        if round % 2 == 0 {
+            on("wq");
+            comparison
+                .wq
+                .push(Server::<Wq>::fresh_run(config.workers, benchmark)?);
+            on("tokio");
+            comparison
+                .tokio
+                .push(Server::<Tokio>::fresh_run(config.workers, benchmark)?);
+        } else {
+            on("tokio");
+            comparison
+                .tokio
+                .push(Server::<Tokio>::fresh_run(config.workers, benchmark)?);
+            on("wq");
+            comparison
+                .wq
+                .push(Server::<Wq>::fresh_run(config.workers, benchmark)?);
         }
-        Ok(())
-    };
-    let result = rounds_run();
-    wq.shutdown();
-    tokio.shutdown();
-    result.map(|()| comparison)
+    }
+    Ok(comparison)
 }
 
 /// Runs `redis-benchmark` against `addr` and reads its CSV report. Fails
@@ -529,8 +533,8 @@ pub fn markdown(r: &RedisReport, out: &mut String) {
          `tokio::spawn`, `TCP_NODELAY` on every connection. `{client}` ({version}, a separate \
          process: {clients} connections with {pipeline} request in flight on each, first \
          {requests} `SET`s of a {len}-byte value to one key, then {requests} `GET`s of it) \
-         loads each server once per round, {rounds} round(s), which runtime goes first \
-         alternating. Figures are redis-benchmark's: requests/s, and its latency percentiles \
+         loads each server, started on a fresh runtime for the round, once per round, \
+         {rounds} round(s), which runtime goes first alternating. Figures are redis-benchmark's: requests/s, and its latency percentiles \
          (from sending a request to reading its reply), medians over rounds. The ratio is \
          the median of the per-round wq/tokio ratios of requests/s: **higher is better**. \
          Not in the plot.\n",

@@ -1856,8 +1856,8 @@ pub fn text(report: &Report) -> String {
             out,
             "(latency: wrk's, from writing a request to reading its response; ratios: median \
              of the per-round ratios; errors: wrk's socket errors and non-2xx/3xx responses, \
-             all runs; CPU: getrusage of this process, whose other server idles meanwhile, and \
-             of wrk)"
+             all runs; CPU: getrusage of this process, which runs no other server meanwhile, \
+             and of wrk)"
         );
     }
 
@@ -2541,8 +2541,8 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
              the runner's process: on wq its `TcpListener`, each connection spawned with \
              `wq::spawn` and served by hyper with `WqTimer`; on tokio its `TcpListener`, \
              `tokio::spawn` and hyper-util's `TokioTimer`; `TCP_NODELAY` on every \
-             connection. `{}` loads each server once per round, {}, which runtime \
-             goes first alternating; figures are wrk's (latency from writing a request to \
+             connection. `{}` loads each server, started on a fresh runtime for the \
+             round, once per round, {}, which runtime goes first alternating; figures are wrk's (latency from writing a request to \
              reading its response, one request at a time per connection), medians over \
              rounds. The ratios are the medians of the per-round ratios: for requests/s \
              **higher is better** (target >= {:.2}), for p99 lower is better (target <= \
@@ -2577,7 +2577,7 @@ pub fn markdown(report: &Report, plot_path: &str) -> String {
         if let Some(cpu) = http_cpu(h) {
             let _ = writeln!(
                 out,
-                "\n{cpu} (getrusage of the bench process, whose other server idles \
+                "\n{cpu} (getrusage of the bench process, which runs no other server \
                  meanwhile, and of wrk)."
             );
         }
