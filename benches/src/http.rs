@@ -412,7 +412,7 @@ pub struct WrkRun {
     /// Responses with a status other than 2xx or 3xx.
     pub non_2xx: u64,
     /// CPU used during the run by this process (the loaded server's
-    /// runtime; the other server idles meanwhile) and by `wrk`. `None`
+    /// runtime; no other server runs meanwhile) and by `wrk`. `None`
     /// when not measured (a report parsed from text).
     pub cpu: Option<RunCpu>,
 }

@@ -224,9 +224,9 @@ pub enum Workload {
     Rescue,
     /// A hyper HTTP/1.1 hello-world server on loopback, the same handler on
     /// both runtimes, loaded by `wrk` with [`HTTP_CONNECTIONS`] connections:
-    /// requests/s and latency percentiles. Rounds against one server per
-    /// runtime, kept for the entry (`http::http_hello`), not in the paired
-    /// table.
+    /// requests/s and latency percentiles. Rounds against a server per
+    /// runtime, started afresh each round (`http::http_hello`), not in the
+    /// paired table.
     HttpHello,
     /// The same server, whose handler blocks its worker in
     /// `std::thread::sleep` for [`BLOCK_FOR`] on [`BLOCK_PATH`], loaded by
@@ -237,8 +237,8 @@ pub enum Workload {
     /// The Redis-protocol key-value server of `examples/redis_kv.rs`, the
     /// same code on both runtimes, loaded by `redis-benchmark` with
     /// [`REDIS_CLIENTS`] connections: requests/s of `SET` and `GET`.
-    /// Rounds against one server per runtime (`redis::redis_kv`), not in
-    /// the paired table.
+    /// Rounds against a server per runtime, started afresh each round
+    /// (`redis::redis_kv`), not in the paired table.
     RedisKv,
     /// A runtime with no tasks, left alone: the process CPU time it costs.
     /// Measured once per runtime.
@@ -266,8 +266,8 @@ pub enum Kind {
     /// `rescue.rs`).
     Fresh,
     /// Rounds of load from outside the runtimes against a server on each,
-    /// kept for the entry (`http_hello*`, in `http.rs`; `redis_kv`, in
-    /// `redis.rs`).
+    /// started on a fresh runtime each round (`http_hello*`, in `http.rs`;
+    /// `redis_kv`, in `redis.rs`).
     Server,
     /// One measurement per runtime, not in pairs (`footprint.rs`).
     Once,
