@@ -347,6 +347,72 @@ fn short_runs_after_idle_do_not_wake_the_monitor() {
     );
 }
 
+/// Spins for `d` of wall time, inside the calling poll.
+fn spin_for(d: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// Runs `sleeps` wakeups of a task that sleeps 2 ms, then, in the poll of
+/// each wakeup, runs `in_poll` and spins 2 ms (longer than a tick period,
+/// 500 us, shorter than the monitor's lazy look after a start, 5 ms);
+/// returns how often the monitor thread woke meanwhile.
+fn monitor_wakeups_across_runs_of(sleeps: u64, in_poll: fn()) -> u64 {
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let metrics = rt.handle().metrics();
+    let read = || metrics.monitor_wakeups();
+    let settled = || {
+        assert!(support::eventually(Duration::from_secs(10), || {
+            metrics.num_idle_workers() == metrics.num_workers()
+        }));
+        std::thread::sleep(Duration::from_millis(20));
+        read()
+    };
+    let before = settled();
+    let task = rt.spawn(async move {
+        for _ in 0..sleeps {
+            sleep(Duration::from_millis(2)).await;
+            in_poll();
+            spin_for(Duration::from_millis(2));
+        }
+    });
+    rt.block_on(task).unwrap();
+    settled() - before
+}
+
+/// A run that starts while the monitor sleeps asks for its look lazily, 5
+/// ms after the start, so that setting and taking back the wake do not
+/// reprogram the CPU's timer: a run of one 2 ms poll that queues no task
+/// (none can wait behind it) does not wake the monitor. With the look a
+/// period (500 us) after the start, every run woke it. A run preempted
+/// past 5 ms on a loaded machine costs a wake.
+#[test]
+fn a_lone_poll_shorter_than_the_lazy_look_does_not_wake_the_monitor() {
+    const SLEEPS: u64 = 40;
+    let woke = monitor_wakeups_across_runs_of(SLEEPS, || {});
+    assert!(
+        woke < SLEEPS / 2,
+        "the monitor woke {woke} times for {SLEEPS} runs"
+    );
+}
+
+/// A task queued during such a run could wait behind one of its polls
+/// that gets stuck: it brings the look forward to a period after the
+/// start. Here each run spawns a task before its 2 ms spin, so the
+/// monitor wakes during every run (its look comes 500 us after the start,
+/// while the spin goes on).
+#[test]
+fn a_task_queued_during_a_run_brings_the_monitors_look_forward() {
+    const SLEEPS: u64 = 40;
+    let woke = monitor_wakeups_across_runs_of(SLEEPS, || drop(wq::spawn(async {})));
+    assert!(
+        woke >= SLEEPS / 2,
+        "the monitor woke {woke} times for {SLEEPS} runs"
+    );
+}
+
 #[wq::test]
 async fn pause_and_resume_the_clock() {
     wq::time::pause();

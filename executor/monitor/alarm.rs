@@ -37,15 +37,18 @@
 //!
 //! While the monitor sleeps without a deadline ([`Alarm::wait_deep`]), a
 //! worker that starts running does not wake it at once but asks for a
-//! wake one tick period later ([`Alarm::wake_soon`], a token), and takes
-//! it back ([`Alarm::cancel_soon`]) if it goes idle before that, its polls
-//! all short: a task that wakes now and then costs no monitor wakeup
-//! (`pool/README.md`, "The observer", has the pool's side). The deadlines
-//! so asked for are kept apart from the monitor's own (the last `set`),
-//! under a lock, and the timer holds the earliest of them all; a cancel
-//! removes only its own token. Outside a deep wait, `wake_soon` wakes at
-//! once, as `wake` does. Every change of the timer is followed by the look
-//! at `woken` above.
+//! lazy wake ([`Alarm::wake_soon`], a token: `LAZY_LOOK` in `mod.rs`),
+//! brings it forward to one tick period after it asked
+//! ([`Alarm::hurry`]) once a task is queued during the run, and takes it
+//! back ([`Alarm::cancel_soon`]) if it goes idle before it comes, its
+//! polls all short: a task that wakes now and then costs no monitor
+//! wakeup (`pool/README.md`, "The observer", has the pool's side). The
+//! deadlines so asked for are kept apart from the monitor's own (the last
+//! `set`), under a lock, and the timer holds the earliest of them all; a
+//! hurry or a cancel changes only its own token's, and a hurry after the
+//! cancel does nothing. Outside a deep wait, `wake_soon` wakes at once, as
+//! `wake` does. Every change of the timer is followed by the look at
+//! `woken` above.
 
 use std::time::{Duration, Instant};
 
@@ -72,13 +75,23 @@ struct Deadlines {
     own: Option<Instant>,
     /// The monitor sleeps without a deadline (`wait_deep`).
     deep: bool,
-    /// Wakes asked for by workers during this deep wait, by token.
-    soon: Vec<(u64, Instant)>,
+    /// Wakes asked for by workers during this deep wait.
+    soon: Vec<Soon>,
+}
+
+/// A wake asked for by `wake_soon`.
+#[derive(Debug)]
+struct Soon {
+    token: u64,
+    /// When it was asked for.
+    asked: Instant,
+    /// When it is due.
+    at: Instant,
 }
 
 impl Deadlines {
     fn earliest(&self) -> Option<Instant> {
-        self.soon.iter().map(|&(_, at)| at).chain(self.own).min()
+        self.soon.iter().map(|soon| soon.at).chain(self.own).min()
     }
 }
 
@@ -139,9 +152,10 @@ impl Alarm {
         }
     }
 
-    /// During a deep wait, makes `wait_deep` return `after` from now unless
-    /// taken back with `cancel_soon(token)`; returns the token. Outside a
-    /// deep wait, wakes at once, as `wake`, and returns `None`.
+    /// During a deep wait, makes `wait_deep` return `after` from now (or
+    /// sooner, see `hurry`) unless taken back with `cancel_soon(token)`;
+    /// returns the token. Outside a deep wait, wakes at once, as `wake`,
+    /// and returns `None`.
     pub(crate) fn wake_soon(&self, after: Duration) -> Option<u64> {
         let now = Instant::now();
         let mut deadlines = self.deadlines.lock();
@@ -151,9 +165,29 @@ impl Alarm {
             return None;
         }
         let token = self.tokens.fetch_add(1, SeqCst) + 1;
-        deadlines.soon.push((token, now + after));
+        deadlines.soon.push(Soon {
+            token,
+            asked: now,
+            at: now + after,
+        });
         self.program(&deadlines, now);
         Some(token)
+    }
+
+    /// Brings the wake `wake_soon` returned `token` for forward to `after`
+    /// from when it was asked for, if it is still pending and due later
+    /// than that.
+    pub(crate) fn hurry(&self, token: u64, after: Duration) {
+        let mut deadlines = self.deadlines.lock();
+        let Some(soon) = deadlines.soon.iter_mut().find(|soon| soon.token == token) else {
+            return;
+        };
+        let at = soon.asked + after;
+        if soon.at <= at {
+            return;
+        }
+        soon.at = at;
+        self.program(&deadlines, Instant::now());
     }
 
     /// Takes back the wake `wake_soon` returned `token` for, if it has not
@@ -161,7 +195,7 @@ impl Alarm {
     pub(crate) fn cancel_soon(&self, token: u64) {
         let mut deadlines = self.deadlines.lock();
         let before = deadlines.soon.len();
-        deadlines.soon.retain(|&(t, _)| t != token);
+        deadlines.soon.retain(|soon| soon.token != token);
         if deadlines.soon.len() != before {
             self.program(&deadlines, Instant::now());
         }
@@ -394,6 +428,41 @@ mod tests {
         assert!(fired >= Duration::from_millis(100), "fired after {fired:?}");
     }
 
+    /// A lazy wake asked for during a deep wait is brought forward by
+    /// `hurry` to the given time after it was asked for, never later, and
+    /// not once taken back; the deep wait then ends at the hurried time.
+    #[test]
+    fn a_hurried_wake_comes_sooner_and_a_taken_back_one_not_at_all() {
+        let alarm = Arc::new(Alarm::new().unwrap());
+        alarm.set(None);
+        alarm.deadlines.lock().deep = true;
+        let asked = Instant::now();
+        let token = alarm.wake_soon(Duration::from_secs(3600)).unwrap();
+        let due = |token| {
+            let deadlines = alarm.deadlines.lock();
+            deadlines
+                .soon
+                .iter()
+                .find(|s| s.token == token)
+                .map(|s| s.at)
+        };
+        assert!(due(token) >= Some(asked + Duration::from_secs(3600)));
+        alarm.hurry(token, Duration::from_millis(30));
+        let hurried = due(token).expect("still asked for");
+        assert!(hurried >= asked + Duration::from_millis(30));
+        assert!(hurried < asked + Duration::from_secs(1));
+        // Never later.
+        alarm.hurry(token, Duration::from_secs(60));
+        assert_eq!(due(token), Some(hurried));
+        // Taken back: a hurry does not bring it back.
+        let other = alarm.wake_soon(Duration::from_secs(3600)).unwrap();
+        alarm.cancel_soon(other);
+        alarm.hurry(other, Duration::ZERO);
+        assert_eq!(due(other), None);
+        assert!(alarm.wait_deep());
+        assert!(asked.elapsed() >= Duration::from_millis(30));
+    }
+
     #[test]
     fn a_wake_survives_a_later_set() {
         let alarm = Alarm::new().unwrap();
@@ -462,8 +531,12 @@ mod loom_tests {
         });
     }
 
+    /// `pool::LAZY`.
+    const LAZY: u64 = 1 << 63;
+
     /// A pool's side of "Wakes that can be taken back", as in
-    /// `Shared::wake_polls_observer` and `Shared::take_back_polls_observer_wake`.
+    /// `Shared::wake_polls_observer`, `Shared::hurry_polls_observer` and
+    /// `Shared::take_back_polls_observer_wake`.
     struct PoolSide {
         nr_running: loom::sync::atomic::AtomicUsize,
         asleep: AtomicBool,
@@ -478,8 +551,21 @@ mod loom_tests {
             if self.asleep.load(SeqCst) && self.asleep.swap(false, SeqCst) {
                 // A deadline that never passes while the model runs.
                 if let Some(token) = alarm.wake_soon(Duration::from_secs(3600)) {
-                    self.soon.store(token, SeqCst);
+                    self.soon.store(token | LAZY, SeqCst);
                 }
+            }
+        }
+
+        /// A task is queued: a lazy wake pending is brought forward, once.
+        fn queued(&self, alarm: &Alarm) {
+            let soon = self.soon.load(SeqCst);
+            if soon & LAZY != 0
+                && self
+                    .soon
+                    .compare_exchange(soon, soon & !LAZY, SeqCst, SeqCst)
+                    .is_ok()
+            {
+                alarm.hurry(soon & !LAZY, Duration::from_secs(1800));
             }
         }
 
@@ -501,7 +587,7 @@ mod loom_tests {
             if self.soon.load(SeqCst) == 0 || self.nr_running.load(SeqCst) != 0 {
                 return;
             }
-            let token = self.soon.swap(0, SeqCst);
+            let token = self.soon.swap(0, SeqCst) & !LAZY;
             if token != 0 && self.may_sleep() {
                 alarm.cancel_soon(token);
             }
@@ -552,6 +638,40 @@ mod loom_tests {
                 alarm.timer.set(Some(Duration::ZERO));
             }
             monitor.join().unwrap();
+        });
+    }
+
+    /// A task queued during a run that started while the monitor slept
+    /// without a deadline brings that run's lazy wake forward, racing with
+    /// the run's end, which takes the wake back. Whatever the
+    /// interleaving, once the run has ended and the monitor sleeps on, no
+    /// wake is left asked for: a hurry after the take-back must not bring
+    /// back a wake that was taken back, and one before must not keep it
+    /// from being taken back. (Under loom the monitor's `wait_deep` would
+    /// block forever: it is left out, the monitor having gone to sleep
+    /// before the run.)
+    #[test]
+    fn loom_alarm_hurry_never_outlives_the_take_back() {
+        crate::loom::bounded_model(3).check(|| {
+            let alarm = Arc::new(Alarm::new().unwrap());
+            let pool = Arc::new(PoolSide {
+                nr_running: loom::sync::atomic::AtomicUsize::new(0),
+                asleep: AtomicBool::new(false),
+                soon: loom::sync::atomic::AtomicU64::new(0),
+            });
+            alarm.set(None);
+            alarm.deadlines.lock().deep = true;
+            assert!(pool.may_sleep());
+            pool.start(&alarm);
+            let pusher = {
+                let (alarm, pool) = (alarm.clone(), pool.clone());
+                thread::spawn(move || pool.queued(&alarm))
+            };
+            pool.stop(&alarm);
+            pusher.join().unwrap();
+            assert_eq!(pool.nr_running.load(SeqCst), 0);
+            assert_eq!(pool.soon.load(SeqCst), 0);
+            assert!(alarm.deadlines.lock().soon.is_empty());
         });
     }
 }

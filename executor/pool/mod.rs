@@ -53,6 +53,11 @@ pub(crate) type MaydayHook = Arc<dyn Fn(&Pool, &[u64]) + Send + Sync + 'static>;
 /// tries again (the kernel's `CREATE_COOLDOWN`).
 pub(crate) const CREATE_COOLDOWN: Duration = Duration::from_secs(1);
 
+/// In `Observer::soon`: the wake that token names is still lazy (see
+/// `Shared::hurry_polls_observer`). Tokens count up from 1 and never reach
+/// it.
+const LAZY: u64 = 1 << 63;
+
 /// How a pool is shaped. Validated by the runtime builder.
 #[derive(Clone)]
 pub(crate) struct PoolConfig {
@@ -173,8 +178,10 @@ struct Observer {
     /// See `Pool::set_soon_observer`.
     wake_soon: OnceLock<Box<dyn Fn() -> Option<u64> + Send + Sync>>,
     cancel_soon: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    hurry_soon: OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
     /// The token of the wake a worker of this pool asked for on starting
-    /// to run, until it is taken back or replaced (0: none).
+    /// to run, until it is taken back or replaced (0: none); with `LAZY`
+    /// until a task is queued (`Shared::hurry_polls_observer`).
     soon: AtomicU64,
     /// Run by running workers between polls, every 61st task, so that the
     /// observer need not wake to look at them. Given the workqueue index of
@@ -298,7 +305,9 @@ impl Pool {
     /// After shutdown the runnable is dropped (which cancels its task).
     pub(crate) fn schedule(&self, runnable: Runnable, yielded: bool) {
         match worker::push_local(&self.shared, runnable, yielded) {
-            Ok(worker::Pushed::Next | worker::Pushed::Yielded | worker::Pushed::Deferred) => {}
+            Ok(worker::Pushed::Next | worker::Pushed::Yielded | worker::Pushed::Deferred) => {
+                self.shared.hurry_polls_observer();
+            }
             Ok(worker::Pushed::Queued) => self.shared.notify_work(),
             Err(runnable) => {
                 self.shared.injector.push(runnable);
@@ -502,17 +511,22 @@ impl Pool {
     }
 
     /// Installs the functions through which a worker that starts running
-    /// asks the observer, if it sleeps without a deadline, for a wake one
-    /// tick period later (a token, or `None` if it woke the observer at
-    /// once), and takes that wake back if it goes idle first (see
-    /// `Shared::take_back_polls_observer_wake`). Without them, a worker
-    /// that starts running wakes the observer at once.
+    /// asks the observer, if it sleeps without a deadline, for a lazy wake
+    /// (a token, or `None` if it woke the observer at once), brings that
+    /// wake forward to one tick period after the start once a task is
+    /// queued while it is pending (`hurry_soon`: the queued task could wait
+    /// behind a poll of the run that gets stuck), and takes it back if it
+    /// goes idle first (see `Shared::take_back_polls_observer_wake`).
+    /// Without them, a worker that starts running wakes the observer at
+    /// once.
     pub(crate) fn set_soon_observer(
         &self,
         wake_soon: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+        hurry_soon: Box<dyn Fn(u64) + Send + Sync>,
         cancel_soon: Box<dyn Fn(u64) + Send + Sync>,
     ) {
         let _ = self.shared.observer.wake_soon.set(wake_soon);
+        let _ = self.shared.observer.hurry_soon.set(hurry_soon);
         let _ = self.shared.observer.cancel_soon.set(cancel_soon);
     }
 
@@ -626,7 +640,49 @@ impl Shared {
         fence(SeqCst);
         if observer.asleep.load(SeqCst) && observer.asleep.swap(false, SeqCst) {
             if let Some(token) = wake_soon() {
-                observer.soon.store(token, SeqCst);
+                observer.soon.store(token | LAZY, SeqCst);
+                // Tasks queued before the store did not see the token: if
+                // there is more than the one this start is for, one could
+                // wait behind a stuck poll of the run.
+                fence(SeqCst);
+                if self.queued_beyond_one() {
+                    self.hurry_polls_observer();
+                }
+            }
+        }
+    }
+
+    /// Whether more than one task is queued, over the injector and every
+    /// worker's queues.
+    fn queued_beyond_one(&self) -> bool {
+        let mut queued = self.injector.len();
+        for worker in self.workers.read().iter() {
+            if queued > 1 {
+                break;
+            }
+            queued += worker.stealer.len() + worker.lifo_stealer.len() + worker.yield_stealer.len();
+        }
+        queued > 1
+    }
+
+    /// Called after a task was queued: brings the lazy wake a start asked
+    /// for (`wake_polls_observer`), if one is pending, forward to one tick
+    /// period after that start, once. A task queued while a run goes on
+    /// may wait behind one of its polls that gets stuck, and then must not
+    /// wait for a lazy look. One load on the fast path, of a word written
+    /// only when a worker starts running while the observer sleeps deep,
+    /// and when that wake is taken back.
+    fn hurry_polls_observer(&self) {
+        let observer = &self.observer;
+        let soon = observer.soon.load(SeqCst);
+        if soon & LAZY != 0
+            && observer
+                .soon
+                .compare_exchange(soon, soon & !LAZY, SeqCst, SeqCst)
+                .is_ok()
+        {
+            if let Some(hurry_soon) = observer.hurry_soon.get() {
+                hurry_soon(soon & !LAZY);
             }
         }
     }
@@ -645,7 +701,7 @@ impl Shared {
         if observer.soon.load(SeqCst) == 0 || self.idle.nr_running() != 0 {
             return;
         }
-        let token = observer.soon.swap(0, SeqCst);
+        let token = observer.soon.swap(0, SeqCst) & !LAZY;
         if token == 0 {
             return;
         }
@@ -702,6 +758,7 @@ impl Shared {
     /// its counter change and wake someone, or it sees our work.
     fn notify_work(&self) {
         fence(SeqCst);
+        self.hurry_polls_observer();
         if self.closed.load(SeqCst) {
             // Shutdown may have drained before our push landed: drain again.
             self.drain_injector();
