@@ -96,8 +96,9 @@
 //! and one syscall on the kick path), so that the worker's first poll is
 //! looked at a period apart like any other (a hog spawned into a fresh,
 //! still starving runtime was first seen 10 ms late); from the sleep until
-//! woken, a period after the start if a task is queued before then (it
-//! could wait behind a stuck poll of the run), else `LAZY_LOOK` (5 ms)
+//! woken, a period after the start if a task is queued before then or
+//! more than one at the start (one could wait behind a stuck poll of the
+//! run), else `LAZY_LOOK` (5 ms)
 //! after it, unless the worker went idle before and took the wake back
 //! (see the end of this section). A stuck first poll of a worker that
 //! started while the thread slept is then first seen at most the whole
