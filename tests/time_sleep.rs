@@ -278,10 +278,15 @@ fn timers_fire_on_a_quiet_runtime_with_spare_workers() {
 }
 
 /// How much `read` grows while one task sleeps 2 ms `sleeps` times in a
-/// row on `rt`, read with every worker idle before and after (and a
-/// moment after that: a last monitor tick may follow the last worker
-/// going idle).
-fn across_a_sleep_loop(rt: &wq::Runtime, sleeps: u64, read: impl Fn() -> u64) -> u64 {
+/// row on `rt`, calling `at_wakeup` in the poll of each wakeup, read with
+/// every worker idle before and after (and a moment after that: a last
+/// monitor tick may follow the last worker going idle).
+fn across_a_sleep_loop(
+    rt: &wq::Runtime,
+    sleeps: u64,
+    at_wakeup: fn(),
+    read: impl Fn() -> u64,
+) -> u64 {
     let metrics = rt.handle().metrics();
     let settled = || {
         assert!(
@@ -297,6 +302,7 @@ fn across_a_sleep_loop(rt: &wq::Runtime, sleeps: u64, read: impl Fn() -> u64) ->
     let sleeper = rt.spawn(async move {
         for _ in 0..sleeps {
             sleep(Duration::from_millis(2)).await;
+            at_wakeup();
         }
     });
     rt.block_on(sleeper).unwrap();
@@ -316,11 +322,16 @@ fn a_task_woken_by_a_timer_runs_on_the_worker_that_fired_it() {
         .build()
         .unwrap();
     let metrics = rt.handle().metrics();
-    let parked = across_a_sleep_loop(&rt, SLEEPS, || {
-        (0..metrics.num_workers())
-            .map(|i| metrics.worker_park_count(i))
-            .sum()
-    });
+    let parked = across_a_sleep_loop(
+        &rt,
+        SLEEPS,
+        || {},
+        || {
+            (0..metrics.num_workers())
+                .map(|i| metrics.worker_park_count(i))
+                .sum()
+        },
+    );
     // One park per sleep, on the timer worker, and a few to settle. A kick
     // of the other worker for each would make it about twice that.
     assert!(
@@ -338,7 +349,7 @@ fn short_runs_after_idle_do_not_wake_the_monitor() {
     const SLEEPS: u64 = 50;
     let rt = wq::Builder::new().workers(2).build().unwrap();
     let metrics = rt.handle().metrics();
-    let woke = across_a_sleep_loop(&rt, SLEEPS, || metrics.monitor_wakeups());
+    let woke = across_a_sleep_loop(&rt, SLEEPS, || {}, || metrics.monitor_wakeups());
     // A wake per sleep without the take-back; a worker descheduled for a
     // period in the middle of a run (a loaded machine) costs one.
     assert!(
@@ -355,43 +366,23 @@ fn spin_for(d: Duration) {
     }
 }
 
-/// Runs `sleeps` wakeups of a task that sleeps 2 ms, then, in the poll of
-/// each wakeup, runs `in_poll` and spins 2 ms (longer than a tick period,
-/// 500 us, shorter than the monitor's lazy look after a start, 5 ms);
-/// returns how often the monitor thread woke meanwhile.
-fn monitor_wakeups_across_runs_of(sleeps: u64, in_poll: fn()) -> u64 {
-    let rt = wq::Builder::new().workers(2).build().unwrap();
-    let metrics = rt.handle().metrics();
-    let read = || metrics.monitor_wakeups();
-    let settled = || {
-        assert!(support::eventually(Duration::from_secs(10), || {
-            metrics.num_idle_workers() == metrics.num_workers()
-        }));
-        std::thread::sleep(Duration::from_millis(20));
-        read()
-    };
-    let before = settled();
-    let task = rt.spawn(async move {
-        for _ in 0..sleeps {
-            sleep(Duration::from_millis(2)).await;
-            in_poll();
-            spin_for(Duration::from_millis(2));
-        }
-    });
-    rt.block_on(task).unwrap();
-    settled() - before
-}
-
 /// A run that starts while the monitor sleeps asks for its look lazily, 5
 /// ms after the start, so that setting and taking back the wake do not
-/// reprogram the CPU's timer: a run of one 2 ms poll that queues no task
-/// (none can wait behind it) does not wake the monitor. With the look a
-/// period (500 us) after the start, every run woke it. A run preempted
-/// past 5 ms on a loaded machine costs a wake.
+/// reprogram the CPU's timer: a run of one 2 ms poll (longer than a tick
+/// period, 500 us) that queues no task (none can wait behind it) does not
+/// wake the monitor. With the look a period after the start, every run
+/// woke it. A run preempted past 5 ms on a loaded machine costs a wake.
 #[test]
 fn a_lone_poll_shorter_than_the_lazy_look_does_not_wake_the_monitor() {
     const SLEEPS: u64 = 40;
-    let woke = monitor_wakeups_across_runs_of(SLEEPS, || {});
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let metrics = rt.handle().metrics();
+    let woke = across_a_sleep_loop(
+        &rt,
+        SLEEPS,
+        || spin_for(Duration::from_millis(2)),
+        || metrics.monitor_wakeups(),
+    );
     assert!(
         woke < SLEEPS / 2,
         "the monitor woke {woke} times for {SLEEPS} runs"
@@ -406,7 +397,13 @@ fn a_lone_poll_shorter_than_the_lazy_look_does_not_wake_the_monitor() {
 #[test]
 fn a_task_queued_during_a_run_brings_the_monitors_look_forward() {
     const SLEEPS: u64 = 40;
-    let woke = monitor_wakeups_across_runs_of(SLEEPS, || drop(wq::spawn(async {})));
+    let rt = wq::Builder::new().workers(2).build().unwrap();
+    let metrics = rt.handle().metrics();
+    let at_wakeup = || {
+        drop(wq::spawn(async {}));
+        spin_for(Duration::from_millis(2));
+    };
+    let woke = across_a_sleep_loop(&rt, SLEEPS, at_wakeup, || metrics.monitor_wakeups());
     assert!(
         woke >= SLEEPS / 2,
         "the monitor woke {woke} times for {SLEEPS} runs"

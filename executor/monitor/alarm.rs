@@ -544,6 +544,14 @@ mod loom_tests {
     }
 
     impl PoolSide {
+        fn new() -> PoolSide {
+            PoolSide {
+                nr_running: loom::sync::atomic::AtomicUsize::new(0),
+                asleep: AtomicBool::new(false),
+                soon: loom::sync::atomic::AtomicU64::new(0),
+            }
+        }
+
         /// A worker starts running (counted first, as a kick counts it).
         fn start(&self, alarm: &Alarm) {
             self.nr_running.fetch_add(1, SeqCst);
@@ -608,11 +616,7 @@ mod loom_tests {
     fn loom_alarm_take_back_keeps_a_new_starts_wake() {
         crate::loom::bounded_model(3).check(|| {
             let alarm = Arc::new(Alarm::new().unwrap());
-            let pool = Arc::new(PoolSide {
-                nr_running: loom::sync::atomic::AtomicUsize::new(0),
-                asleep: AtomicBool::new(false),
-                soon: loom::sync::atomic::AtomicU64::new(0),
-            });
+            let pool = Arc::new(PoolSide::new());
             let monitor = {
                 let (alarm, pool) = (alarm.clone(), pool.clone());
                 thread::spawn(move || {
@@ -654,11 +658,7 @@ mod loom_tests {
     fn loom_alarm_hurry_never_outlives_the_take_back() {
         crate::loom::bounded_model(3).check(|| {
             let alarm = Arc::new(Alarm::new().unwrap());
-            let pool = Arc::new(PoolSide {
-                nr_running: loom::sync::atomic::AtomicUsize::new(0),
-                asleep: AtomicBool::new(false),
-                soon: loom::sync::atomic::AtomicU64::new(0),
-            });
+            let pool = Arc::new(PoolSide::new());
             alarm.set(None);
             alarm.deadlines.lock().deep = true;
             assert!(pool.may_sleep());
