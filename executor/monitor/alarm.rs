@@ -531,8 +531,7 @@ mod loom_tests {
         });
     }
 
-    /// `pool::LAZY`.
-    const LAZY: u64 = 1 << 63;
+    use crate::pool::LAZY;
 
     /// A pool's side of "Wakes that can be taken back", as in
     /// `Shared::wake_polls_observer`, `Shared::hurry_polls_observer` and

@@ -56,7 +56,7 @@ pub(crate) const CREATE_COOLDOWN: Duration = Duration::from_secs(1);
 /// In `Observer::soon`: the wake that token names is still lazy (see
 /// `Shared::hurry_polls_observer`). Tokens count up from 1 and never reach
 /// it.
-const LAZY: u64 = 1 << 63;
+pub(crate) const LAZY: u64 = 1 << 63;
 
 /// How a pool is shaped. Validated by the runtime builder.
 #[derive(Clone)]
