@@ -1,5 +1,5 @@
 //! Work items and drains at their edges: `cancel_sync` on an item that
-//! re-queues itself, a run re-queued on a queue that is draining, and
+//! re-queues itself, `flush` and `cancel_sync` from the item's own run, a run re-queued on a queue that is draining, and
 //! `drain` racing chained work.
 
 use std::future::Future;
@@ -160,6 +160,105 @@ async fn work_cancel_sync_stops_a_self_requeueing_item() {
 #[wq::test(workers = 2)]
 async fn delayed_work_cancel_sync_stops_a_self_requeueing_item() {
     cancel_sync_stops_a_self_requeueing_item(true).await;
+}
+
+/// What a run of `waiting_on_itself`'s item did.
+#[derive(Debug, PartialEq)]
+enum OwnWait {
+    /// The wait returned (it must not: the run is still in progress).
+    Returned,
+    /// It panicked with this message.
+    Panicked(String),
+}
+
+/// `flush` (or, with `cancel`, `cancel_sync`) awaited from the item's own
+/// run would wait for that run forever: it panics, saying so. The first
+/// run catches the panic and reports it; the second lets it unwind, and
+/// still ends as a run (not running, a flush from outside returns).
+async fn waiting_on_itself(delayed: bool, cancel: bool) {
+    use futures::FutureExt;
+    let queue = wq::Workqueue::builder("own-run").build().unwrap();
+    let me: Arc<OnceLock<Item>> = Arc::new(OnceLock::new());
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let run = {
+        let (me, reports) = (me.clone(), reports.clone());
+        move || {
+            let (me, reports) = (me.clone(), reports.clone());
+            async move {
+                let item = me.get().unwrap().clone();
+                let wait = async move {
+                    if cancel {
+                        item.cancel_sync().await;
+                    } else {
+                        item.flush().await;
+                    }
+                };
+                if !reports.lock().unwrap().is_empty() {
+                    // The second run: the panic ends it.
+                    wait.await;
+                    return;
+                }
+                let waited = std::panic::AssertUnwindSafe(wait).catch_unwind().await;
+                let report = match waited {
+                    Ok(()) => OwnWait::Returned,
+                    Err(payload) => OwnWait::Panicked(
+                        payload
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                };
+                reports.lock().unwrap().push(report);
+            }
+        }
+    };
+    let item = if delayed {
+        Item::Delayed(wq::DelayedWork::new(run))
+    } else {
+        Item::Work(wq::Work::new(run))
+    };
+    assert!(me.set(item.clone()).is_ok());
+    let method = if cancel { "cancel_sync" } else { "flush" };
+    for _ in 0..2 {
+        assert!(item.queue(&queue));
+        // A run's wait on itself, if it were not refused, would hold this
+        // flush forever: the timeout turns that into a failure.
+        wq::time::timeout(Duration::from_secs(10), item.flush())
+            .await
+            .unwrap_or_else(|_| panic!("`{method}` from the item's own run never returned"));
+        assert!(!item.is_running() && !item.is_pending());
+    }
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "the second run reported: {reports:?}");
+    match &reports[0] {
+        OwnWait::Panicked(message) => assert!(
+            message.contains(&format!(
+                "`{method}` was awaited from the work item's own run"
+            )),
+            "unclear panic message: {message}"
+        ),
+        OwnWait::Returned => panic!("`{method}` returned inside the run it waits for"),
+    }
+}
+
+#[wq::test(workers = 2)]
+async fn work_flush_from_its_own_run_panics() {
+    waiting_on_itself(false, false).await;
+}
+
+#[wq::test(workers = 2)]
+async fn work_cancel_sync_from_its_own_run_panics() {
+    waiting_on_itself(false, true).await;
+}
+
+#[wq::test(workers = 2)]
+async fn delayed_work_flush_from_its_own_run_panics() {
+    waiting_on_itself(true, false).await;
+}
+
+#[wq::test(workers = 2)]
+async fn delayed_work_cancel_sync_from_its_own_run_panics() {
+    waiting_on_itself(true, true).await;
 }
 
 /// Panics whose message names a draining workqueue, counted by a panic

@@ -78,6 +78,9 @@ struct WorkState {
     /// Queued while running: spawn on this queue (after this delay) when
     /// the run ends.
     requeue: Option<(Workqueue, Option<Duration>)>,
+    /// The task of the run in progress (`None` if none, or if it started
+    /// outside a task), to refuse a wait for the run from the run itself.
+    run_task: Option<crate::task::Id>,
     /// Runs finished so far.
     completed: u64,
     /// `cancel_sync` calls in progress: queueing fails while not zero.
@@ -128,8 +131,12 @@ impl Work {
     ///
     /// Until it returns, queueing the item fails, so a run that re-queues
     /// itself is stopped as well: on return the item is neither pending
-    /// nor running (the kernel's `cancel_work_sync`). Not to be awaited
-    /// from the item's own run, which it would wait for.
+    /// nor running (the kernel's `cancel_work_sync`).
+    ///
+    /// # Panics
+    ///
+    /// If awaited from the item's own run while it waits for that run (it
+    /// would wait forever): await it from another task.
     pub async fn cancel_sync(&self) -> bool {
         let canceling = Canceling::new(&self.inner);
         let was_pending = self.inner.cancel();
@@ -139,6 +146,11 @@ impl Work {
 
     /// Waits until the run pending or in progress at the call has finished
     /// (returns at once if there is none, or once it is cancelled).
+    ///
+    /// # Panics
+    ///
+    /// If awaited from the item's own run while it waits for that run (it
+    /// would wait forever): await it from another task.
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         let inner = self.inner.clone();
         let target = {
@@ -150,6 +162,10 @@ impl Work {
             if state.completed >= target || (!state.pending && !state.running) {
                 Poll::Ready(())
             } else {
+                if state.is_own_run() {
+                    drop(state);
+                    own_run_panic("flush");
+                }
                 state.waiters.push(cx.waker().clone());
                 Poll::Pending
             }
@@ -165,6 +181,24 @@ impl Work {
     pub fn is_running(&self) -> bool {
         self.inner.state.lock().running
     }
+}
+
+impl WorkState {
+    /// Whether the calling task is the run in progress: a wait for the run
+    /// from there would never end.
+    fn is_own_run(&self) -> bool {
+        self.running && self.run_task.is_some() && self.run_task == crate::task::try_id()
+    }
+}
+
+/// The panic of a `flush` or `cancel_sync` awaited from the item's own run
+/// (the kernel's `flush_work` from the work itself deadlocks, and lockdep
+/// warns of it): a clear error rather than a task that never ends.
+fn own_run_panic(method: &str) -> ! {
+    panic!(
+        "`{method}` was awaited from the work item's own run, and waits for that run to end, \
+         which would never happen: await it from another task"
+    )
 }
 
 impl WorkInner {
@@ -243,6 +277,7 @@ impl WorkInner {
         }
         state.pending = false;
         state.running = true;
+        state.run_task = crate::task::try_id();
         state.queued = None;
         true
     }
@@ -289,6 +324,10 @@ impl<'a> Canceling<'a> {
                 continue;
             }
             if state.running {
+                if state.is_own_run() {
+                    drop(state);
+                    own_run_panic("cancel_sync");
+                }
                 state.waiters.push(cx.waker().clone());
                 return Poll::Pending;
             }
@@ -343,6 +382,7 @@ impl Drop for EndRun {
         let (requeue, waiters) = {
             let mut state = inner.state.lock();
             state.running = false;
+            state.run_task = None;
             state.completed += 1;
             let mut requeue = state.requeue.take();
             // A `cancel_sync` in progress: no next run (its `cancel` took
@@ -426,11 +466,19 @@ impl DelayedWork {
     /// Returns whether one was pending. Until it returns, queueing the item
     /// fails, so a run that re-arms its own timer is stopped as well: on
     /// return the item is neither pending nor running.
+    ///
+    /// # Panics
+    ///
+    /// As [`Work::cancel_sync`], if awaited from the item's own run.
     pub async fn cancel_sync(&self) -> bool {
         self.work.cancel_sync().await
     }
 
     /// Waits until the run pending or in progress at the call has finished.
+    ///
+    /// # Panics
+    ///
+    /// As [`Work::flush`], if awaited from the item's own run.
     pub fn flush(&self) -> impl Future<Output = ()> + Send + 'static {
         self.work.flush()
     }
