@@ -12,7 +12,8 @@ server process. Example, from the repository's root after
 
     benches/http-trace/rounds.py 100 1 target/release/bench:wq target/release/bench:tokio
 
-Why fresh processes: a server kept for many rounds keeps what its instance
+The interval is the normal approximation, meaningful from a few dozen
+rounds on. Why fresh processes: a server kept for many rounds keeps what its instance
 was dealt (thread placement on the vCPUs), and two long-lived servers can
 differ by a few percent for the whole run (docs/performance.md, HTTP).
 """
