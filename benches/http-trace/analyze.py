@@ -70,7 +70,6 @@ def analyze(out):
     workers = {}  # tid -> [cpu, runnable]
     running = {}  # cpu -> tid
     n = collections.Counter()
-    blocking_poll = {}
     events_per_poll = []
     request_at, response_at, req_resp, resp_req = {}, {}, [], []
     together = 0.0
@@ -120,8 +119,7 @@ def analyze(out):
             if wrk_slept.pop(tid, False) and 0 < int(rest, 16) < 1 << 31:
                 wrk_per_wake.append(int(rest, 16))
         elif pid == server and event == "syscalls:sys_enter_epoll_wait":
-            blocking_poll[tid] = int(field(rest, "timeout"), 16) != 0
-            n["blocking"] += blocking_poll[tid]
+            n["blocking"] += int(field(rest, "timeout"), 16) != 0
         elif pid == server and event == "syscalls:sys_exit_epoll_wait":
             ret = int(rest, 16)
             if 0 < ret < 1 << 31:
